@@ -1,0 +1,103 @@
+"""The ``hybridseg`` command line.
+
+Each sub-command is one function registered with :func:`command`; its ``configure`` hook
+adds its arguments and its body imports what it needs only when it runs, so
+``hybridseg --help`` stays instant and a command that needs torch does not make the others
+need it. Later front ends (``demo``, ``compare``, ``segment``) slot in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["command", "main"]
+
+_COMMANDS = {}
+
+
+def command(name, *, help, configure=None):
+    """Register ``func(args) -> int`` as ``hybridseg <name>``.
+
+    Parameters
+    ----------
+    name : str
+        The sub-command.
+    help : str
+        One line for ``hybridseg --help``; the function's docstring is the long help.
+    configure : callable, optional
+        ``configure(parser)`` adds the sub-command's arguments.
+    """
+
+    def register(func):
+        if name in _COMMANDS:
+            raise ValueError(f"command {name!r} is registered twice")
+        _COMMANDS[name] = (func, help, configure)
+        return func
+
+    return register
+
+
+def _configure_info(parser):
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--no-probe", action="store_true",
+        help="do not compile a tiny parallel function to find numba's threading layer",
+    )
+
+
+@command(
+    "info", help="versions, numba threading, torch/CUDA, data cache", configure=_configure_info
+)
+def _info(args):
+    """Show what this installation runs on: hybridseg and dependency versions, numba's
+    threading layer and thread count, torch and CUDA availability, and where data is
+    cached (set HYBRIDSEG_DATA_HOME to move it)."""
+    from ._show_versions import collect_info, format_info
+
+    info = collect_info(probe_numba=not args.no_probe)
+    print(json.dumps(info, indent=2, default=str) if args.json else format_info(info))
+    return 0
+
+
+def build_parser():
+    """The ``argparse`` parser with every registered sub-command."""
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hybridseg",
+        description="Semantic segmentation with classical and deep methods on one footing.",
+    )
+    parser.add_argument("--version", action="version", version=f"hybridseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (func, help_, configure) in _COMMANDS.items():
+        p = sub.add_parser(
+            name, help=help_, description=func.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if configure is not None:
+            configure(p)
+        p.set_defaults(_func=func)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+        print(f"hybridseg {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hybridseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Loaders for real segmentation data sets, the embedded sample, and a CamVid fetcher.
+
+Every loader returns a :class:`Dataset` record (a dict read by attribute too) with
+``images`` (list of arrays), ``labels`` (list of ``(H, W)`` uint8 label maps, void pixels
+set to ``ignore_index``), ``class_names``, ``ignore_index``, ``name``, ``filenames``,
+``colors`` and ``description``.
+"""
+
+from ._base import Dataset, clear_data_home, get_data_home
+from ._camvid import CAMVID_CLASSES, fetch_camvid, load_camvid
+from ._folder import load_folder
+from ._isbi import ISBI_CLASSES, load_isbi_membrane
+from ._sample import load_sample
+
+__all__ = [
+    "CAMVID_CLASSES",
+    "ISBI_CLASSES",
+    "Dataset",
+    "clear_data_home",
+    "fetch_camvid",
+    "get_data_home",
+    "load_camvid",
+    "load_folder",
+    "load_isbi_membrane",
+    "load_sample",
+]

@@ -1,0 +1,547 @@
+"""Segmentation metrics over collections of label maps.
+
+Every metric takes ``y_true`` and ``y_pred`` as sequences of ``(H, W)`` integer label maps
+(or ``(N, H, W)`` arrays), pools the pixels of all images into one confusion matrix (the
+data-set level convention of PASCAL VOC, Cityscapes and CamVid papers, not a mean of
+per-image scores) and skips pixels whose true label is ``ignore_index``.
+
+Classes absent from both the truth and the prediction have no defined IoU (0 / 0): they are
+reported as NaN by the per-class functions and left out of every mean.
+
+Functions
+---------
+confusion_matrix, per_class_iou, mean_iou, pixel_accuracy, mean_class_accuracy,
+frequency_weighted_iou, boundary_f1, segmentation_report, make_mean_iou_scorer
+(``mean_iou_scorer`` is the ready-made instance for ``GridSearchCV(scoring=...)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .utils._validation import (
+    check_ignore_index,
+    check_label_map,
+    check_n_classes,
+)
+
+__all__ = [
+    "boundary_f1",
+    "confusion_matrix",
+    "frequency_weighted_iou",
+    "make_mean_iou_scorer",
+    "mean_class_accuracy",
+    "mean_iou",
+    "mean_iou_scorer",
+    "per_class_iou",
+    "pixel_accuracy",
+    "segmentation_report",
+]
+
+
+# --------------------------------------------------------------------------- inputs
+def _as_maps(y, name):
+    """Split ``y`` into a list of 2-D arrays without copying or scanning the values."""
+    if y is None or isinstance(y, (str, bytes, dict)):
+        raise TypeError(
+            f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, got "
+            f"{type(y).__name__}"
+        )
+    if isinstance(y, np.ndarray):
+        if y.ndim != 3:
+            hint = " (to pass one map, wrap it in a list: [y])" if y.ndim == 2 else ""
+            raise ValueError(
+                f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, got "
+                f"an array of shape {y.shape}{hint}"
+            )
+    maps = []
+    for i, m in enumerate(y):
+        a = np.asarray(m)
+        if a.dtype == bool:
+            a = a.view(np.uint8)
+        elif a.dtype.kind not in "ui":
+            a = check_label_map(a, name=f"{name}[{i}]", ignore_index=None)
+        if a.ndim != 2 or a.size == 0:
+            raise ValueError(
+                f"{name}[{i}] must be a non-empty (H, W) label map, got shape {a.shape}"
+            )
+        maps.append(a)
+    if not maps:
+        raise ValueError(f"{name} is empty: expected at least one label map")
+    return maps
+
+
+def _paired_maps(y_true, y_pred):
+    t = _as_maps(y_true, "y_true")
+    p = _as_maps(y_pred, "y_pred")
+    if len(t) != len(p):
+        raise ValueError(
+            f"y_true has {len(t)} label maps but y_pred has {len(p)}: one prediction per "
+            "image is expected"
+        )
+    for i, (a, b) in enumerate(zip(t, p, strict=False)):
+        if a.shape != b.shape:
+            raise ValueError(
+                f"y_true[{i}] has shape {a.shape} but y_pred[{i}] has shape {b.shape}"
+            )
+    return t, p
+
+
+def _infer_n_classes(t, p, ignore_index):
+    top = 0
+    for a, b in zip(t, p, strict=False):
+        va = a[a != ignore_index] if ignore_index is not None else a
+        if va.size:
+            top = max(top, int(va.max()) + 1)
+        top = max(top, int(b.max()) + 1)
+    return max(top, 1)
+
+
+def _confusion(y_true, y_pred, n_classes, ignore_index):
+    import numba
+
+    from ._metrics_kernels import accumulate_confusion
+
+    ignore_index = check_ignore_index(ignore_index)
+    t, p = _paired_maps(y_true, y_pred)
+    if n_classes is None:
+        n_classes = _infer_n_classes(t, p, ignore_index)
+    n_classes = check_n_classes(n_classes)
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    has_ignore = ignore_index is not None
+    ign = ignore_index if has_ignore else -1
+    n_threads = numba.get_num_threads()
+    for i, (a, b) in enumerate(zip(t, p, strict=False)):
+        bad_true, bad_pred = accumulate_confusion(a, b, n_classes, ign, has_ignore, n_threads, cm)
+        if bad_true:
+            check_label_map(a, name=f"y_true[{i}]", n_classes=n_classes,
+                            ignore_index=ignore_index)
+        if bad_pred:
+            vals = np.unique(b[(b < 0) | (b >= n_classes)])
+            shown = ", ".join(map(str, vals[:8])) + (", ..." if vals.size > 8 else "")
+            raise ValueError(
+                f"y_pred[{i}] holds labels {shown}; predicted labels must be in "
+                f"[0, {n_classes})"
+            )
+    return cm
+
+
+# --------------------------------------------------------------------------- from a matrix
+def _safe_div(num, den):
+    num = np.asarray(num, np.float64)
+    den = np.asarray(den, np.float64)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _iou_from_cm(cm):
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter
+    return _safe_div(inter, union)
+
+
+def _nanmean(values):
+    values = np.asarray(values, np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+# --------------------------------------------------------------------------- public
+def confusion_matrix(y_true, y_pred, *, n_classes=None, ignore_index=255):
+    """Confusion matrix pooled over all images.
+
+    Parameters
+    ----------
+    y_true : sequence of (H, W) array_like of int, or (N, H, W) ndarray
+        True label maps; pixels equal to ``ignore_index`` are not counted.
+    y_pred : sequence of (H, W) array_like of int, or (N, H, W) ndarray
+        Predicted label maps, the same sizes as ``y_true``, with labels in ``[0, K)``.
+    n_classes : int, optional
+        K. When omitted, one more than the largest label seen (pass it: a class missing
+        from both inputs would otherwise be missing from the matrix).
+    ignore_index : int or None, default=255
+        The void label of ``y_true``.
+
+    Returns
+    -------
+    cm : (K, K) ndarray of int64
+        ``cm[i, j]`` counts the pixels of true class ``i`` predicted as ``j`` (rows are the
+        truth, as in scikit-learn).
+
+    Raises
+    ------
+    ValueError
+        On mismatched numbers of maps or shapes, or labels outside ``[0, K)`` (other than
+        ``ignore_index`` in ``y_true``).
+    """
+    return _confusion(y_true, y_pred, n_classes, ignore_index)
+
+
+def per_class_iou(y_true, y_pred, *, n_classes=None, ignore_index=255):
+    """Intersection over union of each class, pooled over all images.
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`.
+
+    Returns
+    -------
+    iou : (K,) ndarray of float64
+        ``TP / (TP + FP + FN)`` per class; NaN for a class absent from both the truth and
+        the prediction.
+    """
+    return _iou_from_cm(_confusion(y_true, y_pred, n_classes, ignore_index))
+
+
+def mean_iou(y_true, y_pred, *, n_classes=None, ignore_index=255):
+    """Mean intersection over union (the Jaccard index averaged over classes).
+
+    Classes absent from both the truth and the prediction are left out of the mean; a class
+    present in only one of them counts with IoU 0.
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`.
+
+    Returns
+    -------
+    miou : float
+        In ``[0, 1]``.
+    """
+    return _nanmean(per_class_iou(y_true, y_pred, n_classes=n_classes,
+                                  ignore_index=ignore_index))
+
+
+def pixel_accuracy(y_true, y_pred, *, n_classes=None, ignore_index=255):
+    """Fraction of non-void pixels labelled correctly.
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`.
+
+    Returns
+    -------
+    accuracy : float
+        NaN when every pixel is void.
+    """
+    cm = _confusion(y_true, y_pred, n_classes, ignore_index)
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total else float("nan")
+
+
+def mean_class_accuracy(y_true, y_pred, *, n_classes=None, ignore_index=255):
+    """Mean over classes of the per-class recall ``TP / (TP + FN)``.
+
+    Classes absent from the truth have no defined recall and are left out of the mean
+    (whether or not they were predicted: predicting them lowers the other classes' recall).
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`.
+
+    Returns
+    -------
+    accuracy : float
+    """
+    cm = _confusion(y_true, y_pred, n_classes, ignore_index)
+    return _nanmean(_safe_div(np.diag(cm), cm.sum(1)))
+
+
+def frequency_weighted_iou(y_true, y_pred, *, n_classes=None, ignore_index=255):
+    """IoU averaged over classes with weights equal to each class's share of true pixels.
+
+    Classes absent from the truth get weight zero, so classes absent from both are left out.
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`.
+
+    Returns
+    -------
+    fwiou : float
+    """
+    cm = _confusion(y_true, y_pred, n_classes, ignore_index)
+    return _fw_iou(cm)
+
+
+def _fw_iou(cm):
+    support = cm.sum(1).astype(np.float64)
+    total = support.sum()
+    if not total:
+        return float("nan")
+    iou = _iou_from_cm(cm)
+    present = support > 0
+    return float(np.sum(support[present] / total * iou[present]))
+
+
+# --------------------------------------------------------------------------- boundary F1
+def _edges(labels, valid=None):
+    """Pixels with a 4-neighbour of another label (both pixels valid, when ``valid``)."""
+    edge = np.zeros(labels.shape, bool)
+    h = labels[:, :-1] != labels[:, 1:]
+    v = labels[:-1, :] != labels[1:, :]
+    if valid is not None:
+        h &= valid[:, :-1] & valid[:, 1:]
+        v &= valid[:-1, :] & valid[1:, :]
+    edge[:, :-1] |= h
+    edge[:, 1:] |= h
+    edge[:-1, :] |= v
+    edge[1:, :] |= v
+    return edge
+
+
+def _matched_fraction(src, dst, tolerance):
+    """Fraction of ``src`` pixels within ``tolerance`` of a ``dst`` pixel (both non-empty)."""
+    from scipy.ndimage import distance_transform_edt
+
+    rows = np.flatnonzero(src.any(1) | dst.any(1))
+    cols = np.flatnonzero(src.any(0) | dst.any(0))
+    # Both sets lie inside their joint bounding box, so distances computed on the crop are
+    # the distances on the whole image.
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    dist = distance_transform_edt(~dst[r0:r1, c0:c1])
+    return float(np.mean(dist[src[r0:r1, c0:c1]] <= tolerance))
+
+
+def _image_boundary_f1(t, p, n_classes, ignore_index, tolerance):
+    valid = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
+    edge_t = _edges(t, valid)
+    edge_p = _edges(p) & valid
+    tol = tolerance if tolerance is not None else 0.0075 * math.hypot(*t.shape)
+    present = np.union1d(np.unique(t[valid]), np.unique(p[valid]))
+    scores = np.full(n_classes, np.nan)
+    for c in present:
+        if c < 0 or c >= n_classes:
+            continue
+        bt = edge_t & (t == c)
+        bp = edge_p & (p == c)
+        nt, np_ = bt.any(), bp.any()
+        if not nt and not np_:
+            # The class fills its region without a boundary in either map: it is present in
+            # both only if both contain it.
+            scores[c] = float(np.any(t[valid] == c) and np.any(p[valid] == c))
+            continue
+        if not nt or not np_:
+            scores[c] = 0.0
+            continue
+        precision = _matched_fraction(bp, bt, tol)
+        recall = _matched_fraction(bt, bp, tol)
+        total = precision + recall
+        scores[c] = 2 * precision * recall / total if total > 0 else 0.0
+    return scores
+
+
+def boundary_f1(
+    y_true, y_pred, *, n_classes=None, ignore_index=255, tolerance=None, average="image"
+):
+    """Boundary F1 (BF) score: how well predicted class boundaries match the true ones.
+
+    The contour-matching score of Csurka et al. (BMVC 2013), reported on CamVid by SegNet.
+    For each image and each class present in its truth or prediction, the boundary pixels
+    of the class (pixels with a 4-neighbour of another label) are matched between the two
+    maps: precision is the share of predicted boundary pixels within ``tolerance`` pixels of
+    a true one, recall the converse, and the class's BF is their harmonic mean. Boundaries
+    between a class and void pixels are not true boundaries, and predicted boundary pixels
+    on void pixels are not counted.
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`.
+    tolerance : float, optional
+        Distance in pixels within which boundary pixels match. Default: 0.75 % of the
+        image diagonal (as in Csurka et al. and MATLAB's ``bfscore``), 4.5 px at 360x480.
+    average : {"image", None}, default="image"
+        ``"image"``: the mean over images of the mean BF of the classes present in each
+        image (a float). ``None``: per class, the mean BF over the images where the class
+        is present (a ``(K,)`` array, NaN for classes present nowhere).
+
+    Returns
+    -------
+    bf : float or (K,) ndarray of float64
+    """
+    if average not in ("image", None):
+        raise ValueError(f"average must be 'image' or None, got {average!r}")
+    if tolerance is not None and (not np.isscalar(tolerance) or not tolerance >= 0):
+        raise ValueError(f"tolerance must be a non-negative number of pixels, got {tolerance!r}")
+    ignore_index = check_ignore_index(ignore_index)
+    t_maps, p_maps = _paired_maps(y_true, y_pred)
+    if n_classes is None:
+        n_classes = _infer_n_classes(t_maps, p_maps, ignore_index)
+    n_classes = check_n_classes(n_classes)
+    per_image = []
+    for i, (t, p) in enumerate(zip(t_maps, p_maps, strict=False)):
+        check_label_map(t, name=f"y_true[{i}]", n_classes=n_classes, ignore_index=ignore_index)
+        check_label_map(p, name=f"y_pred[{i}]", n_classes=n_classes, ignore_index=None)
+        per_image.append(_image_boundary_f1(t, p, n_classes, ignore_index, tolerance))
+    per_image = np.array(per_image)
+    if average == "image":
+        return _nanmean([_nanmean(s) for s in per_image])
+    with np.errstate(invalid="ignore"):
+        counts = (~np.isnan(per_image)).sum(0)
+        sums = np.nansum(per_image, 0)
+    return _safe_div(sums, counts)
+
+
+# --------------------------------------------------------------------------- report
+def segmentation_report(
+    y_true,
+    y_pred,
+    *,
+    n_classes=None,
+    class_names=None,
+    ignore_index=255,
+    boundary=False,
+    tolerance=None,
+    output_dict=False,
+    digits=1,
+):
+    """A per-class table of IoU, recall, precision and support, with the summary metrics.
+
+    Parameters
+    ----------
+    y_true, y_pred, n_classes, ignore_index
+        As in :func:`confusion_matrix`. ``n_classes`` defaults to ``len(class_names)``.
+    class_names : sequence of str, optional
+        Names of the K classes; default ``"0"``, ``"1"``, ...
+    boundary : bool, default=False
+        Also compute the boundary F1 score (per class and mean); slower.
+    tolerance : float, optional
+        The boundary F1 tolerance in pixels (see :func:`boundary_f1`).
+    output_dict : bool, default=False
+        Return a dict instead of text.
+    digits : int, default=1
+        Decimals of the percentages in the text.
+
+    Returns
+    -------
+    report : str or dict
+        Text: percentages, one row per class, then the summary. Dict: fractions, with keys
+        ``"classes"`` (name to ``{"iou", "recall", "precision", "support"[, "boundary_f1"]}``),
+        ``"mean_iou"``, ``"pixel_accuracy"``, ``"mean_class_accuracy"``,
+        ``"frequency_weighted_iou"`` (and ``"boundary_f1"``), ``"n_pixels"``. NaN marks
+        undefined values (a class absent from both inputs).
+    """
+    if n_classes is None and class_names is not None:
+        n_classes = len(class_names)
+    cm = _confusion(y_true, y_pred, n_classes, ignore_index)
+    k = cm.shape[0]
+    if class_names is None:
+        class_names = [str(i) for i in range(k)]
+    class_names = [str(c) for c in class_names]
+    if len(class_names) != k:
+        raise ValueError(f"class_names has {len(class_names)} names for {k} classes")
+    iou = _iou_from_cm(cm)
+    recall = _safe_div(np.diag(cm), cm.sum(1))
+    precision = _safe_div(np.diag(cm), cm.sum(0))
+    support = cm.sum(1)
+    total = int(cm.sum())
+    summary = {
+        "mean_iou": _nanmean(iou),
+        "pixel_accuracy": float(np.trace(cm) / total) if total else float("nan"),
+        "mean_class_accuracy": _nanmean(recall),
+        "frequency_weighted_iou": _fw_iou(cm),
+    }
+    bf = None
+    if boundary:
+        bf = boundary_f1(y_true, y_pred, n_classes=k, ignore_index=ignore_index,
+                         tolerance=tolerance, average=None)
+        summary["boundary_f1"] = boundary_f1(y_true, y_pred, n_classes=k,
+                                             ignore_index=ignore_index, tolerance=tolerance)
+    classes = {}
+    for c, name in enumerate(class_names):
+        row = {
+            "iou": float(iou[c]),
+            "recall": float(recall[c]),
+            "precision": float(precision[c]),
+            "support": int(support[c]),
+        }
+        if bf is not None:
+            row["boundary_f1"] = float(bf[c])
+        classes[name] = row
+    if output_dict:
+        return {"classes": classes, **summary, "n_pixels": total}
+
+    def pct(x):
+        return "-" if np.isnan(x) else f"{100 * x:.{digits}f}"
+
+    cols = ["IoU %", "recall %", "precision %"] + (["BF %"] if bf is not None else [])
+    width = max(len("frequency-weighted IoU"), *(len(n) for n in class_names))
+    lines = [f"{'class':>{width}} " + " ".join(f"{c:>11}" for c in cols) + f" {'support':>12}"]
+    for name, row in classes.items():
+        vals = [row["iou"], row["recall"], row["precision"]]
+        if bf is not None:
+            vals.append(row["boundary_f1"])
+        lines.append(
+            f"{name:>{width}} " + " ".join(f"{pct(v):>11}" for v in vals)
+            + f" {row['support']:>12d}"
+        )
+    lines.append("")
+    labels = {
+        "mean_iou": "mean IoU",
+        "pixel_accuracy": "pixel accuracy",
+        "mean_class_accuracy": "mean class accuracy",
+        "frequency_weighted_iou": "frequency-weighted IoU",
+        "boundary_f1": "boundary F1",
+    }
+    for key, value in summary.items():
+        lines.append(f"{labels[key]:>{width}} {pct(value):>11}")
+    lines.append(f"{'pixels counted':>{width}} {total:>11d}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- scorer
+class _MeanIoUScorer:
+    """Callable ``scorer(estimator, X, y) -> mean IoU`` for scikit-learn model selection."""
+
+    def __init__(self, n_classes=None, ignore_index=255):
+        self.n_classes = n_classes
+        self.ignore_index = ignore_index
+
+    def __call__(self, estimator, X, y):
+        y_pred = estimator.predict(X)
+        n_classes = self.n_classes
+        if n_classes is None:
+            n_classes = getattr(estimator, "n_classes_", None)
+            if n_classes is None and hasattr(estimator, "steps"):
+                n_classes = getattr(estimator.steps[-1][1], "n_classes_", None)
+        return mean_iou(y, y_pred, n_classes=n_classes, ignore_index=self.ignore_index)
+
+    def __repr__(self):
+        return (
+            f"make_mean_iou_scorer(n_classes={self.n_classes!r}, "
+            f"ignore_index={self.ignore_index!r})"
+        )
+
+
+def make_mean_iou_scorer(*, n_classes=None, ignore_index=255):
+    """A scorer for ``GridSearchCV(scoring=...)`` and ``cross_val_score``: mean IoU.
+
+    Parameters
+    ----------
+    n_classes : int, optional
+        K. By default the fitted estimator's ``n_classes_`` (or its last Pipeline step's),
+        so that a class absent from a fold still counts.
+    ignore_index : int or None, default=255
+        The void label.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)`` returns the mean IoU of ``estimator.predict(X)``
+        against ``y``; greater is better.
+    """
+    if n_classes is not None:
+        n_classes = check_n_classes(n_classes)
+    return _MeanIoUScorer(n_classes=n_classes, ignore_index=check_ignore_index(ignore_index))
+
+
+mean_iou_scorer = make_mean_iou_scorer()
