@@ -2,15 +2,15 @@
 
 Submodules load on first use (``import hybridseg`` imports neither torch nor numba):
 
-- :mod:`hybridseg.metrics`: confusion matrix, the IoU family, boundary F1, scorers;
-- :mod:`hybridseg.datasets`: CamVid, ISBI 2012 membranes, any folder, the embedded sample;
-- :mod:`hybridseg.base`: the segmenter and refiner base classes;
-- :mod:`hybridseg.dummy`: label-statistics baselines;
-- :mod:`hybridseg.utils`: validation helpers and score conversions.
+- ``hybridseg.metrics``: confusion matrix, the IoU family, boundary F1, scorers;
+- ``hybridseg.datasets``: CamVid, ISBI 2012 membranes, any folder, the embedded sample;
+- ``hybridseg.base``: the segmenter and refiner base classes;
+- ``hybridseg.dummy``: label-statistics baselines;
+- ``hybridseg.utils``: validation helpers and score conversions.
 
 The data contract: images are ``(H, W)`` or ``(H, W, C)`` arrays, label maps ``(H, W)``
 integer arrays with ``ignore_index`` (255) for void pixels, class scores ``(H, W, K)``
-float32 arrays with the class axis last, and :class:`Unaries` carries images with their
+float32 arrays with the class axis last, and ``Unaries`` carries images with their
 scores from a segmenter to a refiner.
 """
 

@@ -1,4 +1,4 @@
-"""numba kernels behind :mod:`hybridseg.metrics` (compiled on first use, cached on disk)."""
+"""numba kernels behind ``hybridseg.metrics`` (compiled on first use, cached on disk)."""
 
 from __future__ import annotations
 

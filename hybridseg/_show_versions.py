@@ -75,7 +75,7 @@ def collect_info(*, probe_numba=True, torch=True):
     from . import __version__
     from .datasets._base import get_data_home
 
-    data_home = get_data_home()
+    data_home = get_data_home(create=False)
     return {
         "hybridseg": {"version": __version__, "location": os.path.dirname(__file__)},
         "system": {
@@ -91,7 +91,8 @@ def collect_info(*, probe_numba=True, torch=True):
         "data": {
             "data_home": str(data_home),
             "data_home_env": os.environ.get("HYBRIDSEG_DATA_HOME"),
-            "cached": sorted(p.name for p in data_home.iterdir() if p.is_dir()),
+            "cached": sorted(p.name for p in data_home.iterdir() if p.is_dir())
+            if data_home.is_dir() else [],
         },
     }
 

@@ -1,6 +1,6 @@
 """Base classes for the two roles every stage plays: segmenter and refiner.
 
-Subclass :class:`BaseSegmenter` or :class:`BaseRefiner` (both are scikit-learn
+Subclass ``BaseSegmenter`` or ``BaseRefiner`` (both are scikit-learn
 ``BaseEstimator`` subclasses) to get the shared behaviour:
 
 - ``__init__`` only stores arguments; ``_validate_params()`` checks them against the class's
@@ -8,7 +8,7 @@ Subclass :class:`BaseSegmenter` or :class:`BaseRefiner` (both are scikit-learn
 - ``score`` is the mean IoU (scikit-learn's ``ClassifierMixin`` is deliberately not used: its
   accuracy ``score`` would flatten label maps);
 - a segmenter implements ``fit(X, y)`` and ``predict_proba(X)``; it gets ``predict``
-  (argmax), ``transform`` (a :class:`~hybridseg.Unaries`) and ``score``;
+  (argmax), ``transform`` (a ``Unaries``) and ``score``;
 - a refiner implements ``refine(image, scores, *, kind)``; it gets a no-op ``fit(U, y)``
   that records the number of classes, ``predict_proba(U)`` (``refine`` over the images,
   through joblib with ``n_jobs``), ``predict``, ``transform`` and ``score``.

@@ -1,6 +1,6 @@
 """The ``hybridseg`` command line.
 
-Each sub-command is one function registered with :func:`command`; its ``configure`` hook
+Each sub-command is one function registered with ``command``; its ``configure`` hook
 adds its arguments and its body imports what it needs only when it runs, so
 ``hybridseg --help`` stays instant and a command that needs torch does not make the others
 need it. Later front ends (``demo``, ``compare``, ``segment``) slot in the same way.

@@ -1,8 +1,8 @@
 """Baselines that look at no pixel: the floor any real method must clear.
 
-:class:`DummySegmenter` predicts from the class frequencies of the training labels, globally
+``DummySegmenter`` predicts from the class frequencies of the training labels, globally
 or per image position (in road scenes "sky at the top, road at the bottom" is already a
-respectable mean IoU); :class:`IdentityRefiner` returns its unaries unchanged, the "no
+respectable mean IoU); ``IdentityRefiner`` returns its unaries unchanged, the "no
 refinement" row of a comparison. Like scikit-learn's ``DummyClassifier``.
 """
 

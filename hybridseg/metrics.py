@@ -8,11 +8,10 @@ per-image scores) and skips pixels whose true label is ``ignore_index``.
 Classes absent from both the truth and the prediction have no defined IoU (0 / 0): they are
 reported as NaN by the per-class functions and left out of every mean.
 
-Functions
----------
-confusion_matrix, per_class_iou, mean_iou, pixel_accuracy, mean_class_accuracy,
-frequency_weighted_iou, boundary_f1, segmentation_report, make_mean_iou_scorer
-(``mean_iou_scorer`` is the ready-made instance for ``GridSearchCV(scoring=...)``).
+The module offers ``confusion_matrix``, ``per_class_iou``, ``mean_iou``,
+``pixel_accuracy``, ``mean_class_accuracy``, ``frequency_weighted_iou``, ``boundary_f1``,
+``segmentation_report`` and ``make_mean_iou_scorer`` (``mean_iou_scorer`` is the
+ready-made instance for ``GridSearchCV(scoring=...)``).
 """
 
 from __future__ import annotations
@@ -186,7 +185,7 @@ def per_class_iou(y_true, y_pred, *, n_classes=None, ignore_index=255):
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`.
+        As in ``confusion_matrix``.
 
     Returns
     -------
@@ -206,7 +205,7 @@ def mean_iou(y_true, y_pred, *, n_classes=None, ignore_index=255):
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`.
+        As in ``confusion_matrix``.
 
     Returns
     -------
@@ -223,7 +222,7 @@ def pixel_accuracy(y_true, y_pred, *, n_classes=None, ignore_index=255):
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`.
+        As in ``confusion_matrix``.
 
     Returns
     -------
@@ -244,7 +243,7 @@ def mean_class_accuracy(y_true, y_pred, *, n_classes=None, ignore_index=255):
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`.
+        As in ``confusion_matrix``.
 
     Returns
     -------
@@ -262,7 +261,7 @@ def frequency_weighted_iou(y_true, y_pred, *, n_classes=None, ignore_index=255):
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`.
+        As in ``confusion_matrix``.
 
     Returns
     -------
@@ -314,7 +313,7 @@ def _matched_fraction(src, dst, tolerance):
 def _image_boundary_f1(t, p, n_classes, ignore_index, tolerance):
     valid = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
     edge_t = _edges(t, valid)
-    edge_p = _edges(p) & valid
+    edge_p = _edges(p, valid)
     tol = tolerance if tolerance is not None else 0.0075 * math.hypot(*t.shape)
     present = np.union1d(np.unique(t[valid]), np.unique(p[valid]))
     scores = np.full(n_classes, np.nan)
@@ -348,14 +347,15 @@ def boundary_f1(
     For each image and each class present in its truth or prediction, the boundary pixels
     of the class (pixels with a 4-neighbour of another label) are matched between the two
     maps: precision is the share of predicted boundary pixels within ``tolerance`` pixels of
-    a true one, recall the converse, and the class's BF is their harmonic mean. Boundaries
-    between a class and void pixels are not true boundaries, and predicted boundary pixels
-    on void pixels are not counted.
+    a true one, recall the converse, and the class's BF is their harmonic mean. Void pixels
+    are left out of both maps: a pixel next to a void pixel is not a boundary pixel on that
+    account, in the truth or in the prediction, so a prediction that agrees with the truth
+    on every labelled pixel scores 1.
 
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`.
+        As in ``confusion_matrix``.
     tolerance : float, optional
         Distance in pixels within which boundary pixels match. Default: 0.75 % of the
         image diagonal (as in Csurka et al. and MATLAB's ``bfscore``), 4.5 px at 360x480.
@@ -409,13 +409,13 @@ def segmentation_report(
     Parameters
     ----------
     y_true, y_pred, n_classes, ignore_index
-        As in :func:`confusion_matrix`. ``n_classes`` defaults to ``len(class_names)``.
+        As in ``confusion_matrix``. ``n_classes`` defaults to ``len(class_names)``.
     class_names : sequence of str, optional
         Names of the K classes; default ``"0"``, ``"1"``, ...
     boundary : bool, default=False
         Also compute the boundary F1 score (per class and mean); slower.
     tolerance : float, optional
-        The boundary F1 tolerance in pixels (see :func:`boundary_f1`).
+        The boundary F1 tolerance in pixels (see ``boundary_f1``).
     output_dict : bool, default=False
         Return a dict instead of text.
     digits : int, default=1

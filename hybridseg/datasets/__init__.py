@@ -1,6 +1,6 @@
 """Loaders for real segmentation data sets, the embedded sample, and a CamVid fetcher.
 
-Every loader returns a :class:`Dataset` record (a dict read by attribute too) with
+Every loader returns a ``Dataset`` record (a dict read by attribute too) with
 ``images`` (list of arrays), ``labels`` (list of ``(H, W)`` uint8 label maps, void pixels
 set to ``ignore_index``), ``class_names``, ``ignore_index``, ``name``, ``filenames``,
 ``colors`` and ``description``.

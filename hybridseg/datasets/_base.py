@@ -16,8 +16,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".
 class Dataset(dict):
     """A small record of a labelled image collection, read by key or by attribute.
 
-    Keys
-    ----
+    Attributes
+    ----------
     images : list of (H, W) or (H, W, C) ndarray of uint8
         The images.
     labels : list of (H, W) ndarray of uint8, or None
@@ -61,13 +61,15 @@ class Dataset(dict):
         return len(self["images"])
 
 
-def get_data_home(data_home=None):
-    """Folder where downloaded data sets are cached (created if missing).
+def get_data_home(data_home=None, *, create=True):
+    """Folder where downloaded data sets are cached.
 
     Parameters
     ----------
     data_home : str or path-like, optional
         The folder. By default ``$HYBRIDSEG_DATA_HOME``, else ``~/hybridseg_data``.
+    create : bool, default=True
+        Create the folder if it is missing.
 
     Returns
     -------
@@ -76,13 +78,14 @@ def get_data_home(data_home=None):
     if data_home is None:
         data_home = os.environ.get("HYBRIDSEG_DATA_HOME", Path("~") / "hybridseg_data")
     path = Path(data_home).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def clear_data_home(data_home=None):
-    """Delete everything in the data home (see :func:`get_data_home`)."""
-    shutil.rmtree(get_data_home(data_home))
+    """Delete everything in the data home (see ``get_data_home``)."""
+    shutil.rmtree(get_data_home(data_home, create=False), ignore_errors=True)
 
 
 def read_image(path):

@@ -73,7 +73,7 @@ def _read_camvid_label(path):
 
 def _camvid_root(root):
     if root is None:
-        cached = get_data_home() / "camvid"
+        cached = get_data_home(create=False) / "camvid"
         if not cached.is_dir():
             raise FileNotFoundError(
                 "no CamVid root given and none in the data home; pass "
@@ -90,7 +90,7 @@ def load_camvid(root=None, split="train", *, limit=None, n_jobs=None, return_X_y
     ----------
     root : str or path-like, optional
         The folder holding ``train/``, ``trainannot/``, ``val/``, ``valannot/``,
-        ``test/``, ``testannot/``. By default the copy :func:`fetch_camvid` downloaded.
+        ``test/``, ``testannot/``. By default the copy ``fetch_camvid`` downloaded.
     split : {"train", "val", "test", "trainval", "all"}, default="train"
         Which images.
     limit : int, optional
@@ -167,6 +167,7 @@ def _download_one(url, dest, size, sha256, retries=3, timeout=60):
     dest.parent.mkdir(parents=True, exist_ok=True)
     last_error = None
     for attempt in range(retries):
+        tmp = None
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
@@ -186,7 +187,7 @@ def _download_one(url, dest, size, sha256, retries=3, timeout=60):
             if attempt + 1 < retries:
                 time.sleep(0.5 * 2**attempt)
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
     raise OSError(f"could not download {url} after {retries} attempts: {last_error}")
 
@@ -212,7 +213,7 @@ def fetch_camvid(
     Parameters
     ----------
     data_home : str or path-like, optional
-        Cache folder; see :func:`get_data_home`. CamVid goes to ``<data_home>/camvid``.
+        Cache folder; see ``get_data_home``. CamVid goes to ``<data_home>/camvid``.
     split : {"train", "val", "test", "trainval", "all"}, default="train"
         Which images to load (and download if missing).
     download_if_missing : bool, default=True
@@ -225,14 +226,14 @@ def fetch_camvid(
     n_jobs : int, default=8
         Parallel downloads (joblib threads).
     limit, return_X_y
-        As in :func:`load_camvid`.
+        As in ``load_camvid``.
     verbose : bool, default=False
         Print progress.
 
     Returns
     -------
     data : Dataset
-        As :func:`load_camvid` returns.
+        As ``load_camvid`` returns.
 
     Raises
     ------
@@ -255,6 +256,10 @@ def fetch_camvid(
             return True
         return verify and _sha256(path) != sha
 
+    # Temporary files left by a download that was killed (not just failed) are stale.
+    if root.is_dir():
+        for stale in root.rglob(".*.part"):
+            stale.unlink(missing_ok=True)
     todo = [e for e in entries if missing(e)]
     if todo and not download_if_missing:
         raise OSError(
@@ -269,7 +274,7 @@ def fetch_camvid(
             todo,
             n_jobs,
         )
-    return load_camvid(root, split, limit=limit, return_X_y=return_X_y)
+    return load_camvid(root, split, limit=limit, n_jobs=n_jobs, return_X_y=return_X_y)
 
 
 def write_manifest(root, out):

@@ -24,7 +24,8 @@ def _list_images(folder, recursive):
     pattern = "**/*" if recursive else "*"
     return sorted(
         p for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 
 
@@ -167,13 +168,15 @@ def load_folder(
                 )
     if class_names is None:
         top = -1
+        if lookup is not None:
+            # The colour map declares the classes, seen in these files or not.
+            declared = lookup[1][lookup[1] != ignore_index]
+            top = int(declared.max()) if declared.size else -1
         if labels is not None:
             for lab in labels:
                 valid = lab[lab != ignore_index]
                 if valid.size:
                     top = max(top, int(valid.max()))
-        elif lookup is not None:
-            top = int(lookup[1][lookup[1] != ignore_index].max())
         class_names = tuple(str(i) for i in range(top + 1))
     else:
         class_names = tuple(str(c) for c in class_names)
@@ -186,8 +189,15 @@ def load_folder(
                         f"{len(class_names)} classes named"
                     )
     colors = None
-    if lookup is not None and colormap is not None and not isinstance(colormap, dict):
-        colors = np.asarray(colormap, dtype=np.uint8)
+    if lookup is not None:
+        # One display colour per class, where the colour map gives each class exactly one.
+        codes, classes = lookup
+        k = len(class_names)
+        if all(np.sum(classes == c) == 1 for c in range(k)):
+            colors = np.zeros((k, 3), np.uint8)
+            for code, c in zip(codes, classes):
+                if 0 <= c < k:
+                    colors[c] = [code >> 16, (code >> 8) & 255, code & 255]
     return Dataset(
         images=images,
         labels=labels,

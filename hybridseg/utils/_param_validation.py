@@ -10,8 +10,8 @@ Constraints are:
 - ``None``: the value ``None``;
 - a type or a tuple of types, checked with ``isinstance`` (``bool`` does not count as
   ``numbers.Integral`` or ``numbers.Real``, as a ``True`` passed for a count is a mistake);
-- :class:`Interval`: a real or integral number in a range;
-- :class:`StrOptions`: one of a set of strings;
+- ``Interval``: a real or integral number in a range;
+- ``StrOptions``: one of a set of strings;
 - ``"array-like"``, ``"boolean"``, ``"callable"``, ``"random_state"``: what the words say.
 """
 
@@ -32,7 +32,7 @@ __all__ = [
 class InvalidParameterError(ValueError, TypeError):
     """Raised when an estimator's or function's parameter has an invalid value or type.
 
-    It subclasses both :class:`ValueError` and :class:`TypeError`, like scikit-learn's, so
+    It subclasses both ``ValueError`` and ``TypeError``, like scikit-learn's, so
     callers may catch either.
     """
 

@@ -150,6 +150,8 @@ def check_images(X, *, name="X"):
             f"{name} must be a sequence of images or an (N, H, W[, C]) array, got "
             f"{type(X).__name__}"
         )
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} must be dense images; sparse matrices are not supported")
     if isinstance(X, np.ndarray):
         if X.ndim not in (3, 4):
             hint = " (to pass one image, wrap it in a list: [image])" if X.ndim == 2 else ""

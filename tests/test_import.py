@@ -1,0 +1,44 @@
+"""``import hybridseg`` is light: no torch, no numba, no scikit-learn until used."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(code):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
+
+
+def test_import_does_not_load_heavy_modules():
+    out = run("import sys, hybridseg; "
+              "print(sorted(m for m in ('torch', 'numba', 'sklearn', 'scipy', 'skimage') "
+              "if m in sys.modules))")
+    assert out == "[]"
+
+
+def test_lazy_attributes_resolve():
+    import hybridseg
+
+    assert hybridseg.metrics.mean_iou is not None
+    assert hybridseg.Unaries.__name__ == "Unaries"
+    assert callable(hybridseg.show_versions)
+    assert {"metrics", "datasets", "Unaries", "__version__"} <= set(hybridseg.__all__)
+    assert "metrics" in dir(hybridseg)
+    with pytest.raises(AttributeError):
+        hybridseg.not_a_module  # noqa: B018
+
+
+def test_metrics_import_does_not_load_torch():
+    out = run("import sys, hybridseg.metrics, hybridseg.datasets, hybridseg.base; "
+              "print('torch' in sys.modules)")
+    assert out == "False"
+
+
+def test_version():
+    import hybridseg
+    from hybridseg._version import __version__
+
+    assert hybridseg.__version__ == __version__

@@ -1,0 +1,368 @@
+"""Metrics against independent, naive formulas (pixel loops and brute-force distances)."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from hybridseg import metrics
+
+
+# --------------------------------------------------------------------------- oracles
+def naive_confusion(y_true, y_pred, k, ignore=255):
+    cm = np.zeros((k, k), np.int64)
+    for t, p in zip(y_true, y_pred):
+        for a, b in zip(np.ravel(t), np.ravel(p)):
+            if a == ignore:
+                continue
+            cm[int(a), int(b)] += 1
+    return cm
+
+
+def naive_scores(cm):
+    """IoU, accuracies and fwIoU written out class by class, with plain Python floats."""
+    k = cm.shape[0]
+    total = cm.sum()
+    ious, recalls, fw = [], [], 0.0
+    for c in range(k):
+        tp = cm[c, c]
+        fn = cm[c, :].sum() - tp
+        fp = cm[:, c].sum() - tp
+        if tp + fp + fn > 0:
+            ious.append(tp / (tp + fp + fn))
+            if cm[c, :].sum() > 0:
+                fw += cm[c, :].sum() / total * tp / (tp + fp + fn)
+        if cm[c, :].sum() > 0:
+            recalls.append(tp / cm[c, :].sum())
+    return {
+        "miou": sum(ious) / len(ious),
+        "acc": np.trace(cm) / total,
+        "macc": sum(recalls) / len(recalls),
+        "fwiou": fw,
+    }
+
+
+def naive_boundary_f1_image(t, p, k, ignore, tol):
+    """Brute force: boundary pixels by explicit neighbour tests, distances by all pairs."""
+    h, w = t.shape
+
+    def bpix(lab, c):
+        # Pixels of class c, not void, with a non-void 4-neighbour of another label.
+        pts = []
+        for i in range(h):
+            for j in range(w):
+                if lab[i, j] != c or t[i, j] == ignore:
+                    continue
+                for di, dj in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                    a, b = i + di, j + dj
+                    if 0 <= a < h and 0 <= b < w and lab[a, b] != c and t[a, b] != ignore:
+                        pts.append((i, j))
+                        break
+        return pts
+
+    def frac(src, dst):
+        hits = 0
+        for a in src:
+            d = min(math.dist(a, b) for b in dst)
+            hits += d <= tol
+        return hits / len(src)
+
+    valid = t != ignore
+    present = set(np.unique(t[valid]).tolist()) | set(np.unique(p[valid]).tolist())
+    scores = []
+    for c in sorted(present):
+        bt = bpix(t, c)
+        bp = bpix(p, c)
+        if not bt and not bp:
+            scores.append(float((t[valid] == c).any() and (p[valid] == c).any()))
+        elif not bt or not bp:
+            scores.append(0.0)
+        else:
+            pr, rc = frac(bp, bt), frac(bt, bp)
+            scores.append(0.0 if pr + rc == 0 else 2 * pr * rc / (pr + rc))
+    return np.mean(scores)
+
+
+def random_maps(rng, n, k, void=0.1, blocky=False):
+    yt, yp = [], []
+    for i in range(n):
+        shape = (13 + 3 * i, 17 + i)
+        if blocky:
+            t = np.kron(rng.integers(0, k, (shape[0] // 4 + 1, shape[1] // 4 + 1)),
+                        np.ones((4, 4), int))[: shape[0], : shape[1]]
+            p = t.copy()
+            flip = rng.random(shape) < 0.15
+            p[flip] = rng.integers(0, k, flip.sum())
+        else:
+            t = rng.integers(0, k, shape)
+            p = rng.integers(0, k, shape)
+        t = t.astype(np.uint8)
+        t[rng.random(shape) < void] = 255
+        yt.append(t)
+        yp.append(p.astype(np.uint8))
+    return yt, yp
+
+
+# --------------------------------------------------------------------------- IoU family
+@pytest.mark.parametrize("k", [1, 2, 5, 11])
+def test_confusion_matches_naive(rng, k):
+    yt, yp = random_maps(rng, 4, k)
+    cm = metrics.confusion_matrix(yt, yp, n_classes=k)
+    assert cm.dtype == np.int64 and cm.shape == (k, k)
+    np.testing.assert_array_equal(cm, naive_confusion(yt, yp, k))
+
+
+@pytest.mark.parametrize("k", [2, 6, 11])
+def test_scores_match_naive_formulas(rng, k):
+    yt, yp = random_maps(rng, 5, k, blocky=True)
+    ref = naive_scores(naive_confusion(yt, yp, k))
+    assert metrics.mean_iou(yt, yp, n_classes=k) == pytest.approx(ref["miou"], abs=1e-12)
+    assert metrics.pixel_accuracy(yt, yp, n_classes=k) == pytest.approx(ref["acc"], abs=1e-12)
+    assert metrics.mean_class_accuracy(yt, yp, n_classes=k) == pytest.approx(
+        ref["macc"], abs=1e-12)
+    assert metrics.frequency_weighted_iou(yt, yp, n_classes=k) == pytest.approx(
+        ref["fwiou"], abs=1e-12)
+
+
+def test_matches_sklearn_jaccard_without_void(rng):
+    from sklearn.metrics import jaccard_score
+
+    yt, yp = random_maps(rng, 3, 4, void=0.0)
+    ours = metrics.per_class_iou(yt, yp, n_classes=4)
+    theirs = jaccard_score(np.concatenate([t.ravel() for t in yt]),
+                           np.concatenate([p.ravel() for p in yp]), average=None,
+                           labels=range(4))
+    np.testing.assert_allclose(ours, theirs)
+
+
+def test_absent_classes_left_out_of_means():
+    t = [np.array([[0, 0], [1, 1]], np.uint8)]
+    p = [np.array([[0, 0], [1, 3]], np.uint8)]
+    iou = metrics.per_class_iou(t, p, n_classes=5)
+    # class 2 and 4: absent from both -> NaN; class 3: predicted only -> 0.
+    assert np.isnan(iou[2]) and np.isnan(iou[4]) and iou[3] == 0
+    assert iou[0] == 1 and iou[1] == 0.5
+    assert metrics.mean_iou(t, p, n_classes=5) == pytest.approx((1 + 0.5 + 0) / 3)
+    # mean class accuracy leaves out classes absent from the truth (2, 3, 4).
+    assert metrics.mean_class_accuracy(t, p, n_classes=5) == pytest.approx((1 + 0.5) / 2)
+
+
+def test_void_pixels_not_counted():
+    t = [np.array([[255, 0], [1, 255]], np.uint8)]
+    p = [np.array([[1, 0], [1, 0]], np.uint8)]
+    assert metrics.pixel_accuracy(t, p, n_classes=2) == 1.0
+    assert metrics.confusion_matrix(t, p, n_classes=2).sum() == 2
+    # With ignore_index=None, 255 is an (invalid) label.
+    with pytest.raises(ValueError, match="255"):
+        metrics.confusion_matrix(t, p, n_classes=2, ignore_index=None)
+
+
+def test_custom_ignore_index():
+    t = [np.array([[-1, 0], [1, 1]])]
+    p = [np.array([[1, 0], [1, 0]])]
+    cm = metrics.confusion_matrix(t, p, n_classes=2, ignore_index=-1)
+    np.testing.assert_array_equal(cm, [[1, 0], [1, 1]])
+
+
+def test_all_void_gives_nan():
+    t = [np.full((3, 3), 255, np.uint8)]
+    p = [np.zeros((3, 3), np.uint8)]
+    assert math.isnan(metrics.pixel_accuracy(t, p, n_classes=2))
+    assert math.isnan(metrics.mean_iou(t, p, n_classes=2))
+
+
+def test_perfect_prediction(rng):
+    yt, _ = random_maps(rng, 3, 5)
+    yp = [np.where(t == 255, 0, t) for t in yt]
+    assert metrics.mean_iou(yt, yp, n_classes=5) == 1.0
+    assert metrics.boundary_f1(yt, yp, n_classes=5) == 1.0
+
+
+def test_n_classes_inferred(rng):
+    yt, yp = random_maps(rng, 2, 4)
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix(yt, yp), metrics.confusion_matrix(yt, yp, n_classes=4))
+
+
+def test_input_forms_agree(rng):
+    t = rng.integers(0, 3, (3, 6, 7))
+    p = rng.integers(0, 3, (3, 6, 7))
+    a = metrics.confusion_matrix(t, p, n_classes=3)
+    b = metrics.confusion_matrix(list(t.astype(np.int16)), tuple(p.astype(np.uint8)),
+                                 n_classes=3)
+    c = metrics.confusion_matrix([np.asfortranarray(x) for x in t], [x.T.T for x in p],
+                                 n_classes=3)
+    d = metrics.confusion_matrix(t.astype(float), p.astype(bool).astype(np.int64) * 2,
+                                 n_classes=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    assert d.sum() == a.sum()
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("func", [
+    metrics.confusion_matrix, metrics.mean_iou, metrics.per_class_iou,
+    metrics.pixel_accuracy, metrics.mean_class_accuracy, metrics.frequency_weighted_iou,
+    metrics.boundary_f1, metrics.segmentation_report,
+])
+def test_bad_input_raises_clear_errors(func):
+    z = np.zeros
+    with pytest.raises(ValueError, match="shape"):
+        func([z((3, 3), int)], [z((4, 4), int)], n_classes=2)
+    with pytest.raises(ValueError, match="1 label maps but y_pred has 2"):
+        func([z((3, 3), int)], [z((3, 3), int)] * 2, n_classes=2)
+    with pytest.raises(ValueError, match="empty"):
+        func([], [], n_classes=2)
+    with pytest.raises(ValueError, match=r"y_true\[0\] holds labels 7"):
+        func([np.full((3, 3), 7)], [z((3, 3), int)], n_classes=2)
+    with pytest.raises(ValueError, match=r"y_pred\[0\] holds labels"):
+        func([z((3, 3), int)], [np.full((3, 3), 2)], n_classes=2)
+    with pytest.raises(ValueError, match="wrap it in a list"):
+        func(z((3, 3), int), z((3, 3), int), n_classes=2)
+    with pytest.raises(TypeError, match="integer"):
+        func([np.full((3, 3), 0.5)], [z((3, 3), int)], n_classes=2)
+    with pytest.raises(TypeError, match="label maps"):
+        func(None, [z((3, 3), int)], n_classes=2)
+    with pytest.raises(ValueError, match="n_classes"):
+        func([z((3, 3), int)], [z((3, 3), int)], n_classes=0)
+
+
+# --------------------------------------------------------------------------- invariants
+label_maps = st.integers(1, 6).flatmap(
+    lambda k: st.tuples(
+        st.just(k),
+        st.lists(
+            st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
+                lambda s: st.tuples(
+                    arrays(np.uint8, s, elements=st.sampled_from([*range(k), 255])),
+                    arrays(np.uint8, s, elements=st.integers(0, k - 1)),
+                )
+            ),
+            min_size=1, max_size=4,
+        ),
+    )
+)
+
+
+@given(label_maps)
+def test_invariants(data):
+    k, pairs = data
+    yt = [t for t, _ in pairs]
+    yp = [p for _, p in pairs]
+    cm = metrics.confusion_matrix(yt, yp, n_classes=k)
+    np.testing.assert_array_equal(cm, naive_confusion(yt, yp, k))
+    assert cm.sum() == sum(int((t != 255).sum()) for t in yt)
+    miou = metrics.mean_iou(yt, yp, n_classes=k)
+    acc = metrics.pixel_accuracy(yt, yp, n_classes=k)
+    if cm.sum():
+        assert 0 <= miou <= 1 and 0 <= acc <= 1
+        # Swapping truth and prediction transposes the matrix and keeps IoU.
+        yt2 = [np.where(t == 255, 0, t) for t in yt]
+        a = metrics.per_class_iou(yt2, yp, n_classes=k)
+        b = metrics.per_class_iou(yp, yt2, n_classes=k)
+        np.testing.assert_allclose(a, b)
+    # Permuting the order of images changes nothing.
+    assert metrics.mean_iou(yt[::-1], yp[::-1], n_classes=k) == pytest.approx(miou,
+                                                                              nan_ok=True)
+
+
+# --------------------------------------------------------------------------- boundary F1
+@pytest.mark.parametrize("tol", [0.0, 1.0, 1.5, 3.0])
+def test_boundary_f1_matches_brute_force(rng, tol):
+    yt, yp = random_maps(rng, 3, 4, void=0.05, blocky=True)
+    ours = metrics.boundary_f1(yt, yp, n_classes=4, tolerance=tol)
+    ref = np.mean([naive_boundary_f1_image(t, p, 4, 255, tol) for t, p in zip(yt, yp)])
+    assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_boundary_f1_default_tolerance_is_diagonal_fraction(rng):
+    yt, yp = random_maps(rng, 1, 3, blocky=True)
+    tol = 0.0075 * math.hypot(*yt[0].shape)
+    assert metrics.boundary_f1(yt, yp, n_classes=3) == pytest.approx(
+        metrics.boundary_f1(yt, yp, n_classes=3, tolerance=tol))
+
+
+def test_boundary_f1_shifted_edge():
+    t = np.zeros((20, 20), np.uint8)
+    t[:, 10:] = 1
+    p = np.zeros((20, 20), np.uint8)
+    p[:, 13:] = 1  # boundary 3 px off
+    assert metrics.boundary_f1([t], [p], n_classes=2, tolerance=2) == 0.0
+    assert metrics.boundary_f1([t], [p], n_classes=2, tolerance=3) == 1.0
+    per_class = metrics.boundary_f1([t], [p], n_classes=3, tolerance=3, average=None)
+    np.testing.assert_allclose(per_class[:2], 1.0)
+    assert np.isnan(per_class[2])
+
+
+def test_boundary_f1_missing_class_scores_zero():
+    t = np.zeros((10, 10), np.uint8)
+    t[3:6, 3:6] = 1
+    p = np.zeros((10, 10), np.uint8)
+    # class 0 matches up to the missing square; class 1 is missed entirely.
+    bf = metrics.boundary_f1([t], [p], n_classes=2, average=None)
+    assert bf[1] == 0.0
+
+
+def test_boundary_f1_bad_arguments():
+    z = [np.zeros((4, 4), np.uint8)]
+    with pytest.raises(ValueError, match="tolerance"):
+        metrics.boundary_f1(z, z, n_classes=2, tolerance=-1)
+    with pytest.raises(ValueError, match="average"):
+        metrics.boundary_f1(z, z, n_classes=2, average="macro")
+
+
+# --------------------------------------------------------------------------- report, scorer
+def test_segmentation_report(rng):
+    yt, yp = random_maps(rng, 3, 3, blocky=True)
+    names = ["sky", "road", "car"]
+    d = metrics.segmentation_report(yt, yp, class_names=names, output_dict=True,
+                                    boundary=True)
+    cm = naive_confusion(yt, yp, 3)
+    ref = naive_scores(cm)
+    assert d["mean_iou"] == pytest.approx(ref["miou"])
+    assert d["pixel_accuracy"] == pytest.approx(ref["acc"])
+    assert d["n_pixels"] == cm.sum()
+    assert d["classes"]["road"]["support"] == cm[1].sum()
+    assert d["classes"]["car"]["precision"] == pytest.approx(cm[2, 2] / cm[:, 2].sum())
+    assert d["boundary_f1"] == pytest.approx(metrics.boundary_f1(yt, yp, n_classes=3))
+    text = metrics.segmentation_report(yt, yp, class_names=names, digits=2)
+    assert "road" in text and f"{100 * ref['miou']:.2f}" in text and "mean IoU" in text
+    with pytest.raises(ValueError, match="class_names"):
+        metrics.segmentation_report(yt, yp, n_classes=3, class_names=["a", "b"])
+
+
+def test_report_marks_undefined_classes():
+    t = [np.zeros((2, 2), np.uint8)]
+    text = metrics.segmentation_report(t, t, n_classes=2)
+    row = next(line for line in text.splitlines() if line.strip().startswith("1 "))
+    assert "-" in row
+
+
+def test_scorer_uses_fitted_n_classes():
+    class Fixed:
+        n_classes_ = 4
+
+        def predict(self, X):
+            return [np.zeros(x.shape[:2], np.uint8) for x in X]
+
+    X = [np.zeros((2, 2))]
+    y = [np.array([[0, 0], [0, 1]], np.uint8)]
+    # class 1 missed (IoU 0), class 0 IoU 3/4; classes 2, 3 absent from both.
+    assert metrics.mean_iou_scorer(Fixed(), X, y) == pytest.approx(0.375)
+    assert metrics.make_mean_iou_scorer(n_classes=4)(Fixed(), X, y) == pytest.approx(0.375)
+    with pytest.raises(ValueError):
+        metrics.make_mean_iou_scorer(n_classes=0)
+
+
+def test_speed_path_handles_many_maps(rng):
+    # 200 CamVid-size maps in one call: the pooled matrix equals per-map sums.
+    t = rng.integers(0, 12, (200, 36, 48)).astype(np.uint8)
+    t[t == 11] = 255
+    p = rng.integers(0, 11, (200, 36, 48)).astype(np.uint8)
+    whole = metrics.confusion_matrix(t, p, n_classes=11)
+    parts = sum(metrics.confusion_matrix(t[i:i + 50], p[i:i + 50], n_classes=11)
+                for i in range(0, 200, 50))
+    np.testing.assert_array_equal(whole, parts)
