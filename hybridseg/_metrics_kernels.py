@@ -42,3 +42,77 @@ def accumulate_confusion(y_true, y_pred, n_classes, ignore_index, has_ignore, n_
             for b in range(n_classes):
                 out[a, b] += local[c, a, b]
     return bad[:, 0].sum(), bad[:, 1].sum()
+
+
+@numba.njit(cache=True, nogil=True)
+def _edge_map(labels, valid):
+    """Pixels with a valid 4-neighbour of another label (themselves valid)."""
+    n_rows, n_cols = labels.shape
+    edge = np.zeros((n_rows, n_cols), np.bool_)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if not valid[i, j]:
+                continue
+            a = labels[i, j]
+            if j + 1 < n_cols and valid[i, j + 1] and labels[i, j + 1] != a:
+                edge[i, j] = True
+                edge[i, j + 1] = True
+            if i + 1 < n_rows and valid[i + 1, j] and labels[i + 1, j] != a:
+                edge[i, j] = True
+                edge[i + 1, j] = True
+    return edge
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def boundary_counts(y_true, y_pred, n_classes, ignore_index, has_ignore, d_rows, d_cols,
+                    n_threads):
+    """Boundary matching counts of one image, per class.
+
+    ``d_rows, d_cols`` are the offsets within the tolerance, nearest first. Returns
+    ``counts (K, 4)`` int64: predicted boundary pixels, those with a true boundary pixel of
+    the same class within tolerance, true boundary pixels, those matched by a predicted
+    one; and ``present (K, 2)`` bool: the class occurs among the valid pixels of the truth,
+    of the prediction.
+    """
+    n_rows, n_cols = y_true.shape
+    valid = np.ones((n_rows, n_cols), np.bool_)
+    present = np.zeros((n_classes, 2), np.bool_)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if has_ignore and y_true[i, j] == ignore_index:
+                valid[i, j] = False
+            else:
+                present[y_true[i, j], 0] = True
+                present[y_pred[i, j], 1] = True
+    edge_t = _edge_map(y_true, valid)
+    edge_p = _edge_map(y_pred, valid)
+    n_chunks = max(1, min(n_threads, n_rows))
+    local = np.zeros((n_chunks, n_classes, 4), np.int64)
+    n_off = d_rows.shape[0]
+    for c in prange(n_chunks):
+        for i in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            for j in range(n_cols):
+                if edge_p[i, j]:
+                    k = y_pred[i, j]
+                    local[c, k, 0] += 1
+                    for o in range(n_off):
+                        a = i + d_rows[o]
+                        b = j + d_cols[o]
+                        if 0 <= a < n_rows and 0 <= b < n_cols and edge_t[a, b] \
+                                and y_true[a, b] == k:
+                            local[c, k, 1] += 1
+                            break
+                if edge_t[i, j]:
+                    k = y_true[i, j]
+                    local[c, k, 2] += 1
+                    for o in range(n_off):
+                        a = i + d_rows[o]
+                        b = j + d_cols[o]
+                        if 0 <= a < n_rows and 0 <= b < n_cols and edge_p[a, b] \
+                                and y_pred[a, b] == k:
+                            local[c, k, 3] += 1
+                            break
+    counts = np.zeros((n_classes, 4), np.int64)
+    for c in range(n_chunks):
+        counts += local[c]
+    return counts, present

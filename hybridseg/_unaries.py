@@ -78,7 +78,7 @@ class Unaries:
             )
         checked = []
         n_classes = None
-        for i, (im, s) in enumerate(zip(images, scores, strict=False)):
+        for i, (im, s) in enumerate(zip(images, scores)):
             s = check_scores(
                 s, kind=kind, name=f"scores[{i}]", spatial_shape=im.shape[:2],
                 n_classes=n_classes,
@@ -110,7 +110,7 @@ class Unaries:
         return len(self.images)
 
     def __iter__(self):
-        return iter(zip(self.images, self.scores, strict=False))
+        return iter(zip(self.images, self.scores))
 
     def __getitem__(self, key):
         """``U[i]`` gives the pair ``(image, scores)``; a slice, an index array or a boolean

@@ -80,7 +80,7 @@ def _paired_maps(y_true, y_pred):
             f"y_true has {len(t)} label maps but y_pred has {len(p)}: one prediction per "
             "image is expected"
         )
-    for i, (a, b) in enumerate(zip(t, p, strict=False)):
+    for i, (a, b) in enumerate(zip(t, p)):
         if a.shape != b.shape:
             raise ValueError(
                 f"y_true[{i}] has shape {a.shape} but y_pred[{i}] has shape {b.shape}"
@@ -90,7 +90,7 @@ def _paired_maps(y_true, y_pred):
 
 def _infer_n_classes(t, p, ignore_index):
     top = 0
-    for a, b in zip(t, p, strict=False):
+    for a, b in zip(t, p):
         va = a[a != ignore_index] if ignore_index is not None else a
         if va.size:
             top = max(top, int(va.max()) + 1)
@@ -112,7 +112,7 @@ def _confusion(y_true, y_pred, n_classes, ignore_index):
     has_ignore = ignore_index is not None
     ign = ignore_index if has_ignore else -1
     n_threads = numba.get_num_threads()
-    for i, (a, b) in enumerate(zip(t, p, strict=False)):
+    for i, (a, b) in enumerate(zip(t, p)):
         bad_true, bad_pred = accumulate_confusion(a, b, n_classes, ign, has_ignore, n_threads, cm)
         if bad_true:
             check_label_map(a, name=f"y_true[{i}]", n_classes=n_classes,
@@ -282,59 +282,41 @@ def _fw_iou(cm):
 
 
 # --------------------------------------------------------------------------- boundary F1
-def _edges(labels, valid=None):
-    """Pixels with a 4-neighbour of another label (both pixels valid, when ``valid``)."""
-    edge = np.zeros(labels.shape, bool)
-    h = labels[:, :-1] != labels[:, 1:]
-    v = labels[:-1, :] != labels[1:, :]
-    if valid is not None:
-        h &= valid[:, :-1] & valid[:, 1:]
-        v &= valid[:-1, :] & valid[1:, :]
-    edge[:, :-1] |= h
-    edge[:, 1:] |= h
-    edge[:-1, :] |= v
-    edge[1:, :] |= v
-    return edge
+def _disk_offsets(tolerance):
+    """Pixel offsets within ``tolerance`` (Euclidean), nearest first."""
+    r = int(np.floor(tolerance))
+    dr, dc = np.mgrid[-r:r + 1, -r:r + 1]
+    d2 = (dr**2 + dc**2).ravel()
+    keep = d2 <= tolerance**2 + 1e-9
+    order = np.argsort(d2[keep], kind="stable")
+    return (np.ascontiguousarray(dr.ravel()[keep][order], np.int64),
+            np.ascontiguousarray(dc.ravel()[keep][order], np.int64))
 
 
-def _matched_fraction(src, dst, tolerance):
-    """Fraction of ``src`` pixels within ``tolerance`` of a ``dst`` pixel (both non-empty)."""
-    from scipy.ndimage import distance_transform_edt
+def _image_boundary_f1(t, p, n_classes, ignore_index, tolerance, n_threads):
+    from ._metrics_kernels import boundary_counts
 
-    rows = np.flatnonzero(src.any(1) | dst.any(1))
-    cols = np.flatnonzero(src.any(0) | dst.any(0))
-    # Both sets lie inside their joint bounding box, so distances computed on the crop are
-    # the distances on the whole image.
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    dist = distance_transform_edt(~dst[r0:r1, c0:c1])
-    return float(np.mean(dist[src[r0:r1, c0:c1]] <= tolerance))
-
-
-def _image_boundary_f1(t, p, n_classes, ignore_index, tolerance):
-    valid = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
-    edge_t = _edges(t, valid)
-    edge_p = _edges(p, valid)
     tol = tolerance if tolerance is not None else 0.0075 * math.hypot(*t.shape)
-    present = np.union1d(np.unique(t[valid]), np.unique(p[valid]))
+    d_rows, d_cols = _disk_offsets(tol)
+    has_ignore = ignore_index is not None
+    counts, present = boundary_counts(
+        t, p, n_classes, ignore_index if has_ignore else -1, has_ignore, d_rows, d_cols,
+        n_threads,
+    )
     scores = np.full(n_classes, np.nan)
-    for c in present:
-        if c < 0 or c >= n_classes:
-            continue
-        bt = edge_t & (t == c)
-        bp = edge_p & (p == c)
-        nt, np_ = bt.any(), bp.any()
-        if not nt and not np_:
-            # The class fills its region without a boundary in either map: it is present in
-            # both only if both contain it.
-            scores[c] = float(np.any(t[valid] == c) and np.any(p[valid] == c))
-            continue
-        if not nt or not np_:
+    for c in np.flatnonzero(present.any(1)):
+        n_pred, hit_pred, n_true, hit_true = counts[c]
+        if n_true == 0 and n_pred == 0:
+            # The class fills its region without a boundary in either map: right only if
+            # both maps contain it.
+            scores[c] = float(present[c, 0] and present[c, 1])
+        elif n_true == 0 or n_pred == 0:
             scores[c] = 0.0
-            continue
-        precision = _matched_fraction(bp, bt, tol)
-        recall = _matched_fraction(bt, bp, tol)
-        total = precision + recall
-        scores[c] = 2 * precision * recall / total if total > 0 else 0.0
+        else:
+            precision = hit_pred / n_pred
+            recall = hit_true / n_true
+            total = precision + recall
+            scores[c] = 2 * precision * recall / total if total > 0 else 0.0
     return scores
 
 
@@ -377,11 +359,16 @@ def boundary_f1(
     if n_classes is None:
         n_classes = _infer_n_classes(t_maps, p_maps, ignore_index)
     n_classes = check_n_classes(n_classes)
+    import numba
+
+    n_threads = numba.get_num_threads()
     per_image = []
-    for i, (t, p) in enumerate(zip(t_maps, p_maps, strict=False)):
+    for i, (t, p) in enumerate(zip(t_maps, p_maps)):
         check_label_map(t, name=f"y_true[{i}]", n_classes=n_classes, ignore_index=ignore_index)
         check_label_map(p, name=f"y_pred[{i}]", n_classes=n_classes, ignore_index=None)
-        per_image.append(_image_boundary_f1(t, p, n_classes, ignore_index, tolerance))
+        per_image.append(
+            _image_boundary_f1(t, p, n_classes, ignore_index, tolerance, n_threads)
+        )
     per_image = np.array(per_image)
     if average == "image":
         return _nanmean([_nanmean(s) for s in per_image])

@@ -161,7 +161,7 @@ def load_folder(
     labels = None
     if label_paths is not None:
         labels = parallel_map(read_label, label_paths, n_jobs)
-        for p, im, lab in zip(paths, images, labels, strict=False):
+        for p, im, lab in zip(paths, images, labels):
             if im.shape[:2] != lab.shape:
                 raise ValueError(
                     f"image {p} is {im.shape[:2]} but its label map is {lab.shape}"
@@ -181,7 +181,7 @@ def load_folder(
     else:
         class_names = tuple(str(c) for c in class_names)
         if labels is not None:
-            for p, lab in zip(label_paths, labels, strict=False):
+            for p, lab in zip(label_paths, labels):
                 bad = (lab >= len(class_names)) & (lab != ignore_index)
                 if bad.any():
                     raise ValueError(
