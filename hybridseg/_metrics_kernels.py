@@ -63,6 +63,18 @@ def _edge_map(labels, valid):
     return edge
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _has_match(edge, labels, k, i, j, d_rows, d_cols):
+    """1 if an edge pixel of class ``k`` lies at one of the offsets from ``(i, j)``."""
+    n_rows, n_cols = labels.shape
+    for o in range(d_rows.shape[0]):
+        a = i + d_rows[o]
+        b = j + d_cols[o]
+        if 0 <= a < n_rows and 0 <= b < n_cols and edge[a, b] and labels[a, b] == k:
+            return 1
+    return 0
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def boundary_counts(y_true, y_pred, n_classes, ignore_index, has_ignore, d_rows, d_cols,
                     n_threads):
@@ -88,30 +100,17 @@ def boundary_counts(y_true, y_pred, n_classes, ignore_index, has_ignore, d_rows,
     edge_p = _edge_map(y_pred, valid)
     n_chunks = max(1, min(n_threads, n_rows))
     local = np.zeros((n_chunks, n_classes, 4), np.int64)
-    n_off = d_rows.shape[0]
     for c in prange(n_chunks):
         for i in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
             for j in range(n_cols):
                 if edge_p[i, j]:
                     k = y_pred[i, j]
                     local[c, k, 0] += 1
-                    for o in range(n_off):
-                        a = i + d_rows[o]
-                        b = j + d_cols[o]
-                        if 0 <= a < n_rows and 0 <= b < n_cols and edge_t[a, b] \
-                                and y_true[a, b] == k:
-                            local[c, k, 1] += 1
-                            break
+                    local[c, k, 1] += _has_match(edge_t, y_true, k, i, j, d_rows, d_cols)
                 if edge_t[i, j]:
                     k = y_true[i, j]
                     local[c, k, 2] += 1
-                    for o in range(n_off):
-                        a = i + d_rows[o]
-                        b = j + d_cols[o]
-                        if 0 <= a < n_rows and 0 <= b < n_cols and edge_p[a, b] \
-                                and y_pred[a, b] == k:
-                            local[c, k, 3] += 1
-                            break
+                    local[c, k, 3] += _has_match(edge_p, y_pred, k, i, j, d_rows, d_cols)
     counts = np.zeros((n_classes, 4), np.int64)
     for c in range(n_chunks):
         counts += local[c]

@@ -146,8 +146,9 @@ def _fit(est, rng, images=None):
     return est.fit(images, labels), images, labels
 
 
-def _outputs(est, data):
-    return est.predict_proba(data)
+def _fitted_clone(est, seed):
+    """A fitted clone of ``est``, with the data (images or Unaries) and labels it saw."""
+    return _fit(clone(est), np.random.default_rng(seed))
 
 
 def _assert_distributions(proba, data, n_classes, where):
@@ -205,9 +206,7 @@ def check_odd_sizes(est):
 
 def check_transform(est):
     """``transform`` gives ``Unaries`` of probabilities equal to ``predict_proba``."""
-    rng = np.random.default_rng(3)
-    est = clone(est)
-    _, data, _ = _fit(est, rng)
+    est, data, _ = _fitted_clone(est, 3)
     U = est.transform(data)
     assert isinstance(U, Unaries) and U.kind == "proba" and len(U) == len(data)
     for a, b in zip(U.scores, est.predict_proba(data)):
@@ -216,9 +215,7 @@ def check_transform(est):
 
 def check_fit_idempotent(est):
     """Fitting twice on the same data gives the same predictions."""
-    rng = np.random.default_rng(4)
-    est = clone(est)
-    _, data, labels = _fit(est, rng)
+    est, data, labels = _fitted_clone(est, 4)
     first = est.predict_proba(data)
     est.fit(data, labels)
     for a, b in zip(first, est.predict_proba(data)):
@@ -227,9 +224,7 @@ def check_fit_idempotent(est):
 
 def check_subset_and_order_invariance(est):
     """Predicting a subset, or the images in another order, gives the same per-image output."""
-    rng = np.random.default_rng(5)
-    est = clone(est)
-    _, data, _ = _fit(est, rng)
+    est, data, _ = _fitted_clone(est, 5)
     full = est.predict_proba(data)
     order = [2, 0, 1]
     sub = data[order] if isinstance(data, Unaries) else [data[i] for i in order]
@@ -241,18 +236,14 @@ def check_score(est):
     """``score(X, y)`` is the mean IoU of ``predict(X)``."""
     from ..metrics import mean_iou
 
-    rng = np.random.default_rng(6)
-    est = clone(est)
-    _, data, labels = _fit(est, rng)
+    est, data, labels = _fitted_clone(est, 6)
     expected = mean_iou(labels, est.predict(data), n_classes=est.n_classes_)
     assert abs(est.score(data, labels) - expected) < 1e-12
 
 
 def check_dict_unchanged(est):
     """Prediction does not change the estimator's state."""
-    rng = np.random.default_rng(7)
-    est = clone(est)
-    _, data, _ = _fit(est, rng)
+    est, data, _ = _fitted_clone(est, 7)
     before = pickle.dumps(est.__dict__)
     for method in ("predict", "predict_proba", "transform"):
         getattr(est, method)(data)
@@ -284,9 +275,7 @@ def check_params_not_overwritten(est):
 
 def check_pickle_roundtrip(est):
     """A pickled and unpickled fitted estimator predicts the same; a clone is unfitted."""
-    rng = np.random.default_rng(9)
-    est = clone(est)
-    _, data, _ = _fit(est, rng)
+    est, data, _ = _fitted_clone(est, 9)
     restored = pickle.loads(pickle.dumps(est))
     for a, b in zip(est.predict_proba(data), restored.predict_proba(data)):
         np.testing.assert_array_equal(a, b)
@@ -297,9 +286,7 @@ def check_pickle_roundtrip(est):
 
 def check_readonly_and_strided_input(est):
     """Read-only, Fortran-ordered and strided inputs give the same results as plain ones."""
-    rng = np.random.default_rng(10)
-    est = clone(est)
-    _, data, labels = _fit(est, rng)
+    est, data, labels = _fitted_clone(est, 10)
     expected = est.predict_proba(data)
     images = data.images if isinstance(data, Unaries) else data
     variants = []
@@ -412,7 +399,7 @@ def check_bad_input(est):
     _raises(TypeError, est.predict_proba, None)
 
 
-_SEGMENTER_CHECKS = (
+_CHECKS = (
     check_fit_returns_self,
     check_unfitted,
     check_odd_sizes,
@@ -427,16 +414,13 @@ _SEGMENTER_CHECKS = (
     check_input_dtypes,
     check_bad_input,
 )
-_REFINER_CHECKS = _SEGMENTER_CHECKS
 
 
 def _yield_checks(est):
-    if isinstance(est, SegmenterMixin):
-        yield from _SEGMENTER_CHECKS
-    elif isinstance(est, RefinerMixin):
-        yield from _REFINER_CHECKS
-    else:
+    # The same properties hold for both roles; each check builds the role's input.
+    if not isinstance(est, (SegmenterMixin, RefinerMixin)):
         raise TypeError(f"{type(est).__name__} is neither a segmenter nor a refiner")
+    yield from _CHECKS
 
 
 def check_estimator_images(est):
