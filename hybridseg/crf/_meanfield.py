@@ -1,0 +1,128 @@
+"""Mean-field inference of the fully connected CRF, on lattices built once per image."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._lattice import Lattice
+
+# pydensecrf's symmetric normalisation adds this to the filtered ones before the square root.
+_NORM_EPS = 1e-20
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _softmax_rows(logits, out):
+    """Row-wise softmax of ``(N, K)`` float32 (max-subtracted, like pydensecrf)."""
+    n, k = logits.shape
+    for i in prange(n):
+        mx = logits[i, 0]
+        for c in range(1, k):
+            if logits[i, c] > mx:
+                mx = logits[i, c]
+        s = np.float32(0.0)
+        for c in range(k):
+            e = np.exp(logits[i, c] - mx)
+            out[i, c] = e
+            s += e
+        inv = np.float32(1.0) / s
+        for c in range(k):
+            out[i, c] *= inv
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _potts_update(neg_unary, messages, q):
+    """``q = softmax(-U + messages)`` row by row, then ``messages = 0`` for the next pass.
+
+    With Potts compatibility the update rewards agreeing with the kernel-weighted
+    neighbours (pydensecrf's ``PottsCompatibility``: ``-U - (-w Q~)``).
+    """
+    n, k = q.shape
+    for i in prange(n):
+        mx = neg_unary[i, 0] + messages[i, 0]
+        for c in range(k):
+            v = neg_unary[i, c] + messages[i, c]
+            q[i, c] = v
+            if v > mx:
+                mx = v
+            messages[i, c] = 0.0
+        s = np.float32(0.0)
+        for c in range(k):
+            e = np.exp(q[i, c] - mx)
+            q[i, c] = e
+            s += e
+        inv = np.float32(1.0) / s
+        for c in range(k):
+            q[i, c] *= inv
+
+
+class PairwiseKernel:
+    """One Gaussian kernel over per-point features, with pydensecrf's symmetric
+    normalisation folded into its splat and slice weights.
+
+    ``filter(Q)`` returns ``weight * D^-1/2 (K * (D^-1/2 Q))`` where ``K`` is the lattice
+    filter and ``D = K * 1`` (each point's total kernel mass).
+    """
+
+    def __init__(self, features, weight):
+        self.lattice = Lattice(features)
+        lat = self.lattice
+        ones = np.ones((lat.n_points, 1), np.float32)
+        mass = lat.filter(ones)[:, 0]
+        norm = (1.0 / np.sqrt(mass.astype(np.float64) + _NORM_EPS)).astype(np.float32)
+        self.norm = norm
+        self.splat_weights = np.ascontiguousarray(lat.weights * norm[:, None])
+        self.weight = float(weight)
+        self.slice_weights = np.ascontiguousarray(
+            lat.weights * (norm[:, None] * np.float32(lat.alpha * weight))
+        )
+
+    def filter_add(self, q, out):
+        """``out += weight * normalised filter of q``."""
+        return self.lattice.filter(
+            q, splat_weights=self.splat_weights, slice_weights=self.slice_weights, out=out
+        )
+
+
+def mean_field(unary, kernels, compat, n_iter, *, callback=None):
+    """Parallel-update mean field (Krähenbühl & Koltun 2011, as pydensecrf runs it).
+
+    Parameters
+    ----------
+    unary : (N, K) ndarray of float32
+        Unary energies ``-log p`` (or ``-logits``).
+    kernels : list of PairwiseKernel
+    compat : None or (K, K) ndarray
+        None for Potts; else the label compatibility ``mu`` (a penalty: the update adds
+        ``-mu @ message``).
+    n_iter : int
+    callback : callable, optional
+        ``callback(iteration, Q)`` after each iteration (``iteration`` 0 is the
+        initialisation from the unary).
+
+    Returns
+    -------
+    Q : (N, K) ndarray of float32
+    """
+    neg_unary = np.ascontiguousarray(-unary, dtype=np.float32)
+    n, k = neg_unary.shape
+    q = np.empty((n, k), np.float32)
+    _softmax_rows(neg_unary, q)
+    if callback is not None:
+        callback(0, q)
+    messages = np.zeros((n, k), np.float32)
+    logits = np.empty((n, k), np.float32) if compat is not None else None
+    mu = None if compat is None else np.ascontiguousarray(compat, dtype=np.float32)
+    for it in range(n_iter):
+        for kernel in kernels:
+            kernel.filter_add(q, messages)
+        if mu is None:
+            _potts_update(neg_unary, messages, q)
+        else:
+            np.subtract(neg_unary, messages @ mu.T, out=logits)
+            _softmax_rows(logits, q)
+            messages[:] = 0.0
+        if callback is not None:
+            callback(it + 1, q)
+    return q
