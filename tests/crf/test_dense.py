@@ -1,0 +1,205 @@
+"""DenseCRF: agreement with pydensecrf and the exact oracle, invariants, bad input."""
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridseg import Unaries
+from hybridseg.crf import DenseCRF
+from hybridseg.utils import softmax
+from hybridseg.utils.estimator_checks import parametrize_with_image_checks
+
+SHARED = Path(os.environ.get("HYBRIDSEG_DATA", Path(__file__).parents[3] / "shared" / "data"))
+
+
+def image_and_logits(rng, h=24, w=31, k=3, channels=3):
+    image = np.zeros((h, w, channels or 1), np.uint8)
+    image[:, w // 2:] = 200
+    image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255).astype(np.uint8)
+    truth = (np.arange(w) >= w // 2).astype(int)[None].repeat(h, 0) % k
+    logits = 1.5 * np.eye(k)[truth] + rng.normal(0, 1.0, (h, w, k))
+    return (image if channels else image[..., 0]), logits.astype(np.float32), truth
+
+
+@parametrize_with_image_checks([DenseCRF(n_iter=3), DenseCRF(n_iter=2, compat=np.eye(3) * -1.0)])
+def test_image_checks(estimator, check):
+    check(estimator)
+
+
+def test_output_is_distribution_and_smooths(rng):
+    image, logits, truth = image_and_logits(rng)
+    q = DenseCRF(n_iter=5).refine(image, logits, kind="logits")
+    assert q.shape == logits.shape and q.dtype == np.float32
+    np.testing.assert_allclose(q.sum(-1), 1, atol=1e-5)
+    assert (q.argmax(-1) == truth).mean() > (logits.argmax(-1) == truth).mean()
+
+
+@settings(max_examples=20)
+@given(st.integers(1, 4), st.integers(2, 5), st.integers(0, 2**31 - 1))
+def test_zero_pairwise_weight_returns_unary_softmax(n_iter, k, seed):
+    rng = np.random.default_rng(seed)
+    image, logits, _ = image_and_logits(rng, h=9, w=11, k=k)
+    crf = DenseCRF(n_iter=n_iter, gaussian_weight=0, bilateral_weight=0)
+    np.testing.assert_allclose(crf.refine(image, logits, kind="logits"), softmax(logits),
+                               rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=15)
+@given(st.integers(2, 5), st.integers(0, 2**31 - 1), st.sampled_from([None, 1, 3]))
+def test_outputs_are_distributions_and_potts_is_permutation_equivariant(k, seed, channels):
+    rng = np.random.default_rng(seed)
+    image, logits, _ = image_and_logits(rng, h=10, w=13, k=k, channels=channels)
+    crf = DenseCRF(n_iter=3)
+    q = crf.refine(image, logits, kind="logits")
+    assert np.isfinite(q).all() and (q >= 0).all()
+    np.testing.assert_allclose(q.sum(-1), 1, atol=1e-5)
+    perm = rng.permutation(k)
+    qp = crf.refine(image, logits[..., perm], kind="logits")
+    np.testing.assert_allclose(qp, q[..., perm], rtol=1e-4, atol=1e-5)
+
+
+def test_agrees_with_exact_backend_on_tiny_images(rng):
+    image, logits, _ = image_and_logits(rng, h=16, w=20, k=3)
+    params = dict(n_iter=5, gaussian_sxy=2.0, bilateral_sxy=8.0, bilateral_srgb=30.0)
+    fast = DenseCRF(**params).refine(image, logits, kind="logits")
+    exact = DenseCRF(backend="exact", **params).refine(image, logits, kind="logits")
+    # The lattice approximates the Gaussian kernels: marginals agree to a few hundredths,
+    # labels almost everywhere.
+    assert np.abs(fast - exact).mean() < 0.02
+    assert (fast.argmax(-1) == exact.argmax(-1)).mean() > 0.97
+
+
+def test_potts_equals_its_matrix_forms(rng):
+    image, logits, _ = image_and_logits(rng, k=4)
+    potts = DenseCRF(n_iter=4).refine(image, logits, kind="logits")
+    for compat in (-np.eye(4), 1 - np.eye(4), np.ones(4)):
+        other = DenseCRF(n_iter=4, compat=compat).refine(image, logits, kind="logits")
+        np.testing.assert_allclose(other, potts, rtol=1e-4, atol=1e-5)
+
+
+def test_proba_and_logits_kinds_agree(rng):
+    image, logits, _ = image_and_logits(rng)
+    p = softmax(logits)
+    a = DenseCRF(n_iter=3).refine(image, p, kind="proba")
+    b = DenseCRF(n_iter=3).refine(image, logits, kind="logits")
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_any_layout_and_dtype(rng):
+    image, logits, _ = image_and_logits(rng)
+    ref = DenseCRF(n_iter=3).refine(image, logits, kind="logits")
+    variants = [
+        (np.asfortranarray(image), np.asfortranarray(logits)),
+        (image.astype(np.float64), logits.astype(np.float64)),
+        (image[:, ::-1][:, ::-1], logits.astype(np.float16).astype(np.float32)),
+    ]
+    for im, lg in variants:
+        out = DenseCRF(n_iter=3).refine(im, lg, kind="logits")
+        np.testing.assert_allclose(out, ref, atol=2e-3)
+
+
+def test_single_class_and_zero_iterations(rng):
+    image, logits, _ = image_and_logits(rng)
+    assert (DenseCRF().refine(image, logits[..., :1], kind="logits") == 1).all()
+    np.testing.assert_allclose(DenseCRF(n_iter=0).refine(image, logits, kind="logits"),
+                               softmax(logits), rtol=1e-5)
+
+
+def test_huge_and_tiny_sigmas(rng):
+    image, logits, _ = image_and_logits(rng)
+    for params in (dict(gaussian_sxy=1e6, bilateral_sxy=1e6, bilateral_srgb=1e6),
+                   dict(gaussian_sxy=1e-3, bilateral_sxy=1e-3, bilateral_srgb=1e-3)):
+        q = DenseCRF(n_iter=3, **params).refine(image, logits, kind="logits")
+        np.testing.assert_allclose(q.sum(-1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="too small"):
+        DenseCRF(gaussian_sxy=1e-9).refine(image, logits, kind="logits")
+
+
+def test_bad_input(rng):
+    image, logits, _ = image_and_logits(rng)
+    crf = DenseCRF(n_iter=2)
+    bad = logits.copy()
+    bad[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        crf.refine(image, bad, kind="logits")
+    with pytest.raises(ValueError, match="kind='logits'"):
+        crf.refine(image, softmax(logits) * 1.1, kind="proba")
+    with pytest.raises(ValueError, match="but its image is"):
+        crf.refine(image[:-1], logits, kind="logits")
+    with pytest.raises(ValueError, match="compat"):
+        DenseCRF(compat=np.eye(5)).refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="'gaussian_sxy'"):
+        DenseCRF(gaussian_sxy=0).refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="'backend'"):
+        DenseCRF(backend="cuda").refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="too many"):
+        DenseCRF(backend="exact").refine(np.zeros((80, 80)), np.zeros((80, 80, 2)),
+                                         kind="logits")
+
+
+def test_predict_on_unaries_with_n_jobs(rng):
+    pairs = [image_and_logits(rng, h=12 + i, w=14) for i in range(4)]
+    U = Unaries([p[0] for p in pairs], [p[1] for p in pairs], kind="logits")
+    one = DenseCRF(n_iter=2).fit(U).predict_proba(U)
+    two = DenseCRF(n_iter=2, n_jobs=2).fit(U).predict_proba(U)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- pydensecrf
+pydensecrf = pytest.importorskip("pydensecrf.densecrf", reason="the peers extra is not installed")
+
+
+def _example_unaries(n):
+    from PIL import Image
+
+    d = SHARED / "pydensecrf_examples"
+    if not d.is_dir():
+        pytest.skip(f"pydensecrf examples not found at {d}")
+    img = np.asarray(Image.open(d / f"im{n}.png").convert("RGB"))
+    a = np.asarray(Image.open(d / f"anno{n}.png").convert("RGB")).astype(np.uint32)
+    code = a[..., 0] | (a[..., 1] << 8) | (a[..., 2] << 16)
+    colors, lab = np.unique(code, return_inverse=True)
+    lab = lab.reshape(code.shape)
+    unknown = colors[0] == 0
+    k = len(colors) - int(unknown)
+    lab = lab - int(unknown)
+    proba = np.full((*lab.shape, k), 1.0 / k, np.float32)
+    m = lab >= 0
+    proba[m] = 0.3 / (k - 1)
+    proba[m, lab[m]] = 0.7
+    return img, proba
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_matches_pydensecrf_on_its_examples(n):
+    img, proba = _example_unaries(n)
+    ours = DenseCRF(n_iter=5).refine(img, proba)
+    ref = DenseCRF(n_iter=5, backend="pydensecrf").refine(img, proba)
+    assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.995
+    np.testing.assert_allclose(ours, ref, atol=5e-3)
+
+
+@pytest.mark.data
+def test_matches_pydensecrf_on_camvid_with_matrix_compat(rng):
+    from PIL import Image
+
+    files = sorted(glob.glob(str(SHARED / "camvid" / "val" / "*.png")))[:2]
+    if not files:
+        pytest.skip("CamVid not found in the shared data")
+    mu = rng.uniform(0, 1, (11, 11))
+    for f in files:
+        img = np.asarray(Image.open(f))
+        gt = np.asarray(Image.open(f.replace("/val/", "/valannot/"))).astype(int) % 11
+        logits = 2.0 * np.eye(11)[gt] + rng.normal(0, 1.5, (*gt.shape, 11))
+        for compat in ("potts", mu):
+            ours = DenseCRF(n_iter=10, compat=compat).refine(img, logits, kind="logits")
+            ref = DenseCRF(n_iter=10, compat=compat, backend="pydensecrf").refine(
+                img, logits, kind="logits")
+            assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.995
