@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _timing import median_time
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
@@ -51,16 +52,6 @@ def run(method, image, proba, n_iter):
 
     backend = "numba" if method == "ours" else "pydensecrf"
     return DenseCRF(n_iter=n_iter, backend=backend).refine(image, proba)
-
-
-def median_time(func, repeats):
-    func()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def peak_rss_kb():

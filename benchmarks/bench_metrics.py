@@ -12,10 +12,10 @@ import argparse
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import median_time
 
 from hybridseg import metrics
 
@@ -48,16 +48,6 @@ def label_maps(n, rng):
     return y_true, y_pred, source
 
 
-def timed(func, repeats):
-    func()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -80,16 +70,16 @@ def main():
 
     rows = [
         ("confusion_matrix (list of maps)",
-         timed(lambda: metrics.confusion_matrix(y_true, y_pred, n_classes=k), args.repeats)),
+         median_time(lambda: metrics.confusion_matrix(y_true, y_pred, n_classes=k), args.repeats)),
         ("confusion_matrix (stacked array)",
-         timed(lambda: metrics.confusion_matrix(stacked_t, stacked_p, n_classes=k),
+         median_time(lambda: metrics.confusion_matrix(stacked_t, stacked_p, n_classes=k),
                args.repeats)),
-        ("mean_iou", timed(lambda: metrics.mean_iou(y_true, y_pred, n_classes=k),
+        ("mean_iou", median_time(lambda: metrics.mean_iou(y_true, y_pred, n_classes=k),
                            args.repeats)),
-        ("numpy bincount baseline", timed(numpy_bincount, args.repeats)),
+        ("numpy bincount baseline", median_time(numpy_bincount, args.repeats)),
     ]
     n_bf = min(50, args.n)
-    bf = timed(lambda: metrics.boundary_f1(y_true[:n_bf], y_pred[:n_bf], n_classes=k),
+    bf = median_time(lambda: metrics.boundary_f1(y_true[:n_bf], y_pred[:n_bf], n_classes=k),
                max(1, args.repeats // 2))
     rows.append((f"boundary_f1 ({n_bf} maps, per map x{args.n // n_bf} for {args.n})",
                  bf * args.n / n_bf))

@@ -12,23 +12,32 @@ from ._lattice import Lattice
 _NORM_EPS = 1e-20
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _softmax_inplace(row):
+    """Softmax of one row of float32 in place (max-subtracted, like pydensecrf)."""
+    k = row.shape[0]
+    mx = row[0]
+    for c in range(1, k):
+        if row[c] > mx:
+            mx = row[c]
+    s = np.float32(0.0)
+    for c in range(k):
+        e = np.exp(row[c] - mx)
+        row[c] = e
+        s += e
+    inv = np.float32(1.0) / s
+    for c in range(k):
+        row[c] *= inv
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _softmax_rows(logits, out):
-    """Row-wise softmax of ``(N, K)`` float32 (max-subtracted, like pydensecrf)."""
+    """Row-wise softmax of ``(N, K)`` float32 into ``out``."""
     n, k = logits.shape
     for i in prange(n):
-        mx = logits[i, 0]
-        for c in range(1, k):
-            if logits[i, c] > mx:
-                mx = logits[i, c]
-        s = np.float32(0.0)
         for c in range(k):
-            e = np.exp(logits[i, c] - mx)
-            out[i, c] = e
-            s += e
-        inv = np.float32(1.0) / s
-        for c in range(k):
-            out[i, c] *= inv
+            out[i, c] = logits[i, c]
+        _softmax_inplace(out[i])
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -40,21 +49,10 @@ def _potts_update(neg_unary, messages, q):
     """
     n, k = q.shape
     for i in prange(n):
-        mx = neg_unary[i, 0] + messages[i, 0]
         for c in range(k):
-            v = neg_unary[i, c] + messages[i, c]
-            q[i, c] = v
-            if v > mx:
-                mx = v
+            q[i, c] = neg_unary[i, c] + messages[i, c]
             messages[i, c] = 0.0
-        s = np.float32(0.0)
-        for c in range(k):
-            e = np.exp(q[i, c] - mx)
-            q[i, c] = e
-            s += e
-        inv = np.float32(1.0) / s
-        for c in range(k):
-            q[i, c] *= inv
+        _softmax_inplace(q[i])
 
 
 class PairwiseKernel:
