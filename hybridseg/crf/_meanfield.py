@@ -69,7 +69,6 @@ class PairwiseKernel:
         ones = np.ones((lat.n_points, 1), np.float32)
         mass = lat.filter(ones)[:, 0]
         norm = (1.0 / np.sqrt(mass.astype(np.float64) + _NORM_EPS)).astype(np.float32)
-        self.norm = norm
         self.splat_weights = np.ascontiguousarray(lat.weights * norm[:, None])
         self.weight = float(weight)
         self.slice_weights = np.ascontiguousarray(

@@ -29,7 +29,7 @@ def _list_images(folder, recursive):
     )
 
 
-def _colormap_lookup(colormap, ignore_index):
+def _colormap_lookup(colormap):
     """``(colours (M, 3) int64, classes (M,) int64)`` from a dict or a (K, 3) array."""
     if isinstance(colormap, dict):
         colours = np.array([tuple(c) for c in colormap], dtype=np.int64)
@@ -144,7 +144,7 @@ def load_folder(
                     f"image {p} has no label file {stem}.png (or another image extension)"
                 )
             label_paths.append(found)
-    lookup = None if colormap is None else _colormap_lookup(colormap, ignore_index)
+    lookup = None if colormap is None else _colormap_lookup(colormap)
 
     def read_label(path):
         lab = read_label_png(path)
