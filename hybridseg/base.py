@@ -13,6 +13,10 @@ Subclass ``BaseSegmenter`` or ``BaseRefiner`` (both are scikit-learn
   that records the number of classes, ``predict_proba(U)`` (``refine`` over the images,
   through joblib with ``n_jobs``), ``predict``, ``transform`` and ``score``.
 
+Threads share the numba kernels; on numba's ``workqueue`` threading layer, which cannot
+take parallel launches from several threads, ``predict_proba`` runs the images one by one
+instead (``numba_threads_safe``).
+
 Label maps that estimators return are uint8 when ``K <= 255`` and int32 otherwise.
 """
 
@@ -31,13 +35,38 @@ from .utils._validation import (
     check_matching_lengths,
 )
 
-__all__ = ["BaseRefiner", "BaseSegmenter", "RefinerMixin", "SegmenterMixin"]
+__all__ = [
+    "BaseRefiner",
+    "BaseSegmenter",
+    "RefinerMixin",
+    "SegmenterMixin",
+    "numba_threads_safe",
+]
 
 
 def labels_from_proba(proba):
     """Argmax over the class axis of ``(H, W, K)`` scores, as a compact integer map."""
     k = proba.shape[-1]
     return np.argmax(proba, axis=-1).astype(np.uint8 if k <= 255 else np.int32)
+
+
+def numba_threads_safe():
+    """Whether numba's parallel kernels may be called from several threads at once.
+
+    numba's ``workqueue`` threading layer (its fallback when neither TBB nor OpenMP is
+    available) aborts the whole process on concurrent parallel launches; the ``omp`` and
+    ``tbb`` layers are fine. The layer is known only once a parallel kernel has run, so
+    call this after one image has been processed; before that it answers True.
+    """
+    import sys
+
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return True
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # no parallel kernel has run yet
+        return True
 
 
 class _ParamsMixin:
@@ -208,9 +237,13 @@ class RefinerMixin(_ParamsMixin):
         n_jobs = getattr(self, "n_jobs", None)
         if n_jobs in (None, 1) or len(U) == 1:
             return [self.refine(im, s, kind=U.kind) for im, s in U]
-        return Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(self.refine)(im, s, kind=U.kind) for im, s in U
-        )
+        first = self.refine(*U[0], kind=U.kind)
+        rest = U[1:]
+        if not numba_threads_safe():  # serialise rather than crash
+            return [first, *(self.refine(im, s, kind=U.kind) for im, s in rest)]
+        return [first, *Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(self.refine)(im, s, kind=U.kind) for im, s in rest
+        )]
 
     def predict(self, U):
         """Refined label maps.

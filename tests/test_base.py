@@ -175,3 +175,23 @@ def test_predict_label_dtype_widens_for_many_classes(rng):
     lab = seg.predict(X)[0]
     assert lab.dtype == np.int32 and (lab == 299).all()
     assert clone(seg).get_params()["ignore_index"] == -1
+
+
+def test_refiner_serialises_on_numbas_workqueue_layer(rng, monkeypatch):
+    import joblib
+    import numba
+
+    from hybridseg.base import numba_threads_safe
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("threads used on the workqueue layer")
+
+    images = [rng.random((6, 7)) for _ in range(3)]
+    U = Unaries(images, [rng.random((6, 7, 2)) for _ in images], kind="logits")
+    refiner = IdentityRefiner(n_jobs=2).fit(U)
+    monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
+    monkeypatch.setattr(joblib, "Parallel", no_threads)
+    assert not numba_threads_safe()
+    assert len(refiner.predict_proba(U)) == 3
+    monkeypatch.setattr(numba, "threading_layer", lambda: "omp")
+    assert numba_threads_safe()

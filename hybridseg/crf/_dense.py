@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import numbers
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from ..base import BaseRefiner
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba, softmax
-from ..utils._validation import check_image, check_kind, check_scores
+from ..utils._validation import check_image, check_kind, check_label_maps, check_scores
 
-__all__ = ["DenseCRF"]
+__all__ = ["DenseCRF", "Kernel", "MeanFieldTrace"]
 
 # Lattice keys are int32: scaled features must stay well inside that range.
 _MAX_LATTICE_COORD = 2.0**28
@@ -37,22 +41,109 @@ def _compat_matrix(compat, n_classes):
     return 0.5 * (mu + mu.T)
 
 
-def _features(image, sxy, srgb=None):
-    """``(H*W, d)`` float32 features: position / sxy, then each channel / srgb."""
-    h, w = image.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    cols = [xx.ravel() / sxy, yy.ravel() / sxy]
-    if srgb is not None:
-        chans = image.reshape(h * w, -1).astype(np.float64)
-        cols.extend(chans[:, c] / srgb for c in range(chans.shape[1]))
+@dataclass(frozen=True)
+class Kernel:
+    """An extra Gaussian kernel of a :class:`DenseCRF`, over any per-pixel features.
+
+    ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2 - sum_c |f_ic - f_jc|^2 / 2 sfeat_c^2)``, with
+    ``p`` pixel positions (dropped when ``sxy`` is None) and ``f`` the feature channels.
+
+    Parameters
+    ----------
+    weight : float, default=1.0
+        Its weight in the energy (learned by ``DenseCRF.fit`` like the built-in ones).
+    features : str or callable, default="image"
+        Where the feature channels come from: ``"image"`` (the image's channels), the name
+        of an array passed to ``DenseCRF.refine(..., features={name: array})`` (shape
+        ``(H, W)`` or ``(H, W, F)``, of a volume ``(D, H, W[, F])``), or a callable
+        ``features(image) -> array`` of that shape (which also works in
+        ``predict_proba`` and ``fit``, where only images are at hand).
+    sfeat : float or sequence of float, default=1.0
+        Standard deviation of the features, one for all channels or one per channel.
+    sxy : float, optional
+        Spatial standard deviation, in pixels (or in ``spacing`` units); None for a kernel
+        on the features alone.
+
+    Examples
+    --------
+    A third kernel on depth, close in space and in depth:
+
+    >>> from hybridseg.crf import DenseCRF, Kernel
+    >>> crf = DenseCRF(extra_kernels=[Kernel(weight=5.0, features="depth", sfeat=0.2,
+    ...                                       sxy=40.0)])
+    """
+
+    weight: float = 1.0
+    features: str | Callable = "image"
+    sfeat: float | tuple = 1.0
+    sxy: float | None = None
+
+    def _check(self, name):
+        w = self.weight
+        if not isinstance(w, numbers.Real) or isinstance(w, bool) or not w >= 0:
+            raise ValueError(f"{name}.weight must be a float >= 0, got {w!r}")
+        if self.sxy is not None and (
+            not isinstance(self.sxy, numbers.Real) or not self.sxy > 0
+        ):
+            raise ValueError(f"{name}.sxy must be None or a float > 0, got {self.sxy!r}")
+        sf = np.atleast_1d(np.asarray(self.sfeat, dtype=float))
+        if sf.ndim != 1 or sf.size == 0 or not (np.isfinite(sf) & (sf > 0)).all():
+            raise ValueError(
+                f"{name}.sfeat must be a float > 0 or a sequence of them, got {self.sfeat!r}"
+            )
+        if not (isinstance(self.features, str) or callable(self.features)):
+            raise TypeError(
+                f"{name}.features must be 'image', the name of an array passed to refine, "
+                f"or a callable, got {type(self.features).__name__}"
+            )
+
+
+@dataclass
+class MeanFieldTrace:
+    """What a mean-field run went through (``DenseCRF.refine(..., return_trace=True)``).
+
+    Attributes
+    ----------
+    energy : (n_iter + 1,) ndarray of float64
+        Mean-field free energy ``F(Q) = E_Q[E] - H(Q)`` (``KL(Q || P)`` up to the
+        constant ``log Z``) of the initial ``Q`` (the unary's softmax) and after each
+        iteration, summed over pixels.
+    seconds : (n_iter,) ndarray of float64
+        Time of each iteration (filtering and update; the energy bookkeeping excluded).
+    changed : (n_iter,) ndarray of float64
+        Fraction of pixels whose most probable label changed in each iteration.
+    build_seconds : float
+        Time spent building the lattices (once per image and kernel).
+    """
+
+    energy: np.ndarray
+    seconds: np.ndarray
+    changed: np.ndarray
+    build_seconds: float
+
+
+def _positions(spatial_shape, spacing, sxy):
+    """Per-point positions ``(x, y[, z]) * spacing / sxy`` as a list of (N,) columns."""
+    grids = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in spatial_shape],
+                        indexing="ij", sparse=True)
+    sp = (1.0,) * len(spatial_shape) if spacing is None else spacing
+    cols = []
+    for axis in range(len(spatial_shape) - 1, -1, -1):  # pydensecrf's order: x, then y
+        col = np.broadcast_to(grids[axis] * (sp[axis] / sxy), spatial_shape)
+        cols.append(col.ravel())
+    return cols
+
+
+def _feature_matrix(cols, name):
+    """Stack feature columns into ``(N, d)`` float32, refusing sigmas too small to embed."""
     f = np.stack(cols, axis=1)
     # The lattice scales features by at most sqrt(2/3)(d+1); keep the keys in int32.
-    bound = np.abs(f).max() * np.sqrt(2.0 / 3.0) * (f.shape[1] + 1)
-    if bound > _MAX_LATTICE_COORD:
+    top = np.abs(f).max()
+    if top * np.sqrt(2.0 / 3.0) * (f.shape[1] + 1) > _MAX_LATTICE_COORD:
         raise ValueError(
-            "a kernel standard deviation is too small for this image: features reach "
-            f"{np.abs(f).max():.3g} standard deviations (sxy={sxy}, srgb={srgb}); use a "
-            "larger sigma (below about 1e-5 of the image's range nothing is smoothed anyway)"
+            f"a standard deviation of the {name} kernel is too small for this image: "
+            f"features reach {top:.3g} standard deviations; use a larger sigma (below "
+            "about 1e-5 of the image's range nothing is smoothed anyway)"
         )
     return np.ascontiguousarray(f, dtype=np.float32)
 
@@ -63,13 +154,16 @@ class DenseCRF(BaseRefiner):
     The model of Krähenbühl & Koltun (NIPS 2011), computed like pydensecrf computes it
     (same permutohedral lattice, same symmetric kernel normalisation, same parallel mean
     field), so that the same parameters give the same answers, in numba, with no compiled
-    extension, on arrays of any layout and dtype.
+    extension, on arrays of any layout and dtype; with 3-D volumes, extra kernels on any
+    features, energy traces, and the kernel weights and label compatibility learnable by
+    ``fit`` (gradient descent through the unrolled mean field, Krähenbühl & Koltun, ICML
+    2013).
 
     The energy of a labelling ``x`` is ``sum_i U_i(x_i) + sum_{i<j} mu(x_i, x_j) k(f_i, f_j)``
     with ``k = gaussian_weight * exp(-|p_i - p_j|^2 / 2 gaussian_sxy^2) + bilateral_weight *
-    exp(-|p_i - p_j|^2 / 2 bilateral_sxy^2 - |I_i - I_j|^2 / 2 bilateral_srgb^2)`` (each
-    kernel symmetrically normalised), ``p`` pixel positions, ``I`` pixel values (any number
-    of channels: gray, RGB, or other per-pixel features).
+    exp(-|p_i - p_j|^2 / 2 bilateral_sxy^2 - |I_i - I_j|^2 / 2 bilateral_srgb^2)`` (+ the
+    ``extra_kernels``; each kernel symmetrically normalised), ``p`` pixel positions, ``I``
+    pixel values (any number of channels: gray, RGB, or other per-pixel features).
 
     Parameters
     ----------
@@ -85,24 +179,66 @@ class DenseCRF(BaseRefiner):
         Its standard deviation in pixel values (0-255 units for 8-bit images).
     bilateral_weight : float, default=10.0
         Its weight; 0 drops it.
-    compat : "potts", (K,) array_like or (K, K) array_like, default="potts"
+    compat : "potts", "learn", (K,) array_like or (K, K) array_like, default="potts"
         Label compatibility ``mu``. ``"potts"``: ``mu(l, l') = [l != l']``. A vector ``c``:
         per-class Potts weights (``mu = -diag(c)``, the same up to a per-pixel constant as
         Potts scaled by ``c_l``). A matrix: ``mu`` itself, a penalty for labelling similar
         pixels ``l`` and ``l'`` (pydensecrf's ``MatrixCompatibility`` convention), used
-        through its symmetric part.
+        through its symmetric part. ``"learn"``: a full symmetric matrix learned by
+        ``fit``, starting from Potts.
+    extra_kernels : list of Kernel, optional
+        More Gaussian kernels, on the image or on any per-pixel features (depth, a
+        network's embeddings, another colour space): see :class:`Kernel`.
+    spacing : sequence of float, optional
+        Physical size of a pixel along each axis (``(dy, dx)``, or ``(dz, dy, dx)`` for a
+        volume); the spatial standard deviations are then in those units. Default: 1 on
+        every axis.
     backend : {"numba", "pydensecrf", "exact"}, default="numba"
         ``"numba"``: the permutohedral lattice, O(N). ``"pydensecrf"``: the reference
-        implementation (needs the ``peers`` extra; 2-D RGB uint8 images only).
-        ``"exact"``: explicit O(N^2) Gaussian kernels, for tiny images and tests.
+        implementation (needs the ``peers`` extra; 2-D RGB uint8 images and the two
+        built-in kernels only). ``"exact"``: explicit O(N^2) Gaussian kernels, for tiny
+        images and tests.
+    learn : {"weights", "none"}, default="weights"
+        What ``fit(U, y)`` learns: the weights of the kernels (of those with a non-zero
+        weight; a kernel with weight 0 stays dropped) and, with ``compat="learn"``, the
+        compatibility matrix; ``"none"`` keeps the parameters as given.
+    max_iter : int, default=30
+        L-BFGS iterations of ``fit``.
+    alpha : float, default=1e-4
+        L2 penalty of ``fit`` on the distance of the learned parameters from their
+        starting values (the given weights, Potts).
+    class_weight : None, "balanced" or (K,) array_like, default=None
+        Weight of each class's pixels in the log loss ``fit`` minimises. ``"balanced"``
+        weighs classes inversely to their pixel counts, which favours mean IoU.
     n_jobs : int, optional
-        Images refined in parallel by ``predict_proba`` (joblib threads; the numba
-        kernels release the GIL and are themselves parallel).
+        Images refined (and, in ``fit``, differentiated) in parallel (joblib threads; the
+        numba kernels release the GIL and are themselves parallel).
 
     Attributes
     ----------
     n_classes_ : int
         K, set by ``fit``.
+    gaussian_weight_, bilateral_weight_ : float
+        Learned kernel weights (``fit`` with ``learn="weights"`` and labels); ``refine``
+        and ``predict_proba`` use them instead of the given ones.
+    extra_weights_ : (n_extra,) ndarray of float64
+        Learned weights of the ``extra_kernels``.
+    compat_ : (K, K) ndarray of float64
+        The compatibility used after fitting (learned with ``compat="learn"``, else the
+        given one as a matrix; Potts as ``1 - I``).
+    loss_curve_ : list of float
+        ``fit``'s objective (mean log loss of the final marginals plus the penalty) at the
+        start and after each L-BFGS iteration.
+
+    Notes
+    -----
+    Mean field here updates all pixels at once (parallel updates, as pydensecrf and
+    CRF-as-RNN do). That is guaranteed to lower the free energy only when the pairwise
+    term is concave: positive semi-definite kernels with a negative semi-definite
+    compatibility, as with Potts (``mu = -I`` up to a constant) and exact Gaussian kernels.
+    The lattice kernels are only nearly symmetric and positive semi-definite, and a learned
+    or given matrix need not be negative semi-definite, so the energy from
+    ``return_trace=True`` can rise a little there; with Potts it falls in practice.
 
     Examples
     --------
@@ -127,8 +263,14 @@ class DenseCRF(BaseRefiner):
         "bilateral_sxy": [Interval(numbers.Real, 0, None, closed="neither")],
         "bilateral_srgb": [Interval(numbers.Real, 0, None, closed="neither")],
         "bilateral_weight": [Interval(numbers.Real, 0, None)],
-        "compat": [StrOptions({"potts"}), "array-like"],
+        "compat": [StrOptions({"potts", "learn"}), "array-like"],
+        "extra_kernels": [None, list, tuple],
+        "spacing": [None, "array-like"],
         "backend": [StrOptions({"numba", "pydensecrf", "exact"})],
+        "learn": [StrOptions({"weights", "none"})],
+        "max_iter": [Interval(numbers.Integral, 0, None)],
+        "alpha": [Interval(numbers.Real, 0, None)],
+        "class_weight": [None, StrOptions({"balanced"}), "array-like"],
         "n_jobs": [None, numbers.Integral],
     }
 
@@ -141,7 +283,13 @@ class DenseCRF(BaseRefiner):
         bilateral_srgb=13.0,
         bilateral_weight=10.0,
         compat="potts",
+        extra_kernels=None,
+        spacing=None,
         backend="numba",
+        learn="weights",
+        max_iter=30,
+        alpha=1e-4,
+        class_weight=None,
         n_jobs=None,
     ):
         self.n_iter = n_iter
@@ -151,95 +299,387 @@ class DenseCRF(BaseRefiner):
         self.bilateral_srgb = bilateral_srgb
         self.bilateral_weight = bilateral_weight
         self.compat = compat
+        self.extra_kernels = extra_kernels
+        self.spacing = spacing
         self.backend = backend
+        self.learn = learn
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.class_weight = class_weight
         self.n_jobs = n_jobs
 
-    def refine(self, image, scores, *, kind="proba"):
-        """Refine one image's class scores; no fitting needed.
+    def _validate_params(self):
+        super()._validate_params()
+        for i, kernel in enumerate(self.extra_kernels or ()):
+            if not isinstance(kernel, Kernel):
+                raise TypeError(
+                    f"extra_kernels[{i}] must be a hybridseg.crf.Kernel, got "
+                    f"{type(kernel).__name__}"
+                )
+            kernel._check(f"extra_kernels[{i}]")
+
+    # ------------------------------------------------------------------ kernels
+    def _kernel_specs(self):
+        """Every kernel as a ``Kernel`` (the built-in two first), with the given weights."""
+        specs = [
+            Kernel(self.gaussian_weight, None, 1.0, self.gaussian_sxy),
+            Kernel(self.bilateral_weight, "image", self.bilateral_srgb, self.bilateral_sxy),
+        ]
+        return specs + list(self.extra_kernels or ())
+
+    def _weights(self):
+        """The kernel weights in use: learned ones once fitted, else the given ones."""
+        if hasattr(self, "kernel_weights_"):
+            return self.kernel_weights_
+        return np.array([spec.weight for spec in self._kernel_specs()], dtype=np.float64)
+
+    @staticmethod
+    def _kernel_name(index):
+        return ("gaussian", "bilateral")[index] if index < 2 else f"extra_kernels[{index - 2}]"
+
+    def _spec_features(self, index, spec, image, spatial_shape, features):
+        """``(N, d)`` float32 features of one kernel on one image."""
+        name = self._kernel_name(index)
+        n = int(np.prod(spatial_shape))
+        cols = [] if spec.sxy is None else _positions(spatial_shape, self._spacing(
+            len(spatial_shape)), spec.sxy)
+        if spec.features is not None:
+            if isinstance(spec.features, str) and spec.features == "image":
+                values = image
+            elif isinstance(spec.features, str):
+                if features is None or spec.features not in features:
+                    raise ValueError(
+                        f"{name} reads the features {spec.features!r}: pass them as "
+                        f"refine(..., features={{{spec.features!r}: array}})"
+                    )
+                values = features[spec.features]
+            else:
+                values = spec.features(image)
+            values = np.asarray(values)
+            if values.dtype.kind not in "uif":
+                raise TypeError(f"the features of {name} must be numeric, got {values.dtype}")
+            if values.shape[:len(spatial_shape)] != tuple(spatial_shape) or values.ndim > len(
+                spatial_shape) + 1:
+                raise ValueError(
+                    f"the features of {name} have shape {values.shape}, expected "
+                    f"{tuple(spatial_shape)} or {(*spatial_shape, 'F')}"
+                )
+            values = values.reshape(n, -1).astype(np.float64)
+            if not np.isfinite(values).all():
+                raise ValueError(f"the features of {name} hold NaN or infinite values")
+            sfeat = np.atleast_1d(np.asarray(spec.sfeat, dtype=np.float64))
+            if sfeat.size not in (1, values.shape[1]):
+                raise ValueError(
+                    f"{name} has {sfeat.size} feature standard deviations for "
+                    f"{values.shape[1]} feature channels"
+                )
+            sfeat = np.broadcast_to(sfeat, (values.shape[1],))
+            cols.extend(values[:, c] / sfeat[c] for c in range(values.shape[1]))
+        return _feature_matrix(cols, name)
+
+    def _spacing(self, ndim):
+        if self.spacing is None:
+            return None
+        sp = np.asarray(self.spacing, dtype=np.float64).ravel()
+        if sp.size != ndim or not (np.isfinite(sp) & (sp > 0)).all():
+            raise ValueError(
+                f"spacing must hold {ndim} positive numbers (one per spatial axis of the "
+                f"input), got {self.spacing!r}"
+            )
+        return tuple(sp)
+
+    def _build_kernels(self, image, spatial_shape, features, weights, *, unit=False):
+        """The kernels with non-zero weight, built on this image: ``[(index, kernel)]``."""
+        if self.backend == "exact":
+            from ._exact import ExactKernel as kernel_class
+
+            n = int(np.prod(spatial_shape))
+            if n > 4096:
+                raise ValueError(
+                    f"backend='exact' builds an N x N kernel: {n} pixels is too many (at "
+                    "most 4096); use backend='numba'"
+                )
+        else:
+            from ._meanfield import PairwiseKernel as kernel_class
+        out = []
+        for index, spec in enumerate(self._kernel_specs()):
+            if weights[index] > 0:
+                f = self._spec_features(index, spec, image, spatial_shape, features)
+                out.append((index, kernel_class(f, 1.0 if unit else weights[index])))
+        return out
+
+    def _mu(self, n_classes):
+        """None for Potts (the fast path); else the symmetric ``(K, K)`` matrix in use."""
+        if isinstance(self.compat, str) and self.compat == "learn":
+            if not hasattr(self, "compat_"):
+                raise NotFittedError(
+                    "compat='learn' needs fit(U, y) before refine or predict: the "
+                    "compatibility matrix is learned from labelled images"
+                )
+            if self.compat_.shape[0] != n_classes:
+                raise ValueError(
+                    f"the scores have {n_classes} classes but compat_ was learned for "
+                    f"{self.compat_.shape[0]}"
+                )
+            return self.compat_
+        return _compat_matrix(self.compat, n_classes)
+
+    # ------------------------------------------------------------------ inference
+    def _check_inputs(self, image, scores, kind):
+        """Validate one image (or volume) and its scores; return them and the grid shape."""
+        arr = np.asarray(scores) if scores is not None else None
+        if arr is not None and arr.ndim == 4:
+            img = np.asarray(image) if image is not None else None
+            if img is None or img.ndim not in (3, 4):
+                raise ValueError(
+                    "with (D, H, W, K) scores of a volume, image must be (D, H, W) or "
+                    f"(D, H, W, C), got {None if img is None else img.shape}"
+                )
+            d, h, w = img.shape[:3]
+            if arr.shape[:3] != img.shape[:3]:
+                raise ValueError(
+                    f"scores have shape {arr.shape} but their volume is {img.shape[:3]}: "
+                    f"expected (D, H, W, K) = ({d}, {h}, {w}, K)"
+                )
+            flat = check_image(img.reshape(d * h, *img.shape[2:]), name="image")
+            s = check_scores(arr.reshape(d * h, w, -1), kind=kind, name="scores")
+            return flat.reshape(img.shape), s.reshape(arr.shape), (d, h, w)
+        image = check_image(image, name="image")
+        s = check_scores(scores, kind=kind, spatial_shape=image.shape[:2])
+        return image, s, image.shape[:2]
+
+    def refine(self, image, scores, *, kind="proba", features=None, return_trace=False):
+        """Refine one image's (or volume's) class scores.
+
+        Unfitted, the estimator uses the parameters as given; fitted with labels, the
+        learned weights and compatibility.
 
         Parameters
         ----------
-        image : (H, W) or (H, W, C) array_like
-            The image the bilateral kernel reads, in the units of ``bilateral_srgb``
-            (0-255 for 8-bit images); any dtype and memory layout.
-        scores : (H, W, K) array_like of float
-            Class scores of the image, class axis last.
+        image : (H, W), (H, W, C), (D, H, W) or (D, H, W, C) array_like
+            The image (a volume when ``scores`` are 4-D) the bilateral kernel reads, in
+            the units of ``bilateral_srgb`` (0-255 for 8-bit images); any dtype and
+            memory layout.
+        scores : (H, W, K) or (D, H, W, K) array_like of float
+            Class scores, class axis last.
         kind : {"proba", "logits"}, default="proba"
             Probabilities (unary ``-log p``, zeros floored at 1e-30) or logits (unary
             ``-logit``).
+        features : mapping of str to array_like, optional
+            Named per-pixel features that ``extra_kernels`` read, each ``(H, W)`` or
+            ``(H, W, F)`` (``(D, H, W[, F])`` for a volume).
+        return_trace : bool, default=False
+            Also return a :class:`MeanFieldTrace` (energy and time per iteration).
 
         Returns
         -------
-        proba : (H, W, K) ndarray of float32
+        proba : (H, W, K) or (D, H, W, K) ndarray of float32
             Mean-field marginals after ``n_iter`` iterations.
+        trace : MeanFieldTrace
+            Only with ``return_trace=True``.
         """
         self._validate_params()
         check_kind(kind)
-        image = check_image(image, name="image")
-        s = check_scores(scores, kind=kind, spatial_shape=image.shape[:2])
-        h, w, k = s.shape
-        unary = -(log_proba(s) if kind == "proba" else s)
-        unary = np.ascontiguousarray(unary.reshape(h * w, k), dtype=np.float32)
-        if k == 1:
-            return np.ones((h, w, 1), np.float32)
-        mu = _compat_matrix(self.compat, k)
-        if self.backend == "pydensecrf":
-            q = self._refine_pydensecrf(image, unary, mu, h, w, k)
-        elif self.backend == "exact":
-            q = self._refine_exact(image, unary, mu)
-        else:
-            q = self._refine_numba(image, unary, mu)
-        return np.ascontiguousarray(q.reshape(h, w, k), dtype=np.float32)
-
-    # ----------------------------------------------------------------- backends
-    def _kernel_features(self, image):
-        out = []
-        if self.gaussian_weight > 0:
-            out.append((_features(image, self.gaussian_sxy), self.gaussian_weight))
-        if self.bilateral_weight > 0:
-            out.append((_features(image, self.bilateral_sxy, self.bilateral_srgb),
-                        self.bilateral_weight))
-        return out
-
-    def _refine_numba(self, image, unary, mu):
-        from ._meanfield import PairwiseKernel, mean_field
-
-        if self.n_iter == 0:
-            return softmax(-unary)
-        kernels = [PairwiseKernel(f, wt) for f, wt in self._kernel_features(image)]
-        return mean_field(unary, kernels, mu, self.n_iter)
-
-    def _refine_exact(self, image, unary, mu):
-        from ._exact import exact_mean_field
-
-        n = unary.shape[0]
-        if n > 4096:
-            raise ValueError(
-                f"backend='exact' builds an N x N kernel: {n} pixels is too many (at most "
-                "4096); use backend='numba'"
+        if features is not None and not isinstance(features, Mapping):
+            raise TypeError(
+                f"features must be a mapping of names to arrays, got {type(features).__name__}"
             )
-        return exact_mean_field(unary, self._kernel_features(image), mu, self.n_iter)
+        image, s, spatial = self._check_inputs(image, scores, kind)
+        k = s.shape[-1]
+        n = int(np.prod(spatial))
+        unary = -(log_proba(s) if kind == "proba" else s)
+        unary = np.ascontiguousarray(unary.reshape(n, k), dtype=np.float32)
+        mu = self._mu(k)
+        if k == 1 and not return_trace:
+            return np.ones((*spatial, 1), np.float32)
+        if self.backend == "pydensecrf":
+            if return_trace:
+                raise ValueError("return_trace needs backend='numba' or 'exact'")
+            q = self._refine_pydensecrf(image, unary, mu, spatial, k)
+            return np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
+        if self.n_iter == 0 and not return_trace:
+            return softmax(-unary).reshape(*spatial, k).astype(np.float32)
+        from ._meanfield import mean_field
 
-    def _refine_pydensecrf(self, image, unary, mu, h, w, k):
+        start = time.perf_counter()
+        kernels = self._build_kernels(image, spatial, features, self._weights())
+        build = time.perf_counter() - start
+        trace = {} if return_trace else None
+        q = mean_field(unary, [kern for _, kern in kernels], mu, self.n_iter, trace=trace)
+        q = np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
+        if not return_trace:
+            return q
+        return q, MeanFieldTrace(
+            energy=np.asarray(trace["energy"], dtype=np.float64),
+            seconds=np.asarray(trace["seconds"], dtype=np.float64),
+            changed=np.asarray(trace["changed"], dtype=np.float64),
+            build_seconds=build,
+        )
+
+    def _refine_pydensecrf(self, image, unary, mu, spatial, k):
         try:
             import pydensecrf.densecrf as dcrf
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
                 "backend='pydensecrf' needs pydensecrf: pip install 'hybridseg[peers]'"
             ) from exc
-        if image.ndim != 3 or image.shape[2] != 3:
+        if len(spatial) != 2 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("backend='pydensecrf' needs an (H, W, 3) RGB image")
+        if self.extra_kernels or self.spacing is not None:
+            raise ValueError("backend='pydensecrf' has no extra_kernels and no spacing")
+        h, w = spatial
         d = dcrf.DenseCRF2D(w, h, k)
         d.setUnaryEnergy(np.ascontiguousarray(unary.T))
         rgb = np.ascontiguousarray(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+        gaussian_weight, bilateral_weight = self._weights()[:2]
 
         def compat_for(weight):
             return float(weight) if mu is None else np.ascontiguousarray(
                 weight * mu, dtype=np.float32)
 
-        if self.gaussian_weight > 0:
-            d.addPairwiseGaussian(sxy=self.gaussian_sxy, compat=compat_for(self.gaussian_weight))
-        if self.bilateral_weight > 0:
+        if gaussian_weight > 0:
+            d.addPairwiseGaussian(sxy=self.gaussian_sxy, compat=compat_for(gaussian_weight))
+        if bilateral_weight > 0:
             d.addPairwiseBilateral(sxy=self.bilateral_sxy, srgb=self.bilateral_srgb, rgbim=rgb,
-                                   compat=compat_for(self.bilateral_weight))
+                                   compat=compat_for(bilateral_weight))
         return np.array(d.inference(self.n_iter), dtype=np.float32).T
+
+    # ------------------------------------------------------------------ learning
+    def _reset_fitted(self):
+        for attr in ("kernel_weights_", "gaussian_weight_", "bilateral_weight_",
+                     "extra_weights_", "compat_", "loss_curve_", "n_classes_"):
+            self.__dict__.pop(attr, None)
+
+    def fit(self, U, y=None):
+        """Learn the kernel weights (and, with ``compat="learn"``, the compatibility).
+
+        Minimises the mean log loss of the marginals after ``n_iter`` mean-field
+        iterations on the labelled pixels (plus ``alpha`` times a squared distance from
+        the starting values) by L-BFGS, with exact gradients back through the iterations.
+        Without ``y``, or with ``learn="none"``, only records the number of classes.
+
+        Parameters
+        ----------
+        U : Unaries
+            Images with class scores that the unary stage did not see in training (its
+            scores on its own training images are overconfident, and a CRF fitted on them
+            learns to trust them too much).
+        y : sequence of (H, W) label maps, optional
+            Their labels; 255 marks void pixels, which are left out.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        U = self._check_unaries(U)
+        self._reset_fitted()
+        learning = self.compat == "learn" if isinstance(self.compat, str) else False
+        if learning and (y is None or self.learn == "none"):
+            raise ValueError("compat='learn' needs fit(U, y) with labels and learn='weights'")
+        if y is None or self.learn == "none" or self.n_iter == 0 or U.n_classes == 1:
+            return super().fit(U, y)
+        if self.backend == "pydensecrf":
+            raise ValueError("fit learns with backend='numba' or 'exact', not 'pydensecrf'")
+        k = U.n_classes
+        labels = check_label_maps(y, name="y", shapes=[im.shape[:2] for im in U.images],
+                                  n_classes=k, ignore_index=255)
+        class_weights = self._class_weights(labels, k)
+        problems = self._learning_problems(U, labels)
+        total = sum(float(class_weights[np.clip(p.labels, 0, None)][p.labels >= 0].sum())
+                    for p in problems)
+        if total == 0:
+            raise ValueError("y has no labelled pixels (all void) to learn from")
+        self._optimise(problems, k, class_weights, total, learning)
+        self.n_classes_ = k
+        return self
+
+    def _class_weights(self, labels, k):
+        if self.class_weight is None:
+            return np.ones(k)
+        if isinstance(self.class_weight, str):
+            counts = np.zeros(k)
+            for lab in labels:
+                valid = lab[lab != 255]
+                counts += np.bincount(valid.ravel(), minlength=k)[:k]
+            weights = np.zeros(k)
+            present = counts > 0
+            weights[present] = counts.sum() / (present.sum() * counts[present])
+            return weights
+        weights = np.asarray(self.class_weight, dtype=np.float64)
+        if weights.shape != (k,) or not (np.isfinite(weights) & (weights >= 0)).all():
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or {k} non-negative numbers, got "
+                f"shape {weights.shape}"
+            )
+        return weights
+
+    def _learning_problems(self, U, labels):
+        from ._learn import LearningProblem
+
+        weights = self._weights()
+        problems = []
+        for (image, scores), lab in zip(U, labels):
+            h, w, k = scores.shape
+            unary = -(log_proba(scores) if U.kind == "proba" else scores)
+            kernels = self._build_kernels(image, (h, w), None, weights, unit=True)
+            flat = lab.reshape(-1).astype(np.int32)
+            flat[flat == 255] = -1
+            problems.append(LearningProblem(unary.reshape(h * w, k), flat,
+                                            [kern for _, kern in kernels]))
+        return problems
+
+    def _optimise(self, problems, k, class_weights, total, learning):
+        from scipy.optimize import minimize
+
+        from ._learn import loss_and_gradient
+
+        given = self._weights()
+        active = np.flatnonzero(given > 0)  # the kernels _build_kernels keeps
+        m = len(active)
+        w0 = given[active]
+        mu_given = self._mu(k) if not learning else None
+        mu0 = (1.0 - np.eye(k)) if learning or mu_given is None else mu_given
+        # Potts runs as mu = -I (equivalent to 1 - I: the difference is a per-pixel constant).
+        mu_fixed = -np.eye(k) if mu_given is None and not learning else mu0
+        alpha = float(self.alpha)
+        curve = []
+        last = {}
+
+        def unpack(theta):
+            if not learning:
+                return theta[:m], mu_fixed
+            half = theta[m:].reshape(k, k)
+            return theta[:m], 0.5 * (half + half.T)
+
+        def objective(theta):
+            w, mu = unpack(theta)
+            loss, g_w, g_mu = loss_and_gradient(problems, w, mu, self.n_iter, class_weights,
+                                                learning, self.n_jobs)
+            value = loss / total + 0.5 * alpha * float(np.sum((w - w0) ** 2))
+            grad = [g_w / total + alpha * (w - w0)]
+            if learning:
+                value += 0.5 * alpha * float(np.sum((mu - mu0) ** 2))
+                g = g_mu / total + alpha * (mu - mu0)
+                grad.append((0.5 * (g + g.T)).ravel())
+            last["x"], last["f"] = theta.copy(), value
+            return value, np.concatenate(grad)
+
+        theta0 = np.concatenate([w0, mu0.ravel()]) if learning else w0.copy()
+        curve.append(objective(theta0)[0])
+
+        def record(xk):
+            curve.append(last["f"] if np.array_equal(last.get("x"), xk) else objective(xk)[0])
+
+        bounds = [(0.0, None)] * m + [(None, None)] * (k * k if learning else 0)
+        result = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                          callback=record, options={"maxiter": int(self.max_iter)})
+        w, mu = unpack(result.x)
+        weights = np.zeros(len(given))
+        weights[active] = w
+        self.kernel_weights_ = weights
+        self.gaussian_weight_ = float(weights[0])
+        self.bilateral_weight_ = float(weights[1])
+        self.extra_weights_ = weights[2:].copy()
+        self.compat_ = np.array(mu if learning else mu0, dtype=np.float64)
+        self.loss_curve_ = curve

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from ..utils._scores import softmax
-
-__all__ = ["exact_filter", "exact_mean_field"]
+__all__ = ["ExactKernel", "exact_filter"]
 
 
 def exact_filter(features, values):
@@ -27,30 +25,29 @@ def exact_filter(features, values):
     return kernel @ np.asarray(values, np.float64)
 
 
-def exact_mean_field(unary, kernels, mu, n_iter):
-    """Mean field with symmetrically normalised exact kernels (as the lattice version).
+class ExactKernel:
+    """The symmetrically normalised Gaussian kernel as an explicit ``(N, N)`` matrix.
+
+    A drop-in for :class:`~hybridseg.crf._meanfield.PairwiseKernel` (same ``filter_add``)
+    that :func:`~hybridseg.crf._meanfield.mean_field` and the learning code accept: with it
+    the mean field is exact, and the matrix is symmetric positive semi-definite, the case in
+    which parallel mean-field updates never raise the free energy.
 
     Parameters
     ----------
-    unary : (N, K) ndarray
-    kernels : list of ((N, d) features, weight)
-    mu : None (Potts) or (K, K) ndarray
-    n_iter : int
-
-    Returns
-    -------
-    Q : (N, K) ndarray of float64
+    features : (N, d) array_like
+        Point features, already divided by the kernel's standard deviations.
+    weight : float
     """
-    unary = np.asarray(unary, np.float64)
-    mats = []
-    for f, weight in kernels:
-        f = np.asarray(f, np.float64)
+
+    def __init__(self, features, weight=1.0):
+        f = np.asarray(features, np.float64)
         kernel = np.exp(-0.5 * cdist(f, f, "sqeuclidean"))
         norm = 1.0 / np.sqrt(kernel.sum(1) + 1e-20)
-        mats.append(weight * (norm[:, None] * kernel * norm[None, :]))
-    q = softmax(-unary)
-    for _ in range(n_iter):
-        msg = sum(m @ q for m in mats) if mats else np.zeros_like(q)
-        logits = -unary + msg if mu is None else -unary - msg @ mu.T
-        q = softmax(logits)
-    return q
+        self.weight = float(weight)
+        self.matrix = (weight * (norm[:, None] * kernel * norm[None, :])).astype(np.float32)
+
+    def filter_add(self, q, out, *, transpose=False):
+        """``out += weight * K q`` (``K`` is symmetric, so ``transpose`` changes nothing)."""
+        out += self.matrix @ q
+        return out

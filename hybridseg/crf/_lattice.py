@@ -215,12 +215,17 @@ def _splat(offsets, weights, values, n_lattice, n_chunks):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _blur(values, neighbours):
-    """One pass of ``(0.5, 1, 0.5)`` along each of the ``d + 1`` lattice directions."""
+def _blur(values, neighbours, reverse):
+    """One pass of ``(0.5, 1, 0.5)`` along each of the ``d + 1`` lattice directions.
+
+    Each pass is a symmetric operator, so running them in ``reverse`` order applies the
+    transpose of the whole blur (what the gradient of a filter needs).
+    """
     n_dirs, m, _ = neighbours.shape
     c_dim = values.shape[1]
     other = np.zeros_like(values)
-    for j in range(n_dirs):
+    for jj in range(n_dirs):
+        j = n_dirs - 1 - jj if reverse else jj
         for p in prange(m):
             a = neighbours[j, p, 0]
             b = neighbours[j, p, 1]
@@ -286,7 +291,8 @@ class Lattice:
         self.n_lattice = int(m)
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** (-d)))
 
-    def filter(self, values, *, splat_weights=None, slice_weights=None, out=None):
+    def filter(self, values, *, splat_weights=None, slice_weights=None, out=None,
+               transpose=False):
         """Gaussian-filter ``values`` over the points: splat, blur, slice.
 
         Parameters
@@ -297,6 +303,10 @@ class Lattice:
             slicing), which give pydensecrf's unnormalised filter.
         out : (N, C) ndarray of float32, optional
             Accumulate into it (``out += filtered``) instead of a new array.
+        transpose : bool, default=False
+            Apply the transpose of the filter instead: slice weights to splat, splat
+            weights to slice, and the blur directions in reverse order. The lattice filter
+            is only nearly symmetric; gradients need its exact transpose.
 
         Returns
         -------
@@ -307,8 +317,10 @@ class Lattice:
             v = v[:, None]
         sw = self.weights if splat_weights is None else splat_weights
         lw = self.weights * self.alpha if slice_weights is None else slice_weights
+        if transpose:
+            sw, lw = lw, sw
         lat = _splat(self.offsets, sw, v, self.n_lattice, self.n_chunks)
-        lat = _blur(lat, self.neighbours)
+        lat = _blur(lat, self.neighbours, transpose)
         if out is None:
             out = np.zeros(v.shape, np.float32)
         _slice_add(self.offsets, lw, lat, out)

@@ -4,6 +4,9 @@ Every loader returns a ``Dataset`` record (a dict read by attribute too) with
 ``images`` (list of arrays), ``labels`` (list of ``(H, W)`` uint8 label maps, void pixels
 set to ``ignore_index``), ``class_names``, ``ignore_index``, ``name``, ``filenames``,
 ``colors`` and ``description``.
+
+``make_noisy_scores`` simulates a mediocre model's logits from label maps, for
+experiments with refiners.
 """
 
 from ._base import Dataset, clear_data_home, get_data_home
@@ -11,6 +14,7 @@ from ._camvid import CAMVID_CLASSES, fetch_camvid, load_camvid
 from ._folder import load_folder
 from ._isbi import ISBI_CLASSES, load_isbi_membrane
 from ._sample import load_sample
+from ._synthetic import make_noisy_scores
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -23,4 +27,5 @@ __all__ = [
     "load_folder",
     "load_isbi_membrane",
     "load_sample",
+    "make_noisy_scores",
 ]

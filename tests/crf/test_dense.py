@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridseg import Unaries
-from hybridseg.crf import DenseCRF
+from hybridseg.crf import DenseCRF, Kernel
 from hybridseg.utils import softmax
 from hybridseg.utils.estimator_checks import parametrize_with_image_checks
 
@@ -203,3 +203,133 @@ def test_matches_pydensecrf_on_camvid_with_matrix_compat(rng):
             ref = DenseCRF(n_iter=10, compat=compat, backend="pydensecrf").refine(
                 img, logits, kind="logits")
             assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.995
+
+
+# --------------------------------------------------------------------------- energy trace
+def free_energy(unary, q, mats, mu):
+    """Numpy oracle of the mean-field free energy with explicit kernel matrices."""
+    msg = sum(m @ q for m in mats)
+    pair = -0.5 * np.sum(q * msg) if mu is None else 0.5 * np.sum(q * (msg @ mu))
+    return np.sum(q * unary) + np.sum(q * np.log(np.maximum(q, 1e-30))) + pair
+
+
+def test_trace_energy_matches_the_oracle(rng):
+    from hybridseg.crf._meanfield import mean_field
+
+    image, logits, _ = image_and_logits(rng, h=8, w=10, k=3)
+    crf = DenseCRF(n_iter=3, backend="exact", gaussian_sxy=2.0, bilateral_sxy=5.0)
+    kernels = [kern for _, kern in crf._build_kernels(image, (8, 10), None, crf._weights())]
+    unary = -logits.reshape(-1, 3)
+    qs, trace = [], {}
+    mean_field(unary, kernels, None, 3, callback=lambda it, q: qs.append(q.copy()),
+               trace=trace)
+    mats = [kern.matrix.astype(np.float64) for kern in kernels]
+    expected = [free_energy(unary, q.astype(np.float64), mats, None) for q in qs]
+    np.testing.assert_allclose(trace["energy"], expected, rtol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 4), st.integers(0, 2**31 - 1), st.floats(0.5, 20.0))
+def test_potts_energy_never_rises_with_exact_kernels(k, seed, weight):
+    # Exact Gaussian kernels are positive semi-definite and Potts is -I: the pairwise
+    # term is concave, so parallel updates cannot raise the free energy (Krahenbuhl &
+    # Koltun 2013). float32 arithmetic allows a rounding-sized slack.
+    rng = np.random.default_rng(seed)
+    image, logits, _ = image_and_logits(rng, h=9, w=11, k=k)
+    crf = DenseCRF(n_iter=6, backend="exact", gaussian_weight=weight,
+                   bilateral_weight=2 * weight, gaussian_sxy=2.0, bilateral_sxy=6.0)
+    _, trace = crf.refine(image, logits, kind="logits", return_trace=True)
+    steps = np.diff(trace.energy)
+    assert (steps <= 1e-5 * np.abs(trace.energy).max()).all(), steps
+
+
+def test_trace_on_the_lattice(rng):
+    image, logits, _ = image_and_logits(rng, h=40, w=50, k=4)
+    q, trace = DenseCRF(n_iter=5).refine(image, logits, kind="logits", return_trace=True)
+    np.testing.assert_array_equal(q, DenseCRF(n_iter=5).refine(image, logits, kind="logits"))
+    assert trace.energy.shape == (6,) and trace.seconds.shape == (5,)
+    assert trace.changed.shape == (5,) and (trace.seconds > 0).all()
+    assert trace.build_seconds > 0
+    # The lattice kernels are nearly symmetric PSD: with Potts the energy falls overall
+    # and rises, if at all, by rounding-sized amounts.
+    assert trace.energy[-1] < trace.energy[0]
+    assert (np.diff(trace.energy) <= 1e-4 * np.abs(trace.energy).max()).all()
+
+
+# --------------------------------------------------------------------------- volumes, kernels
+def test_volume_matches_exact_and_spacing_scales_positions(rng):
+    d, h, w, k = 4, 6, 7, 3
+    vol = rng.uniform(0, 255, (d, h, w))
+    logits = rng.normal(0, 1, (d, h, w, k)).astype(np.float32)
+    params = dict(n_iter=3, gaussian_sxy=2.0, bilateral_sxy=4.0, bilateral_srgb=40.0)
+    fast = DenseCRF(**params).refine(vol, logits, kind="logits")
+    exact = DenseCRF(backend="exact", **params).refine(vol, logits, kind="logits")
+    assert fast.shape == (d, h, w, k)
+    np.testing.assert_allclose(fast.sum(-1), 1, atol=1e-5)
+    assert np.abs(fast - exact).mean() < 0.03
+    # Halving the spacing of every axis is doubling every spatial sigma.
+    a = DenseCRF(backend="exact", spacing=(0.5, 0.5, 0.5), **params).refine(
+        vol, logits, kind="logits")
+    b = DenseCRF(backend="exact", **{**params, "gaussian_sxy": 4.0, "bilateral_sxy": 8.0}
+                 ).refine(vol, logits, kind="logits")
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    # Anisotropic spacing: a coarse z axis decouples the slices.
+    far = DenseCRF(backend="exact", spacing=(1e4, 1.0, 1.0), **params).refine(
+        vol, logits, kind="logits")
+    for z in range(d):
+        np.testing.assert_allclose(
+            far[z], DenseCRF(backend="exact", **params).refine(vol[z], logits[z],
+                                                                kind="logits"), atol=1e-5)
+
+
+def test_extra_kernels_read_image_named_and_callable_features(rng):
+    image, logits, _ = image_and_logits(rng, h=12, w=15, k=3)
+    base = DenseCRF(n_iter=3, gaussian_weight=0.0, backend="exact")
+    as_extra = DenseCRF(n_iter=3, gaussian_weight=0.0, bilateral_weight=0.0, backend="exact",
+                        extra_kernels=[Kernel(10.0, "image", 13.0, 80.0)])
+    ref = base.refine(image, logits, kind="logits")
+    np.testing.assert_allclose(as_extra.refine(image, logits, kind="logits"), ref, atol=1e-6)
+    named = as_extra.set_params(extra_kernels=[Kernel(10.0, "rgb", (13.0,) * 3, 80.0)])
+    np.testing.assert_allclose(
+        named.refine(image, logits, kind="logits", features={"rgb": image}), ref, atol=1e-6)
+    called = DenseCRF(n_iter=3, gaussian_weight=0.0, bilateral_weight=0.0, backend="exact",
+                      extra_kernels=[Kernel(10.0, lambda im: im / 13.0, 1.0, 80.0)])
+    np.testing.assert_allclose(called.refine(image, logits, kind="logits"), ref, atol=1e-5)
+    # A kernel on features alone (no positions).
+    depth = np.linspace(0, 1, 15)[None].repeat(12, 0)
+    q = DenseCRF(n_iter=2, extra_kernels=[Kernel(3.0, "depth", 0.1)]).refine(
+        image, logits, kind="logits", features={"depth": depth})
+    np.testing.assert_allclose(q.sum(-1), 1, atol=1e-5)
+
+
+def test_volume_and_kernel_errors(rng):
+    image, logits, _ = image_and_logits(rng, h=6, w=7, k=3)
+    crf = DenseCRF(n_iter=1)
+    with pytest.raises(ValueError, match=r"\(D, H, W\)"):
+        crf.refine(image[..., 0], logits[None], kind="logits")
+    with pytest.raises(ValueError, match="volume"):
+        crf.refine(np.zeros((2, 6, 8)), np.zeros((2, 6, 7, 3)), kind="logits")
+    with pytest.raises(ValueError, match="spacing"):
+        DenseCRF(spacing=(1.0, 1.0, 1.0)).refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="spacing"):
+        DenseCRF(spacing=(1.0, -1.0)).refine(image, logits, kind="logits")
+    with pytest.raises(TypeError, match="extra_kernels\\[0\\]"):
+        DenseCRF(extra_kernels=[{"weight": 1.0}]).refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="sfeat"):
+        DenseCRF(extra_kernels=[Kernel(sfeat=0.0)]).refine(image, logits, kind="logits")
+    needs_depth = DenseCRF(extra_kernels=[Kernel(1.0, "depth", 1.0, 3.0)])
+    with pytest.raises(ValueError, match="features=\\{'depth'"):
+        needs_depth.refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="have shape"):
+        needs_depth.refine(image, logits, kind="logits", features={"depth": np.zeros((6, 6))})
+    with pytest.raises(ValueError, match="NaN"):
+        needs_depth.refine(image, logits, kind="logits",
+                           features={"depth": np.full((6, 7), np.nan)})
+    with pytest.raises(ValueError, match="2 feature standard deviations"):
+        DenseCRF(extra_kernels=[Kernel(1.0, "image", (1.0, 2.0))]).refine(
+            image, logits, kind="logits")
+    with pytest.raises(TypeError, match="mapping"):
+        crf.refine(image, logits, kind="logits", features=[1, 2])
+    with pytest.raises(ValueError, match="return_trace"):
+        DenseCRF(backend="pydensecrf").refine(image, logits, kind="logits",
+                                              return_trace=True)

@@ -54,6 +54,20 @@ def test_filter_is_linear_and_symmetric(rng):
                                rtol=2e-3)
 
 
+def test_transpose_is_the_exact_adjoint(rng):
+    f = rng.uniform(0, 6, (300, 4)).astype(np.float32)
+    lat = Lattice(f)
+    sw = rng.uniform(0.5, 1.5, lat.weights.shape).astype(np.float32)
+    lw = rng.uniform(0.5, 1.5, lat.weights.shape).astype(np.float32)
+    a = rng.random((300, 3)).astype(np.float32)
+    b = rng.random((300, 3)).astype(np.float32)
+    kb = lat.filter(b, splat_weights=sw, slice_weights=lw)
+    kta = lat.filter(a, splat_weights=sw, slice_weights=lw, transpose=True)
+    # Same sum of products in another order: equal up to float32 rounding.
+    np.testing.assert_allclose(np.sum(a * kb, dtype=np.float64),
+                               np.sum(kta * b, dtype=np.float64), rtol=2e-6)
+
+
 def test_far_apart_points_do_not_mix():
     f = np.array([[0.0, 0.0], [1000.0, 1000.0]], np.float32)
     out = normalised(lattice_filter, f, np.array([[1.0], [0.0]], np.float32))

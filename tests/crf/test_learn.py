@@ -1,0 +1,158 @@
+"""Learning the dense CRF: exact gradients through the unrolled mean field, and fit."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from hybridseg import Unaries
+from hybridseg.crf import DenseCRF, Kernel
+from hybridseg.crf._exact import ExactKernel
+from hybridseg.crf._learn import LearningProblem
+from hybridseg.crf._meanfield import PairwiseKernel, mean_field
+from hybridseg.datasets import make_noisy_scores
+
+
+def small_problem(rng, kernel_class, h=7, w=9, k=3):
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = rng.uniform(0, 255, (h, w))
+    feats = [np.stack([xx.ravel() / 2.0, yy.ravel() / 2.0], 1),
+             np.stack([xx.ravel() / 5.0, yy.ravel() / 5.0, img.ravel() / 40.0], 1)]
+    unary = rng.normal(0, 1, (h * w, k)).astype(np.float32)
+    labels = rng.integers(-1, k, h * w)
+    kernels = [kernel_class(f.astype(np.float32), 1.0) for f in feats]
+    return LearningProblem(unary, labels, kernels), feats, unary, labels
+
+
+@pytest.mark.parametrize("kernel_class", [ExactKernel, PairwiseKernel])
+def test_gradient_matches_finite_differences(rng, kernel_class):
+    problem, *_ = small_problem(rng, kernel_class)
+    k = problem.unary.shape[1]
+    weights = np.array([2.0, 3.0])
+    mu = rng.normal(0, 1, (k, k))
+    mu = (mu + mu.T) / 2
+    class_weights = np.array([1.0, 2.0, 0.5])
+    _, g_w, g_mu = problem.loss_and_gradient(weights, mu, 4, class_weights, True)
+
+    def loss(w, m):
+        return problem.loss_and_gradient(w, m, 4, class_weights, False)[0]
+
+    eps = 1e-2
+    for i in range(2):
+        e = np.zeros(2)
+        e[i] = eps
+        numeric = (loss(weights + e, mu) - loss(weights - e, mu)) / (2 * eps)
+        assert numeric == pytest.approx(g_w[i], rel=2e-3)
+    numeric_mu = np.zeros((k, k))
+    for a in range(k):
+        for b in range(k):
+            e = np.zeros((k, k))
+            e[a, b] = eps
+            numeric_mu[a, b] = (loss(weights, mu + e) - loss(weights, mu - e)) / (2 * eps)
+    # float32 forward passes: finite differences are good to ~1e-3 of the largest entry.
+    np.testing.assert_allclose(g_mu, numeric_mu, atol=2e-3 * np.abs(numeric_mu).max())
+
+
+def test_forward_of_learning_is_inference(rng):
+    problem, feats, unary, labels = small_problem(rng, PairwiseKernel)
+    weights = np.array([1.5, 4.0])
+    k = unary.shape[1]
+    q = mean_field(unary, [PairwiseKernel(f, w) for f, w in zip(feats, weights)], None, 3)
+    ok = labels >= 0
+    expected = -np.log(q[ok, labels[ok]]).sum()
+    loss, _, _ = problem.loss_and_gradient(weights, -np.eye(k), 3, np.ones(k), False)
+    assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def toy_data(rng, n=4, h=20, w=26, k=3):
+    images, labels = [], []
+    for _ in range(n):
+        lab = np.zeros((h, w), np.uint8)
+        lab[:, w // 3:] = 1
+        lab[h // 2:, 2 * w // 3:] = 2
+        image = (np.array([[30, 60, 90], [200, 40, 40], [40, 200, 120]])[lab]
+                 + rng.normal(0, 8, (h, w, 3)))
+        images.append(np.clip(image, 0, 255).astype(np.uint8))
+        lab = lab.copy()
+        lab[0, :3] = 255
+        labels.append(lab)
+    scores = make_noisy_scores(labels, k, blur=1.0, scale=3.0, noise=2.5, n_patches=1,
+                               random_state=rng)
+    return Unaries(images, scores, kind="logits"), labels
+
+
+@pytest.mark.parametrize("compat", ["potts", "learn"])
+def test_fit_lowers_the_loss_and_sets_attributes(rng, compat):
+    U, y = toy_data(rng)
+    crf = DenseCRF(n_iter=3, gaussian_sxy=2.0, bilateral_sxy=10.0, bilateral_srgb=30.0,
+                   compat=compat, max_iter=8)
+    assert crf.fit(U, y) is crf
+    assert crf.n_classes_ == 3
+    assert crf.loss_curve_[-1] < crf.loss_curve_[0]
+    assert crf.gaussian_weight_ >= 0 and crf.bilateral_weight_ >= 0
+    assert crf.extra_weights_.shape == (0,)
+    assert crf.compat_.shape == (3, 3)
+    np.testing.assert_allclose(crf.compat_, crf.compat_.T)
+    if compat == "potts":
+        np.testing.assert_array_equal(crf.compat_, 1 - np.eye(3))
+    # The learned parameters are the ones predict uses.
+    by_hand = DenseCRF(n_iter=3, gaussian_sxy=2.0, bilateral_sxy=10.0, bilateral_srgb=30.0,
+                       gaussian_weight=crf.gaussian_weight_,
+                       bilateral_weight=crf.bilateral_weight_,
+                       compat=crf.compat_ if compat == "learn" else "potts")
+    for (im, s), p in zip(U, crf.predict_proba(U)):
+        np.testing.assert_allclose(p, by_hand.refine(im, s, kind="logits"), atol=1e-5)
+    assert crf.score(U, y) >= DenseCRF(n_iter=3).fit(U).score(U, y) - 0.05
+
+
+def test_fit_learns_extra_kernel_weights_and_keeps_dropped_kernels_dropped(rng):
+    U, y = toy_data(rng, n=2)
+    extra = Kernel(weight=2.0, features=lambda im: im[..., :1], sfeat=20.0, sxy=5.0)
+    crf = DenseCRF(n_iter=2, gaussian_weight=0.0, extra_kernels=[extra], max_iter=4)
+    crf.fit(U, y)
+    assert crf.gaussian_weight_ == 0.0
+    assert crf.extra_weights_.shape == (1,)
+    assert crf.loss_curve_[-1] <= crf.loss_curve_[0]
+
+
+def test_exact_backend_learns_too(rng):
+    U, y = toy_data(rng, n=2, h=10, w=12)
+    crf = DenseCRF(n_iter=2, backend="exact", gaussian_sxy=2.0, bilateral_sxy=6.0,
+                   max_iter=5).fit(U, y)
+    assert crf.loss_curve_[-1] < crf.loss_curve_[0]
+
+
+def test_fit_without_labels_or_learning_keeps_parameters(rng):
+    U, y = toy_data(rng, n=2)
+    for crf in (DenseCRF(n_iter=2).fit(U), DenseCRF(n_iter=2, learn="none").fit(U, y)):
+        assert crf.n_classes_ == 3
+        assert not hasattr(crf, "gaussian_weight_")
+    # Refitting without labels forgets learned weights.
+    crf = DenseCRF(n_iter=2, max_iter=2).fit(U, y)
+    assert hasattr(crf, "gaussian_weight_")
+    crf.fit(U)
+    assert not hasattr(crf, "gaussian_weight_")
+
+
+def test_learning_errors(rng):
+    U, y = toy_data(rng, n=2)
+    image, scores = U[0]
+    with pytest.raises(NotFittedError, match="compat='learn'"):
+        DenseCRF(compat="learn").refine(image, scores, kind="logits")
+    with pytest.raises(ValueError, match="labels"):
+        DenseCRF(compat="learn").fit(U)
+    with pytest.raises(ValueError, match="pydensecrf"):
+        DenseCRF(backend="pydensecrf").fit(U, y)
+    with pytest.raises(ValueError, match="labelled pixels"):
+        DenseCRF().fit(U, [np.full_like(lab, 255) for lab in y])
+    with pytest.raises(ValueError, match="class_weight"):
+        DenseCRF(class_weight=[1.0, 2.0], max_iter=1).fit(U, y)
+    with pytest.raises(ValueError, match="y"):
+        DenseCRF().fit(U, [lab[:-1] for lab in y])
+
+
+def test_balanced_class_weights(rng):
+    _, y = toy_data(rng, n=2)
+    crf = DenseCRF(class_weight="balanced")
+    w = crf._class_weights(y, 3)
+    counts = np.bincount(np.concatenate([lab[lab != 255] for lab in y]), minlength=3)
+    np.testing.assert_allclose(w * counts, counts.sum() / 3)

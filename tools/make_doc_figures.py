@@ -1,0 +1,211 @@
+"""Build the figures of the documentation from the embedded sample.
+
+    python tools/make_doc_figures.py                 # writes docs/figures/
+    python tools/make_doc_figures.py --out /tmp/figs
+
+The figures are generated files: they are not committed, and the mkdocs hook
+``docs/hooks/figures.py`` runs this script before each docs build when they are missing or
+older than this script. Only PIL draws them (no matplotlib). Nothing is written outside the
+output folder: each figure is written to a temporary file there, then renamed over
+``<out>/<name>`` (so a link at that name is replaced, not followed).
+
+``dense_crf_two_lines.png`` shows ``DenseCRF().refine(image, logits, kind="logits")`` on
+the two test images of the embedded CamVid sample. The logits are *simulated* from the
+truth, not produced by a model: the one-hot truth blurred with a Gaussian, plus Gaussian
+noise, plus a few rectangles pushed towards a wrong class. The random draws are seeded, so
+every run gives the same figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from hybridseg.crf import DenseCRF
+from hybridseg.datasets import load_sample, make_noisy_scores
+from hybridseg.metrics import mean_iou, pixel_accuracy
+
+# Every file build() writes. A literal, so that docs/hooks/figures.py can read it without
+# importing this script (and hybridseg) when the figures are up to date.
+FIGURES = ("dense_crf_two_lines.png",)
+FIGURE = FIGURES[0]
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
+
+SEED = 0
+VOID = 255
+TILE = (240, 180)  # width, height of each tile in the figure
+PAD = 8  # blank pixels between tiles
+HEADER = 22  # height of the column titles
+CAPTION = 20  # height of the line under each tile
+
+# How the stand-in logits are made from the truth (hybridseg.datasets.make_noisy_scores).
+SIMULATION = dict(blur=4.0, scale=10.0, noise=3.0, n_patches=3, patch_boost=10.0)
+
+
+def colorize(label, colors):
+    """Colour a label map with one RGB colour per class, void black.
+
+    Parameters
+    ----------
+    label : (H, W) ndarray of int
+        Label map, ``VOID`` for unlabelled pixels.
+    colors : (K, 3) ndarray of uint8
+        Colour of each class.
+
+    Returns
+    -------
+    rgb : (H, W, 3) ndarray of uint8
+    """
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(colors)] = colors
+    return palette[label]
+
+
+def _font():
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: the bitmap font has no size
+        return ImageFont.load_default()
+
+
+def _tile(rgb, resample):
+    return Image.fromarray(rgb).resize(TILE, resample)
+
+
+def compose(rows, titles):
+    """Lay tiles out in a grid with column titles and a caption under each tile.
+
+    Parameters
+    ----------
+    rows : list of list of (PIL.Image.Image, str)
+        One list per row: the tiles (already ``TILE`` in size) with their captions.
+    titles : list of str
+        One title per column.
+
+    Returns
+    -------
+    figure : PIL.Image.Image
+        RGB, white background.
+    """
+    n_cols = len(titles)
+    width = n_cols * TILE[0] + (n_cols + 1) * PAD
+    height = HEADER + len(rows) * (TILE[1] + CAPTION + PAD) + PAD
+    figure = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(figure)
+    font = _font()
+    for j, title in enumerate(titles):
+        draw.text((PAD + j * (TILE[0] + PAD), PAD // 2), title, fill="black", font=font)
+    for i, row in enumerate(rows):
+        top = HEADER + i * (TILE[1] + CAPTION + PAD)
+        for j, (tile, caption) in enumerate(row):
+            left = PAD + j * (TILE[0] + PAD)
+            figure.paste(tile, (left, top))
+            draw.text((left, top + TILE[1] + 3), caption, fill="black", font=font)
+    return figure
+
+
+def _save_png(image, path):
+    # Write a new file next to the target and rename it over the target: an existing
+    # ``path`` is replaced, never written through (were it a link to a file elsewhere,
+    # that file is left alone), and a half-written PNG is never left behind.
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", optimize=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a figure is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dense_crf_two_lines(out_dir):
+    """Build ``dense_crf_two_lines.png``: simulated logits before and after ``DenseCRF``.
+
+    On each test image of the embedded CamVid sample, the columns are the image, the
+    argmax of the simulated logits, the argmax of ``DenseCRF().refine(image, logits,
+    kind="logits")`` and the truth, with the pixel accuracy and mean IoU of both argmaxes
+    (computed at full size, void pixels left out).
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Existing folder the PNG is written into.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The PNG written.
+    scores : list of dict
+        Per image: ``name``, and ``acc`` and ``miou`` of ``"logits"`` and ``"crf"``.
+    """
+    sample = load_sample("camvid")
+    n_classes = len(sample.class_names)
+    rng = np.random.default_rng(SEED)
+    crf = DenseCRF()
+    rows, scores = [], []
+    for image, label, name, split in zip(sample.images, sample.labels, sample.filenames,
+                                         sample.split):
+        if split != "test":
+            continue
+        logits = make_noisy_scores([label], n_classes, random_state=rng, **SIMULATION)[0]
+        before = logits.argmax(-1)
+        after = crf.refine(image, logits, kind="logits").argmax(-1)
+        score = {"name": name}
+        row = [(_tile(image, Image.Resampling.LANCZOS), name.removesuffix(".png"))]
+        for key, pred in (("logits", before), ("crf", after)):
+            acc = pixel_accuracy([label], [pred], n_classes=n_classes, ignore_index=VOID)
+            miou = mean_iou([label], [pred], n_classes=n_classes, ignore_index=VOID)
+            score[key] = {"acc": acc, "miou": miou}
+            row.append((_tile(colorize(pred, sample.colors), Image.Resampling.NEAREST),
+                        f"pixel acc {100 * acc:.1f}%   mIoU {miou:.3f}"))
+        row.append((_tile(colorize(label, sample.colors), Image.Resampling.NEAREST),
+                    "CamVid labels (void black)"))
+        rows.append(row)
+        scores.append(score)
+    titles = ["image", "argmax of simulated logits", "argmax after DenseCRF", "truth"]
+    path = Path(out_dir) / FIGURE
+    _save_png(compose(rows, titles), path)
+    return path, scores
+
+
+def build(out_dir=DEFAULT_OUT):
+    """Build every documentation figure into ``out_dir``, creating it if needed.
+
+    Parameters
+    ----------
+    out_dir : str or path-like, default=docs/figures of this checkout
+        Folder the figures are written into; no file outside it is written.
+
+    Returns
+    -------
+    scores : list of dict
+        What ``dense_crf_two_lines`` measured.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path, scores = dense_crf_two_lines(out_dir)
+    print(f"{path} ({path.stat().st_size / 1e3:.0f} kB)")
+    for s in scores:
+        print(f"  {s['name']}: simulated logits acc {100 * s['logits']['acc']:.1f}% "
+              f"mIoU {s['logits']['miou']:.3f} -> after DenseCRF acc "
+              f"{100 * s['crf']['acc']:.1f}% mIoU {s['crf']['miou']:.3f}")
+    return scores
+
+
+def main(argv=None):
+    """Command line: ``python tools/make_doc_figures.py [--out DIR]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                        help="folder to write the figures into (default: docs/figures)")
+    args = parser.parse_args(argv)
+    build(args.out)
+
+
+if __name__ == "__main__":
+    main()
