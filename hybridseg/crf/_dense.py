@@ -329,9 +329,15 @@ class DenseCRF(BaseRefiner):
 
     def _weights(self):
         """The kernel weights in use: learned ones once fitted, else the given ones."""
+        given = np.array([spec.weight for spec in self._kernel_specs()], dtype=np.float64)
         if hasattr(self, "kernel_weights_"):
+            if len(self.kernel_weights_) != len(given):
+                raise ValueError(
+                    f"fit learned {len(self.kernel_weights_)} kernel weights but there are "
+                    f"now {len(given)} kernels (extra_kernels changed): fit again"
+                )
             return self.kernel_weights_
-        return np.array([spec.weight for spec in self._kernel_specs()], dtype=np.float64)
+        return given
 
     @staticmethod
     def _kernel_name(index):
@@ -487,25 +493,26 @@ class DenseCRF(BaseRefiner):
         image, s, spatial = self._check_inputs(image, scores, kind)
         k = s.shape[-1]
         n = int(np.prod(spatial))
-        unary = -(log_proba(s) if kind == "proba" else s)
-        unary = np.ascontiguousarray(unary.reshape(n, k), dtype=np.float32)
+        # -U: log-probabilities or the logits themselves (read only, never copied again).
+        neg_unary = (log_proba(s) if kind == "proba" else s).reshape(n, k)
         mu = self._mu(k)
         if k == 1 and not return_trace:
             return np.ones((*spatial, 1), np.float32)
         if self.backend == "pydensecrf":
             if return_trace:
                 raise ValueError("return_trace needs backend='numba' or 'exact'")
-            q = self._refine_pydensecrf(image, unary, mu, spatial, k)
+            q = self._refine_pydensecrf(image, -neg_unary, mu, spatial, k)
             return np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
         if self.n_iter == 0 and not return_trace:
-            return softmax(-unary).reshape(*spatial, k).astype(np.float32)
+            return softmax(neg_unary).reshape(*spatial, k).astype(np.float32)
         from ._meanfield import mean_field
 
         start = time.perf_counter()
         kernels = self._build_kernels(image, spatial, features, self._weights())
         build = time.perf_counter() - start
         trace = {} if return_trace else None
-        q = mean_field(unary, [kern for _, kern in kernels], mu, self.n_iter, trace=trace)
+        q = mean_field(neg_unary, [kern for _, kern in kernels], mu, self.n_iter,
+                       trace=trace, negated=True)
         q = np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
         if not return_trace:
             return q

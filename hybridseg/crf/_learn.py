@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._meanfield import _softmax_rows
+from ._meanfield import _softmax_inplace, _softmax_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
 
@@ -62,6 +62,51 @@ def _log_loss_grad(q, labels, pixel_weights, grad):
         for c in range(k):
             grad[i, c] = w * q[i, c]
         grad[i, y] -= w
+    return total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _update(neg_unary, msg, mu, potts, q):
+    """``q = softmax(-U - msg mu^T)`` (``-U + msg`` for Potts, whose ``mu`` is ``-I``)."""
+    n, k = q.shape
+    for i in prange(n):
+        for c in range(k):
+            if potts:
+                q[i, c] = neg_unary[i, c] + msg[i, c]
+            else:
+                acc = neg_unary[i, c]
+                for c2 in range(k):
+                    acc -= mu[c, c2] * msg[i, c2]
+                q[i, c] = acc
+        _softmax_inplace(q[i])
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _times_mu(grad, mu, potts, out):
+    """``out = grad mu`` (``-grad`` for Potts)."""
+    n, k = grad.shape
+    for i in prange(n):
+        for c in range(k):
+            if potts:
+                out[i, c] = -grad[i, c]
+            else:
+                acc = np.float32(0.0)
+                for c2 in range(k):
+                    acc += grad[i, c2] * mu[c2, c]
+                out[i, c] = acc
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _dot_and_axpy(h, q, weight, grad_q):
+    """Return ``<h, q>`` (float64) and do ``grad_q -= weight * h``, in one pass."""
+    n, k = h.shape
+    total = 0.0
+    for i in prange(n):
+        acc = 0.0
+        for c in range(k):
+            acc += np.float64(h[i, c]) * q[i, c]
+            grad_q[i, c] -= weight * h[i, c]
+        total += acc
     return total
 
 
@@ -109,36 +154,39 @@ class LearningProblem:
         grad_mu : (K, K) ndarray of float64 or None
         """
         n, k = self.unary.shape
+        potts = not want_mu and np.array_equal(mu, -np.eye(k))
         mu32 = np.ascontiguousarray(mu, dtype=np.float32)
         qs = [np.empty((n, k), np.float32)]
         _softmax_rows(self.neg_unary, qs[0])
         msgs = []
+        scratch = np.empty((n, k), np.float32)
         for _ in range(n_iter):
             msg = np.zeros((n, k), np.float32)
             for w, kernel in zip(weights, self.kernels):
                 if w != 0.0:
-                    part = kernel.filter_add(qs[-1], np.zeros((n, k), np.float32))
-                    msg += np.float32(w) * part
-            logits = self.neg_unary - msg @ mu32.T
+                    scratch[:] = 0.0
+                    kernel.filter_add(qs[-1], scratch)
+                    _dot_and_axpy(scratch, qs[-1], np.float32(-w), msg)
             q = np.empty((n, k), np.float32)
-            _softmax_rows(logits, q)
+            _update(self.neg_unary, msg, mu32, potts, q)
             qs.append(q)
-            msgs.append(msg)
+            msgs.append(msg if want_mu else None)
         grad = np.empty((n, k), np.float32)
         loss = _log_loss_grad(qs[-1], self.labels, class_weights.astype(np.float32), grad)
         grad_w = np.zeros(len(self.kernels))
         grad_mu = np.zeros((k, k)) if want_mu else None
         grad_q = np.empty((n, k), np.float32)
+        g_mu = np.empty((n, k), np.float32)
         for t in range(n_iter, 0, -1):
             if want_mu:
                 grad_mu -= grad.T.astype(np.float64) @ msgs[t - 1].astype(np.float64)
-            g_mu = np.ascontiguousarray(grad @ mu32)
+            _times_mu(grad, mu32, potts, g_mu)
             q_prev = qs[t - 1]
             grad_q[:] = 0.0
             for m, kernel in enumerate(self.kernels):
-                h = kernel.filter_add(g_mu, np.zeros((n, k), np.float32), transpose=True)
-                grad_w[m] -= float(np.vdot(h.astype(np.float64), q_prev))
-                grad_q -= np.float32(weights[m]) * h
+                scratch[:] = 0.0
+                kernel.filter_add(g_mu, scratch, transpose=True)
+                grad_w[m] -= _dot_and_axpy(scratch, q_prev, np.float32(weights[m]), grad_q)
             if t > 1:
                 _softmax_backward(q_prev, grad_q, grad)
         return float(loss), grad_w, grad_mu

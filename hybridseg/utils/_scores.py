@@ -39,7 +39,8 @@ def log_proba(proba):
     """Natural log of probabilities, with zeros mapped to ``log(1e-30)`` instead of -inf."""
     p = np.asarray(proba)
     dtype = np.float64 if p.dtype == np.float64 else np.float32
-    return np.log(np.maximum(p.astype(dtype, copy=False), PROBA_FLOOR))
+    out = np.maximum(p.astype(dtype, copy=False), PROBA_FLOOR)
+    return np.log(out, out=out)
 
 
 def to_proba(scores, kind):
