@@ -493,17 +493,17 @@ class DenseCRF(BaseRefiner):
         image, s, spatial = self._check_inputs(image, scores, kind)
         k = s.shape[-1]
         n = int(np.prod(spatial))
-        # -U: log-probabilities or the logits themselves (read only, never copied again).
-        neg_unary = (log_proba(s) if kind == "proba" else s).reshape(n, k)
         mu = self._mu(k)
         if k == 1 and not return_trace:
             return np.ones((*spatial, 1), np.float32)
         if self.backend == "pydensecrf":
             if return_trace:
                 raise ValueError("return_trace needs backend='numba' or 'exact'")
+            neg_unary = (log_proba(s) if kind == "proba" else s).reshape(n, k)
             q = self._refine_pydensecrf(image, -neg_unary, mu, spatial, k)
             return np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
         if self.n_iter == 0 and not return_trace:
+            neg_unary = (log_proba(s) if kind == "proba" else s).reshape(n, k)
             return softmax(neg_unary).reshape(*spatial, k).astype(np.float32)
         from ._meanfield import mean_field
 
@@ -511,8 +511,9 @@ class DenseCRF(BaseRefiner):
         kernels = self._build_kernels(image, spatial, features, self._weights())
         build = time.perf_counter() - start
         trace = {} if return_trace else None
-        q = mean_field(neg_unary, [kern for _, kern in kernels], mu, self.n_iter,
-                       trace=trace, negated=True)
+        # The scores go in as they are (read only): no (N, K) intermediate arrays.
+        q = mean_field(s.reshape(n, k), [kern for _, kern in kernels], mu, self.n_iter,
+                       trace=trace, unary_kind=kind)
         q = np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
         if not return_trace:
             return q

@@ -116,7 +116,8 @@ def _slice_potts_update(neg_unary, offsets, weights, lattices, q, k, n_chunks):
     past the ``k`` labels (so that the row loops vectorise without a scalar tail): padded
     entries of ``neg_unary`` must be very negative, and those of ``q`` come out zero.
     """
-    n, kp = q.shape
+    n, kp = neg_unary.shape
+    width = q.shape[1]  # kp, or k for the last iteration's unpadded output
     n_ker = len(offsets)
     for ch in prange(n_chunks):
         row = np.empty(kp, np.float32)
@@ -135,8 +136,27 @@ def _slice_potts_update(neg_unary, offsets, weights, lattices, q, k, n_chunks):
             _softmax_inplace(row)
             for c in range(k, kp):
                 row[c] = 0.0
-            for c in range(kp):
+            for c in range(width):
                 q[i, c] = row[c]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _neg_unary_rows(scores, take_log, out):
+    """``out[:, :k] = log(max(scores, 1e-30))`` (or ``scores``), padding columns ``-1e30``.
+
+    One pass from the caller's scores to the padded ``-U`` the fused update reads, so that
+    no intermediate ``(N, K)`` array is allocated (fresh large arrays cost page faults).
+    """
+    n, k = scores.shape
+    kp = out.shape[1]
+    for i in prange(n):
+        for c in range(k):
+            v = scores[i, c]
+            if take_log:
+                v = np.log(max(v, np.float32(1e-30)))
+            out[i, c] = v
+        for c in range(k, kp):
+            out[i, c] = np.float32(-1e30)
 
 
 def _padded_width(k):
@@ -206,7 +226,8 @@ def _free_energy(unary, q, messages, mu, potts):
     return total
 
 
-def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None, negated=False):
+def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None,
+               unary_kind="energy"):
     """Parallel-update mean field (Krähenbühl & Koltun 2011, as pydensecrf runs it).
 
     Parameters
@@ -227,22 +248,34 @@ def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None, neg
         ``"changed"`` (fraction of points whose most probable label changed). The energy
         costs a filtering pass per iteration on the fused Potts path, and only a last
         one otherwise (the update's own messages serve).
-    negated : bool, default=False
-        ``unary`` already holds ``-U`` (log-probabilities or logits): saves a copy of an
-        ``(N, K)`` array. It is only read.
+    unary_kind : {"energy", "logits", "proba"}, default="energy"
+        What ``unary`` holds: the energies ``U``; logits (``-U``); or probabilities
+        (``-U = log max(p, 1e-30)``). The last two save ``(N, K)`` copies. It is only read.
 
     Returns
     -------
     Q : (N, K) ndarray of float32
     """
-    if negated:
-        neg_unary = np.ascontiguousarray(unary, dtype=np.float32)
-    else:
-        neg_unary = np.ascontiguousarray(-np.asarray(unary, dtype=np.float32))
-    n, k = neg_unary.shape
+    unary = np.ascontiguousarray(unary, dtype=np.float32)
+    n, k = unary.shape
     if compat is None and len(kernels) > 0 and all(
             isinstance(kernel, PairwiseKernel) for kernel in kernels):
-        return _mean_field_potts(neg_unary, kernels, n_iter, callback, trace)
+        kp = _padded_width(k)
+        if unary_kind == "logits" and kp == k:
+            neg_unary = unary
+        else:
+            neg_unary = np.empty((n, kp), np.float32)
+            _neg_unary_rows(unary, unary_kind == "proba", neg_unary)
+            if unary_kind == "energy":
+                np.negative(neg_unary[:, :k], out=neg_unary[:, :k])
+        return _mean_field_potts(neg_unary, k, kernels, n_iter, callback, trace)
+    if unary_kind == "logits":
+        neg_unary = unary
+    elif unary_kind == "proba":
+        neg_unary = np.empty((n, k), np.float32)
+        _neg_unary_rows(unary, True, neg_unary)
+    else:
+        neg_unary = -unary
     q = np.empty((n, k), np.float32)
     _softmax_rows(neg_unary, q)
     if callback is not None:
@@ -285,17 +318,13 @@ def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None, neg
     return q
 
 
-def _mean_field_potts(neg_unary, kernels, n_iter, callback, trace):
+def _mean_field_potts(neg_unary, k, kernels, n_iter, callback, trace):
     """Potts mean field with each iteration's slices fused into the update, on rows padded
-    to a vector-friendly width. With a ``trace``, the messages the energy needs are
-    computed by a separate filtering pass (``Q`` itself is the same as without one)."""
-    n, k = neg_unary.shape
-    kp = _padded_width(k)
-    if kp != k:
-        padded = np.empty((n, kp), np.float32)
-        padded[:, :k] = neg_unary
-        padded[:, k:] = -1e30
-        neg_unary = padded
+    to a vector-friendly width (``neg_unary`` is ``(N, kp)``, padded with -1e30; the last
+    iteration writes the unpadded ``(N, k)`` result directly). With a ``trace``, the
+    messages the energy needs are computed by a separate filtering pass (``Q`` itself is
+    the same as without one)."""
+    n, kp = neg_unary.shape
     q = np.empty((n, kp), np.float32)
     _softmax_rows(neg_unary, q)
     q[:, k:] = 0.0
@@ -322,6 +351,8 @@ def _mean_field_potts(neg_unary, kernels, n_iter, callback, trace):
             trace["energy"].append(energy())
             start = time.perf_counter()
         lattices = tuple(kernel.splat_blur(q) for kernel in kernels)
+        if it == n_iter - 1 and kp != k:
+            q = np.empty((n, k), np.float32)
         _slice_potts_update(neg_unary, offsets, slice_weights, lattices, q, k, n_chunks)
         if trace is not None:
             trace["seconds"].append(time.perf_counter() - start)
@@ -332,4 +363,4 @@ def _mean_field_potts(neg_unary, kernels, n_iter, callback, trace):
             callback(it + 1, q[:, :k])
     if trace is not None:
         trace["energy"].append(energy())
-    return q if kp == k else np.ascontiguousarray(q[:, :k])
+    return q if q.shape[1] == k else np.ascontiguousarray(q[:, :k])
