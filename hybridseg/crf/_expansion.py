@@ -1,0 +1,114 @@
+"""Alpha-expansion (Boykov, Veksler & Zabih, 2001) on the Boykov-Kolmogorov min cut.
+
+Each move lets every pixel either keep its label or switch to one label ``alpha``; the best
+such move is one minimum cut when the compatibility is a metric (then every edge's
+two-label term is submodular). Cycling over the labels until no move lowers the energy
+reaches a local minimum within a factor 2 of the optimum for Potts (``2 max mu / min mu``
+for other metrics).
+
+The two-label term of an edge with labels ``(a, b)`` and weight ``w`` is
+``A = w mu(a, b)``, ``B = w mu(a, alpha)``, ``C = w mu(alpha, b)``, ``D = w mu(alpha, alpha)``
+for the moves (keep, keep), (keep, switch), (switch, keep), (switch, switch); it equals
+``A + (C - A) x_p + (D - C) x_q + (B + C - A - D) (1 - x_p) x_q`` with ``x = 1`` for
+"switch", so the linear parts go to the pixels' costs and ``B + C - A - D >= 0`` is the
+capacity of the arc ``p -> q``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._grid_graph import labelling_energy
+from ._maxflow import min_cut
+
+__all__ = ["alpha_expansion", "check_metric"]
+
+
+def check_metric(mu, *, method="expansion"):
+    """Raise a ValueError unless ``mu`` is a metric (what alpha-expansion needs).
+
+    Parameters
+    ----------
+    mu : (K, K) ndarray
+        Label compatibility (a penalty).
+    method : str
+        Named in the message.
+    """
+    mu = np.asarray(mu, np.float64)
+    k = mu.shape[0]
+    problems = []
+    if not np.allclose(mu, mu.T):
+        problems.append("it is not symmetric")
+    if not np.allclose(np.diag(mu), 0):
+        problems.append("its diagonal is not zero")
+    if (mu < -1e-12).any():
+        problems.append("it has negative entries")
+    # Triangle inequality mu(a, b) <= mu(a, c) + mu(c, b) for every c.
+    if k and (mu[:, None, :] > mu[:, :, None] + mu[None, :, :] + 1e-9).any():
+        problems.append("it breaks the triangle inequality")
+    if problems:
+        raise ValueError(
+            f"method={method!r} needs a metric compatibility, but " + " and ".join(problems)
+            + "; use method='swap' (semi-metrics) or method='trws' (any compatibility)"
+        )
+
+
+def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
+    """Minimise ``sum_i cost[i, x_i] + sum_e w_e mu[x_a, x_b]`` by alpha-expansion moves.
+
+    Parameters
+    ----------
+    cost : (N, K) ndarray
+        Unary costs.
+    edges : (E, 2) ndarray of int
+    w : (E,) ndarray
+        Non-negative edge weights.
+    mu : (K, K) ndarray
+        A metric compatibility (checked).
+    labels : (N,) ndarray of int, optional
+        Start; by default each pixel's cheapest label.
+    max_cycles : int, default=20
+        Passes over all labels at most (it usually stops after 2 to 4).
+
+    Returns
+    -------
+    labels : (N,) ndarray of int64
+    energies : list of float
+        The energy at the start and after each cycle.
+    """
+    cost = np.ascontiguousarray(cost, np.float64)
+    mu = np.asarray(mu, np.float64)
+    check_metric(mu)
+    w = np.asarray(w, np.float64)
+    n, k = cost.shape
+    x = cost.argmin(1) if labels is None else np.array(labels, dtype=np.int64)
+    x = x.astype(np.int64)
+    a_idx, b_idx = edges[:, 0], edges[:, 1]
+    rows = np.arange(n)
+    energy = labelling_energy(cost, x, edges, w, mu)
+    energies = [energy]
+    for _ in range(max_cycles):
+        improved = False
+        for alpha in range(k):
+            la, lb = x[a_idx], x[b_idx]
+            big_a = w * mu[la, lb]
+            big_b = w * mu[la, alpha]
+            big_c = w * mu[alpha, lb]
+            big_d = w * mu[alpha, alpha]
+            cost0 = cost[rows, x].copy()  # keep
+            cost1 = (cost[:, alpha]  # switch, plus the edges' linear parts
+                     + np.bincount(a_idx, weights=big_c - big_a, minlength=n)
+                     + np.bincount(b_idx, weights=big_d - big_c, minlength=n))
+            cap = np.maximum(big_b + big_c - big_a - big_d, 0.0)
+            m = np.minimum(cost0, cost1)
+            _, switch = min_cut(cost1 - m, cost0 - m, edges, cap, np.zeros_like(cap))
+            if not switch.any():
+                continue
+            proposal = np.where(switch, alpha, x)
+            new_energy = labelling_energy(cost, proposal, edges, w, mu)
+            if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
+                x, energy, improved = proposal, new_energy, True
+        energies.append(energy)
+        if not improved:
+            break
+    return x, energies

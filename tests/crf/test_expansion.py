@@ -1,0 +1,86 @@
+"""Alpha-expansion: the factor-2 bound against brute force, monotone energy, gco, errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridseg.crf._expansion import alpha_expansion, check_metric
+from hybridseg.crf._grid_graph import grid_edges, labelling_energy
+
+
+def brute_force_min(cost, edges, w, mu):
+    n, k = cost.shape
+    return min(labelling_energy(cost, np.array(lab), edges, w, mu)
+               for lab in itertools.product(range(k), repeat=n))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 3), st.sampled_from([4, 8]),
+       st.floats(0.1, 3.0))
+def test_within_factor_two_of_the_optimum_on_tiny_grids(seed, k, conn, weight):
+    rng = np.random.default_rng(seed)
+    shape = (2, 4) if k == 3 else (3, 4)
+    n = shape[0] * shape[1]
+    cost = rng.uniform(0, 3, (n, k))
+    edges, dist = grid_edges(shape, conn)
+    w = weight / dist
+    mu = 1 - np.eye(k)
+    lab, energies = alpha_expansion(cost, edges, w, mu)
+    best = brute_force_min(cost, edges, w, mu)
+    e = labelling_energy(cost, lab, edges, w, mu)
+    assert e == pytest.approx(energies[-1])
+    assert best - 1e-9 <= e <= 2 * best + 1e-9
+    # Energies never rise from cycle to cycle.
+    assert (np.diff(energies) <= 1e-9).all()
+
+
+def test_binary_potts_expansion_is_exact(rng):
+    cost = rng.uniform(0, 3, (12, 2))
+    edges, dist = grid_edges((3, 4), 8)
+    w = 1.3 / dist
+    mu = 1 - np.eye(2)
+    lab, _ = alpha_expansion(cost, edges, w, mu)
+    assert labelling_energy(cost, lab, edges, w, mu) == pytest.approx(
+        brute_force_min(cost, edges, w, mu))
+
+
+def test_truncated_linear_metric(rng):
+    k = 4
+    levels = np.arange(k)
+    mu = np.minimum(np.abs(levels[:, None] - levels[None]), 2).astype(float)
+    check_metric(mu)
+    cost = rng.uniform(0, 4, (8, k))
+    edges, dist = grid_edges((2, 4), 4)
+    _, energies = alpha_expansion(cost, edges, 0.8 / dist, mu)
+    best = brute_force_min(cost, edges, 0.8 / dist, mu)
+    # Bound 2 max(mu) / min nonzero mu = 4 for this metric.
+    assert best - 1e-9 <= energies[-1] <= 4 * best + 1e-9
+
+
+def test_matches_gco_on_a_random_grid(rng):
+    gco = pytest.importorskip("gco")
+    h, w_, k = 40, 50, 5
+    truth = rng.integers(0, k, (h // 10, w_ // 10)).repeat(10, 0).repeat(10, 1)
+    cost = ((1 - np.eye(k)[truth]) * 6 + rng.integers(0, 10, (h, w_, k))).astype(np.int32)
+    mu = 1 - np.eye(k)
+    lab_g = gco.cut_grid_graph_simple(cost, (3 * mu).astype(np.int32), connect=4,
+                                      algorithm="expansion")
+    edges, _ = grid_edges((h, w_), 4)
+    wts = np.full(len(edges), 3.0)
+    _, energies = alpha_expansion(cost.reshape(-1, k), edges, wts, mu)
+    e_gco = labelling_energy(cost.reshape(-1, k), lab_g.ravel(), edges, wts, mu)
+    assert energies[-1] <= 1.01 * e_gco
+
+
+def test_non_metric_compatibility_is_refused_with_alternatives():
+    with pytest.raises(ValueError, match=r"swap.*trws"):
+        check_metric(np.array([[0.0, 1.0, 5.0], [1.0, 0.0, 1.0], [5.0, 1.0, 0.0]]))
+    with pytest.raises(ValueError, match="diagonal"):
+        check_metric(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="symmetric"):
+        check_metric(np.array([[0.0, 1.0], [2.0, 0.0]]))
+    with pytest.raises(ValueError, match="negative"):
+        check_metric(np.array([[0.0, -1.0], [-1.0, 0.0]]))
