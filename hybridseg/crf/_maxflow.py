@@ -51,6 +51,16 @@ _ORPHAN = -2
 _NO_PARENT = -3
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _enqueue(queue, start, length, v):
+    """Append ``v`` to the circular queue ``queue[start:start + length]``; new length."""
+    pos = start + length
+    if pos >= queue.shape[0]:
+        pos -= queue.shape[0]
+    queue[pos] = v
+    return length + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def _bk_maxflow(ptr, head, rev, cap, tr, tree):
     """Boykov-Kolmogorov max-flow on a CSR residual graph, in place.
@@ -191,16 +201,12 @@ def _bk_maxflow(ptr, head, rev, cap, tr, tree):
             nxt = head[a]
             if cap[r] == 0.0:
                 parent[v] = _ORPHAN
-                o_pos = o_head + o_len
-                orphans[o_pos - n if o_pos >= n else o_pos] = v
-                o_len += 1
+                o_len = _enqueue(orphans, o_head, o_len, v)
             v = nxt
         tr[v] -= bottleneck
         if tr[v] == 0.0:
             parent[v] = _ORPHAN
-            o_pos = o_head + o_len
-            orphans[o_pos - n if o_pos >= n else o_pos] = v
-            o_len += 1
+            o_len = _enqueue(orphans, o_head, o_len, v)
         v = t_node
         while parent[v] != _TERMINAL:
             a = parent[v]
@@ -209,16 +215,12 @@ def _bk_maxflow(ptr, head, rev, cap, tr, tree):
             nxt = head[a]
             if cap[a] == 0.0:
                 parent[v] = _ORPHAN
-                o_pos = o_head + o_len
-                orphans[o_pos - n if o_pos >= n else o_pos] = v
-                o_len += 1
+                o_len = _enqueue(orphans, o_head, o_len, v)
             v = nxt
         tr[v] += bottleneck
         if tr[v] == 0.0:
             parent[v] = _ORPHAN
-            o_pos = o_head + o_len
-            orphans[o_pos - n if o_pos >= n else o_pos] = v
-            o_len += 1
+            o_len = _enqueue(orphans, o_head, o_len, v)
         flow += bottleneck
 
         # ---- adoption
@@ -290,9 +292,7 @@ def _bk_maxflow(ptr, head, rev, cap, tr, tree):
                 pa = parent[j]
                 if pa >= 0 and head[pa] == v:
                     parent[j] = _ORPHAN
-                    o_pos = o_head + o_len
-                    orphans[o_pos - n if o_pos >= n else o_pos] = j
-                    o_len += 1
+                    o_len = _enqueue(orphans, o_head, o_len, j)
             tree[v] = _FREE
             parent[v] = _NO_PARENT
     return flow
