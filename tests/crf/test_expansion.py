@@ -84,3 +84,34 @@ def test_non_metric_compatibility_is_refused_with_alternatives():
         check_metric(np.array([[0.0, 1.0], [2.0, 0.0]]))
     with pytest.raises(ValueError, match="negative"):
         check_metric(np.array([[0.0, -1.0], [-1.0, 0.0]]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 3), st.floats(0.1, 3.0))
+def test_swap_never_raises_energy_and_is_bounded(seed, k, weight):
+    from hybridseg.crf._expansion import alpha_beta_swap
+
+    rng = np.random.default_rng(seed)
+    shape = (2, 4) if k == 3 else (3, 4)
+    n = shape[0] * shape[1]
+    cost = rng.uniform(0, 3, (n, k))
+    edges, dist = grid_edges(shape, 8)
+    w = weight / dist
+    mu = rng.uniform(0.2, 2.0, (k, k))
+    mu = (mu + mu.T) / 2
+    np.fill_diagonal(mu, 0.0)  # a semi-metric, not always a metric
+    start = rng.integers(0, k, n)
+    lab, energies = alpha_beta_swap(cost, edges, w, mu, labels=start)
+    assert (np.diff(energies) <= 1e-9).all()
+    e = labelling_energy(cost, lab, edges, w, mu)
+    assert e <= labelling_energy(cost, start, edges, w, mu) + 1e-9
+    assert e >= brute_force_min(cost, edges, w, mu) - 1e-9
+    if k == 2:  # one swap move is the exact binary cut
+        assert e == pytest.approx(brute_force_min(cost, edges, w, mu))
+
+
+def test_swap_refuses_what_is_not_a_semimetric():
+    from hybridseg.crf._expansion import check_semimetric
+
+    with pytest.raises(ValueError, match="trws"):
+        check_semimetric(np.array([[0.0, -1.0], [-1.0, 0.0]]))

@@ -1,0 +1,245 @@
+"""``GridCRF``: the 4/8-connected (6/26 in 3-D) CRF as a refiner."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..base import BaseRefiner
+from ..utils._param_validation import Interval, StrOptions
+from ..utils._scores import log_proba
+from ..utils._validation import check_image, check_kind, check_label_maps, check_scores
+
+__all__ = ["GridCRF"]
+
+class GridCRF(BaseRefiner):
+    """Grid CRF: unary costs plus pairwise terms between neighbouring pixels.
+
+    ``E(x) = sum_i U_i(x_i) + sum_(i,j) w_ij mu(x_i, x_j)`` over the edges of the pixel
+    grid, with ``U = -log p`` for probabilities and ``-logit`` for logits.
+
+    Parameters
+    ----------
+    connectivity : {4, 8, 6, 26}, default=4
+        Neighbours of a pixel: 4 or 8 for images, 6 or 26 for volumes (``(D, H, W, K)``
+        scores).
+    pairwise : "potts", "contrast" or (K, K) array_like, default="potts"
+        ``"potts"``: ``w_ij = weight / dist_ij`` and ``mu(l, l') = [l != l']``.
+        ``"contrast"``: contrast-sensitive Potts, ``w_ij = weight exp(-beta |I_i -
+        I_j|^2) / dist_ij`` (Boykov & Jolly). An array: the compatibility ``mu`` itself
+        (a penalty), with ``w_ij = weight / dist_ij``; ``method="expansion"`` needs a
+        metric and ``"swap"`` a semi-metric (checked, with a message naming the
+        alternatives).
+    weight : float, default=1.0
+        Scale of the pairwise terms, in the units of the unary costs; 0 returns the
+        unary's own decision.
+    beta : "auto" or float, default="auto"
+        Contrast parameter; "auto" is ``1 / (2 <|I_i - I_j|^2>)`` over the image's edges.
+    method : {"expansion", "swap", "icm", "mean_field"}, default="expansion"
+        Alpha-expansion (metric compatibilities, within 2x of the optimum for Potts, exact
+        for two labels), alpha-beta swap (semi-metrics), iterated conditional modes (any
+        compatibility; a local minimum from the unary's decision) or sequential mean field
+        (marginals).
+    n_iter : int, default=10
+        Cycles over the labels (expansion, swap) or sweeps over the pixels (ICM, mean
+        field), at most.
+    weight_grid : sequence of float, optional
+        Candidate weights ``fit`` tries (default: 0 and 13 values from 0.05 to 20, evenly
+        spaced in log scale).
+    n_jobs : int, optional
+        Images refined in parallel (joblib threads).
+
+    Attributes
+    ----------
+    n_classes_ : int
+    weight_ : float
+        The weight chosen by ``fit(U, y)``; ``refine`` and ``predict`` then use it.
+    cv_scores_ : dict of float to float
+        Mean IoU of each candidate weight on ``fit``'s images.
+
+    Notes
+    -----
+    ``refine`` returns probabilities of shape ``(H, W, K)``: one-hot labellings for the
+    MAP methods (expansion, swap, ICM) and the marginals for mean field.
+    """
+
+    _parameter_constraints = {
+        "connectivity": [numbers.Integral],
+        "pairwise": [StrOptions({"potts", "contrast"}), "array-like"],
+        "weight": [Interval(numbers.Real, 0, None)],
+        "beta": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
+        "method": [StrOptions({"expansion", "swap", "icm", "mean_field"})],
+        "n_iter": [Interval(numbers.Integral, 1, None)],
+        "weight_grid": [None, "array-like"],
+        "n_jobs": [None, numbers.Integral],
+    }
+
+    def __init__(self, connectivity=4, pairwise="potts", weight=1.0, beta="auto",
+                 method="expansion", n_iter=10, weight_grid=None, n_jobs=None):
+        self.connectivity = connectivity
+        self.pairwise = pairwise
+        self.weight = weight
+        self.beta = beta
+        self.method = method
+        self.n_iter = n_iter
+        self.weight_grid = weight_grid
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ model
+    def _check_inputs(self, image, scores, kind):
+        arr = np.asarray(scores) if scores is not None else None
+        if arr is not None and arr.ndim == 4:
+            img = np.asarray(image) if image is not None else None
+            if img is None or img.ndim not in (3, 4) or img.shape[:3] != arr.shape[:3]:
+                raise ValueError(
+                    f"with (D, H, W, K) scores of shape {arr.shape}, image must be "
+                    f"(D, H, W) or (D, H, W, C) of the same size, got "
+                    f"{None if img is None else img.shape}"
+                )
+            d, h, w = img.shape[:3]
+            flat = check_image(img.reshape(d * h, *img.shape[2:]), name="image")
+            s = check_scores(arr.reshape(d * h, w, -1), kind=kind, name="scores")
+            return flat.reshape(img.shape), s.reshape(arr.shape)
+        image = check_image(image, name="image")
+        return image, check_scores(scores, kind=kind, spatial_shape=image.shape[:2])
+
+    def _mu(self, k):
+        if isinstance(self.pairwise, str):
+            return 1.0 - np.eye(k)
+        mu = np.asarray(self.pairwise, dtype=np.float64)
+        if mu.shape != (k, k) or not np.isfinite(mu).all():
+            raise ValueError(
+                f"pairwise must be 'potts', 'contrast' or a finite (K, K) matrix with K = "
+                f"{k}, got shape {mu.shape}"
+            )
+        return mu
+
+    def _problem(self, image, s, kind, weight):
+        """Costs ``(N, K)``, edges, edge weights and ``mu`` of one image."""
+        from ._grid_graph import edge_weights, grid_edges
+
+        spatial = s.shape[:-1]
+        k = s.shape[-1]
+        cost = -(log_proba(s) if kind == "proba" else s).reshape(-1, k).astype(np.float64)
+        edges, dist = grid_edges(spatial, self.connectivity)
+        pairwise = "contrast" if isinstance(self.pairwise, str) and (
+            self.pairwise == "contrast") else "potts"
+        pixels = np.asarray(image, np.float64).reshape(cost.shape[0], -1)
+        w, _ = edge_weights(pixels, edges, dist, pairwise=pairwise, weight=float(weight),
+                            beta=self.beta)
+        return cost, edges, w, self._mu(k)
+
+    def _weight(self):
+        return self.weight_ if hasattr(self, "weight_") else self.weight
+
+    # ------------------------------------------------------------------ inference
+    def refine(self, image, scores, *, kind="proba"):
+        """Refine one image's (or volume's) class scores.
+
+        Parameters
+        ----------
+        image : (H, W), (H, W, C), (D, H, W) or (D, H, W, C) array_like
+            Read by ``pairwise="contrast"`` only.
+        scores : (H, W, K) or (D, H, W, K) array_like of float
+        kind : {"proba", "logits"}, default="proba"
+
+        Returns
+        -------
+        proba : (H, W, K) or (D, H, W, K) ndarray of float32
+            One-hot for the MAP methods, marginals for mean field.
+        """
+        self._validate_params()
+        check_kind(kind)
+        image, s = self._check_inputs(image, scores, kind)
+        k = s.shape[-1]
+        labels, q = self._solve(image, s, kind, self._weight())
+        if q is None:
+            q = np.zeros((labels.size, k), np.float32)
+            q[np.arange(labels.size), labels] = 1.0
+        return np.ascontiguousarray(q.reshape(s.shape), dtype=np.float32)
+
+    def _solve(self, image, s, kind, weight):
+        from ._expansion import alpha_beta_swap, alpha_expansion
+        from ._grid_graph import adjacency, icm, mean_field_grid
+
+        cost, edges, w, mu = self._problem(image, s, kind, weight)
+        if self.method == "expansion":
+            return alpha_expansion(cost, edges, w, mu, max_cycles=self.n_iter)[0], None
+        if self.method == "swap":
+            return alpha_beta_swap(cost, edges, w, mu, max_cycles=self.n_iter)[0], None
+        ptr, nbr, wgt = adjacency(cost.shape[0], edges, w)
+        if self.method == "icm":
+            return icm(cost, ptr, nbr, wgt, mu, max_sweeps=self.n_iter)[0], None
+        q = mean_field_grid(cost, ptr, nbr, wgt, mu, self.n_iter)
+        return q.argmax(1), q
+
+    def energy(self, image, scores, labels, *, kind="proba"):
+        """Energy ``E(labels)`` of any labelling under this model (fitted weight if any).
+
+        Parameters
+        ----------
+        image : array_like
+        scores : (H, W, K) or (D, H, W, K) array_like
+        labels : (H, W) or (D, H, W) array_like of int
+        kind : {"proba", "logits"}, default="proba"
+
+        Returns
+        -------
+        energy : float
+        """
+        from ._grid_graph import labelling_energy
+
+        self._validate_params()
+        check_kind(kind)
+        image, s = self._check_inputs(image, scores, kind)
+        lab = np.asarray(labels)
+        if lab.shape != s.shape[:-1] or lab.dtype.kind not in "iu":
+            raise ValueError(
+                f"labels must be an integer array of shape {s.shape[:-1]}, got "
+                f"{lab.dtype} {lab.shape}"
+            )
+        if lab.size and (lab.min() < 0 or lab.max() >= s.shape[-1]):
+            raise ValueError(f"labels must lie in [0, {s.shape[-1]}): a label is outside")
+        cost, edges, w, mu = self._problem(image, s, kind, self._weight())
+        return labelling_energy(cost, lab.ravel().astype(np.int64), edges, w, mu)
+
+    # ------------------------------------------------------------------ learning
+    def fit(self, U, y=None):
+        """Choose ``weight`` by the mean IoU on held-out images (with ``y``).
+
+        Parameters
+        ----------
+        U : Unaries
+            Images with scores the unary stage did not train on.
+        y : sequence of (H, W) label maps, optional
+            Without labels, only the number of classes is recorded.
+
+        Returns
+        -------
+        self
+        """
+        from ..metrics import mean_iou
+
+        self._validate_params()
+        U = self._check_unaries(U)
+        self.__dict__.pop("weight_", None)
+        self.__dict__.pop("cv_scores_", None)
+        if y is None:
+            return super().fit(U)
+        k = U.n_classes
+        labels = check_label_maps(y, name="y", shapes=[im.shape[:2] for im in U.images],
+                                  n_classes=k, ignore_index=255)
+        grid = (np.concatenate([[0.0], np.geomspace(0.05, 20.0, 13)])
+                if self.weight_grid is None else np.asarray(self.weight_grid, float).ravel())
+        if grid.size == 0 or not (np.isfinite(grid) & (grid >= 0)).all():
+            raise ValueError("weight_grid must hold one or more finite weights >= 0")
+        scores = {}
+        for weight in grid:
+            pred = [self._solve(im, np.asarray(s, np.float32), U.kind, weight)[0].reshape(
+                s.shape[:-1]) for im, s in U]
+            scores[float(weight)] = mean_iou(labels, pred, n_classes=k)
+        self.cv_scores_ = scores
+        self.weight_ = max(scores, key=lambda wt: (scores[wt], -wt))
+        self.n_classes_ = k
+        return self
