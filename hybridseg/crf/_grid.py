@@ -36,14 +36,15 @@ class GridCRF(BaseRefiner):
         unary's own decision.
     beta : "auto" or float, default="auto"
         Contrast parameter; "auto" is ``1 / (2 <|I_i - I_j|^2>)`` over the image's edges.
-    method : {"expansion", "swap", "icm", "mean_field"}, default="expansion"
+    method : {"expansion", "swap", "trws", "icm", "mean_field"}, default="expansion"
         Alpha-expansion (metric compatibilities, within 2x of the optimum for Potts, exact
-        for two labels), alpha-beta swap (semi-metrics), iterated conditional modes (any
+        for two labels), alpha-beta swap (semi-metrics), TRW-S (any compatibility, with a
+        lower bound on the optimum: see ``lower_bound``), iterated conditional modes (any
         compatibility; a local minimum from the unary's decision) or sequential mean field
         (marginals).
     n_iter : int, default=10
-        Cycles over the labels (expansion, swap) or sweeps over the pixels (ICM, mean
-        field), at most.
+        Cycles over the labels (expansion, swap), forward-backward passes (TRW-S) or
+        sweeps over the pixels (ICM, mean field), at most.
     weight_grid : sequence of float, optional
         Candidate weights ``fit`` tries (default: 0 and 13 values from 0.05 to 20, evenly
         spaced in log scale).
@@ -69,7 +70,7 @@ class GridCRF(BaseRefiner):
         "pairwise": [StrOptions({"potts", "contrast"}), "array-like"],
         "weight": [Interval(numbers.Real, 0, None)],
         "beta": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
-        "method": [StrOptions({"expansion", "swap", "icm", "mean_field"})],
+        "method": [StrOptions({"expansion", "swap", "trws", "icm", "mean_field"})],
         "n_iter": [Interval(numbers.Integral, 1, None)],
         "weight_grid": [None, "array-like"],
         "n_jobs": [None, numbers.Integral],
@@ -162,8 +163,11 @@ class GridCRF(BaseRefiner):
     def _solve(self, image, s, kind, weight):
         from ._expansion import alpha_beta_swap, alpha_expansion
         from ._grid_graph import adjacency, icm, mean_field_grid
+        from ._trws import trws
 
         cost, edges, w, mu = self._problem(image, s, kind, weight)
+        if self.method == "trws":
+            return trws(cost, edges, w, mu, n_iter=self.n_iter)[0], None
         if self.method == "expansion":
             return alpha_expansion(cost, edges, w, mu, max_cycles=self.n_iter)[0], None
         if self.method == "swap":
@@ -173,6 +177,34 @@ class GridCRF(BaseRefiner):
             return icm(cost, ptr, nbr, wgt, mu, max_sweeps=self.n_iter)[0], None
         q = mean_field_grid(cost, ptr, nbr, wgt, mu, self.n_iter)
         return q.argmax(1), q
+
+    def lower_bound(self, image, scores, *, kind="proba", n_iter=None):
+        """TRW-S's lower bound on the minimum energy of this model, and its labelling.
+
+        Parameters
+        ----------
+        image, scores, kind
+            As for ``refine``.
+        n_iter : int, optional
+            Passes (default ``n_iter``).
+
+        Returns
+        -------
+        bound : float
+            No labelling has a lower energy.
+        energy : float
+            Energy of TRW-S's labelling; ``energy - bound`` bounds its distance from the
+            optimum.
+        """
+        from ._trws import trws
+
+        self._validate_params()
+        check_kind(kind)
+        image, s = self._check_inputs(image, scores, kind)
+        cost, edges, w, mu = self._problem(image, s, kind, self._weight())
+        _, energies, bounds = trws(cost, edges, w, mu,
+                                   n_iter=self.n_iter if n_iter is None else int(n_iter))
+        return max(bounds), energies[-1]
 
     def energy(self, image, scores, labels, *, kind="proba"):
         """Energy ``E(labels)`` of any labelling under this model (fitted weight if any).

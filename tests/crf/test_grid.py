@@ -29,7 +29,7 @@ def test_image_checks(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("method", ["expansion", "swap", "icm", "mean_field"])
+@pytest.mark.parametrize("method", ["expansion", "swap", "trws", "icm", "mean_field"])
 def test_methods_return_distributions_and_clean_up(rng, method):
     image, logits, truth = problem(rng)
     q = GridCRF(weight=1.0, method=method).refine(image, logits, kind="logits")
@@ -102,3 +102,20 @@ def test_bad_input(rng):
         GridCRF().energy(image, logits, np.full(logits.shape[:2], 3), kind="logits")
     with pytest.raises(ValueError, match="pairwise"):
         GridCRF(pairwise=np.eye(2)).refine(image, logits, kind="logits")
+
+
+def test_lower_bound_brackets_every_method(rng):
+    image, logits, _ = problem(rng, h=12, w=14)
+    bound, e_trws = GridCRF(weight=1.5, n_iter=20).lower_bound(image, logits, kind="logits")
+    assert bound <= e_trws + 1e-9
+    for method in ("expansion", "swap", "icm", "trws"):
+        crf = GridCRF(weight=1.5, method=method, n_iter=20)
+        labels = crf.refine(image, logits, kind="logits").argmax(-1)
+        assert crf.energy(image, logits, labels, kind="logits") >= bound - 1e-9
+
+
+def test_trws_takes_compatibilities_expansion_refuses(rng):
+    image, logits, _ = problem(rng)
+    mu = np.array([[0.0, 1.0, 5.0], [1.0, 0.0, 1.0], [5.0, 1.0, 0.0]])
+    q = GridCRF(pairwise=mu, method="trws").refine(image, logits, kind="logits")
+    np.testing.assert_allclose(q.sum(-1), 1)
