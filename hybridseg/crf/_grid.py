@@ -58,6 +58,10 @@ class GridCRF(BaseRefiner):
         The weight chosen by ``fit(U, y)``; ``refine`` and ``predict`` then use it.
     cv_scores_ : dict of float to float
         Mean IoU of each candidate weight on ``fit``'s images.
+    beta_scale_ : float
+        With ``pairwise="contrast"``: the factor on ``beta`` (on each image's automatic
+        beta with ``beta="auto"``) that ``fit`` chose among 0.25, 0.5, 1, 2 and 4, at the
+        chosen weight; ``beta_scores_`` holds their mean IoU.
 
     Notes
     -----
@@ -116,9 +120,9 @@ class GridCRF(BaseRefiner):
             )
         return mu
 
-    def _problem(self, image, s, kind, weight):
+    def _problem(self, image, s, kind, weight, beta_scale=None):
         """Costs ``(N, K)``, edges, edge weights and ``mu`` of one image."""
-        from ._grid_graph import edge_weights, grid_edges
+        from ._grid_graph import contrast_beta, edge_weights, grid_edges
 
         spatial = s.shape[:-1]
         k = s.shape[-1]
@@ -127,8 +131,14 @@ class GridCRF(BaseRefiner):
         pairwise = "contrast" if isinstance(self.pairwise, str) and (
             self.pairwise == "contrast") else "potts"
         pixels = np.asarray(image, np.float64).reshape(cost.shape[0], -1)
+        beta = self.beta
+        if pairwise == "contrast":
+            if beta_scale is None:
+                beta_scale = getattr(self, "beta_scale_", 1.0)
+            base = contrast_beta(pixels, edges) if isinstance(beta, str) else float(beta)
+            beta = base * beta_scale
         w, _ = edge_weights(pixels, edges, dist, pairwise=pairwise, weight=float(weight),
-                            beta=self.beta)
+                            beta=beta)
         return cost, edges, w, self._mu(k)
 
     def _weight(self):
@@ -160,12 +170,12 @@ class GridCRF(BaseRefiner):
             q[np.arange(labels.size), labels] = 1.0
         return np.ascontiguousarray(q.reshape(s.shape), dtype=np.float32)
 
-    def _solve(self, image, s, kind, weight):
+    def _solve(self, image, s, kind, weight, beta_scale=None):
         from ._expansion import alpha_beta_swap, alpha_expansion
         from ._grid_graph import adjacency, icm, mean_field_grid
         from ._trws import trws
 
-        cost, edges, w, mu = self._problem(image, s, kind, weight)
+        cost, edges, w, mu = self._problem(image, s, kind, weight, beta_scale)
         if self.method == "trws":
             return trws(cost, edges, w, mu, n_iter=self.n_iter)[0], None
         if self.method == "expansion":
@@ -238,7 +248,10 @@ class GridCRF(BaseRefiner):
 
     # ------------------------------------------------------------------ learning
     def fit(self, U, y=None):
-        """Choose ``weight`` by the mean IoU on held-out images (with ``y``).
+        """Choose ``weight`` (then, for contrast, ``beta``) by mean IoU on held-out images.
+
+        The weight is the best of ``weight_grid``; with ``pairwise="contrast"``, ``beta`` is
+        then scaled by the best of 0.25, 0.5, 1, 2 and 4 at that weight.
 
         Parameters
         ----------
@@ -255,8 +268,8 @@ class GridCRF(BaseRefiner):
 
         self._validate_params()
         U = self._check_unaries(U)
-        self.__dict__.pop("weight_", None)
-        self.__dict__.pop("cv_scores_", None)
+        for attr in ("weight_", "cv_scores_", "beta_scale_", "beta_scores_"):
+            self.__dict__.pop(attr, None)
         if y is None:
             return super().fit(U)
         k = U.n_classes
@@ -266,12 +279,20 @@ class GridCRF(BaseRefiner):
                 if self.weight_grid is None else np.asarray(self.weight_grid, float).ravel())
         if grid.size == 0 or not (np.isfinite(grid) & (grid >= 0)).all():
             raise ValueError("weight_grid must hold one or more finite weights >= 0")
-        scores = {}
-        for weight in grid:
-            pred = [self._solve(im, np.asarray(s, np.float32), U.kind, weight)[0].reshape(
-                s.shape[:-1]) for im, s in U]
-            scores[float(weight)] = mean_iou(labels, pred, n_classes=k)
+        def score(weight, beta_scale=1.0):
+            pred = [self._solve(im, s, U.kind, weight, beta_scale)[0].reshape(s.shape[:-1])
+                    for im, s in U]
+            return mean_iou(labels, pred, n_classes=k)
+
+        scores = {float(weight): score(weight) for weight in grid}
         self.cv_scores_ = scores
         self.weight_ = max(scores, key=lambda wt: (scores[wt], -wt))
+        if isinstance(self.pairwise, str) and self.pairwise == "contrast" and self.weight_ > 0:
+            # Then beta, around the weight found: a coordinate step, not a full grid.
+            beta_scores = {1.0: scores[self.weight_]}
+            for factor in (0.25, 0.5, 2.0, 4.0):
+                beta_scores[factor] = score(self.weight_, factor)
+            self.beta_scores_ = beta_scores
+            self.beta_scale_ = max(beta_scores, key=lambda f: (beta_scores[f], f == 1.0))
         self.n_classes_ = k
         return self

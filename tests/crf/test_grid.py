@@ -79,6 +79,16 @@ def test_fit_chooses_a_weight_that_beats_the_unaries(rng):
     assert crf.cv_scores_[crf.weight_] >= crf.cv_scores_[0.0]
     assert crf.score(U, y) > mean_iou(y, [s.argmax(-1) for s in U.scores], n_classes=3)
     assert not hasattr(GridCRF().fit(U), "weight_")
+    contrast = GridCRF(pairwise="contrast", weight_grid=[0.0, 1.0, 3.0]).fit(U, y)
+    assert contrast.beta_scale_ in contrast.beta_scores_
+    assert contrast.beta_scores_[contrast.beta_scale_] >= contrast.cv_scores_[contrast.weight_]
+    # The chosen beta is the one refine uses.
+    image, scores = U[0]
+    by_hand = GridCRF(pairwise="contrast", weight=contrast.weight_)
+    base = by_hand._problem(image, scores, "logits", contrast.weight_, 1.0)[2]
+    used = contrast._problem(image, scores, "logits", contrast.weight_)[2]
+    if contrast.beta_scale_ != 1.0 and contrast.weight_ > 0:
+        assert not np.allclose(base, used)
 
 
 def test_bad_input(rng):
