@@ -21,12 +21,9 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
+from _heldout import add_arguments, heldout_split, segmentation_scores
 
-from hybridseg import Unaries
 from hybridseg.crf import GridCRF
-from hybridseg.datasets import load_camvid, make_noisy_scores
-from hybridseg.metrics import mean_class_accuracy, mean_iou, pixel_accuracy
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
@@ -35,42 +32,22 @@ SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=SHARED / "camvid")
-    ap.add_argument("--n-fit", type=int, default=12, help="fitting images (first half)")
     ap.add_argument("--n-iter", type=int, default=10,
                     help="expansion cycles at most (GridCRF's n_iter)")
     ap.add_argument("--weight-grid", type=str, default=None,
                     help="comma-separated weights for fit (default: GridCRF's own grid)")
     ap.add_argument("--n-jobs", type=int, default=2, help="images refined in parallel")
-    ap.add_argument("--blur", type=float, default=8.0, help="blur of the simulated unaries")
-    ap.add_argument("--noise", type=float, default=3.0, help="noise of the simulated unaries")
-    ap.add_argument("--seed", type=int, default=0)
+    add_arguments(ap)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args()
 
-    data = load_camvid(args.root, split="val")
-    k = len(data.class_names)
-    n = len(data.images)
-    half = n // 2
-    fit_idx = np.linspace(0, half - 1, args.n_fit).round().astype(int)
-    test_idx = np.arange(half, n)
-    logits = make_noisy_scores(data.labels, k, blur=args.blur, noise=args.noise,
-                               random_state=args.seed)
-    U = Unaries(data.images, logits, kind="logits")
-    y = data.labels
-    U_fit, y_fit = U[fit_idx], [y[i] for i in fit_idx]
-    U_test, y_test = U[test_idx], [y[i] for i in test_idx]
+    U_fit, y_fit, U_test, y_test, k = heldout_split(args)
     grid = (None if args.weight_grid is None
             else [float(v) for v in args.weight_grid.split(",")])
-    print(f"CamVid val: fit on {len(fit_idx)} images of the first half, score on "
-          f"{len(test_idx)} images of the second half; simulated unaries blur={args.blur} "
-          f"noise={args.noise}; 4-connected, alpha-expansion, n_iter={args.n_iter}")
+    print(f"4-connected, alpha-expansion, n_iter={args.n_iter}")
 
     def scores(pred):
-        return dict(
-            miou=mean_iou(y_test, pred, n_classes=k),
-            pixel_acc=pixel_accuracy(y_test, pred, n_classes=k),
-            class_acc=mean_class_accuracy(y_test, pred, n_classes=k),
-        )
+        return segmentation_scores(y_test, pred, k)
 
     rows = [dict(method="unaries only", fit_s=0.0, predict_s=0.0,
                  **scores([s.argmax(-1) for s in U_test.scores]))]
@@ -117,7 +94,7 @@ def main():
     meta = dict(args={k_: str(v) for k_, v in vars(args).items()},
                 machine=f"{platform.machine()}, {os.cpu_count()} cores, "
                         f"numba {numba.__version__}",
-                n_fit=len(fit_idx), n_test=len(test_idx))
+                n_fit=len(U_fit), n_test=len(U_test))
     (args.out / "grid_crf_fit.json").write_text(json.dumps(dict(meta=meta, rows=rows),
                                                            indent=2))
     keys = ["method", "miou", "pixel_acc", "class_acc", "weight", "beta_scale", "fit_s",

@@ -24,6 +24,18 @@ from ._maxflow import min_cut
 __all__ = ["alpha_beta_swap", "alpha_expansion", "check_metric", "check_semimetric"]
 
 
+def _semimetric_problems(mu):
+    """What keeps ``mu`` from being a semi-metric, as phrases for an error message."""
+    problems = []
+    if not np.allclose(mu, mu.T):
+        problems.append("it is not symmetric")
+    if not np.allclose(np.diag(mu), 0):
+        problems.append("its diagonal is not zero")
+    if (mu < -1e-12).any():
+        problems.append("it has negative entries")
+    return problems
+
+
 def check_metric(mu, *, method="expansion"):
     """Raise a ValueError unless ``mu`` is a metric (what alpha-expansion needs).
 
@@ -35,16 +47,9 @@ def check_metric(mu, *, method="expansion"):
         Named in the message.
     """
     mu = np.asarray(mu, np.float64)
-    k = mu.shape[0]
-    problems = []
-    if not np.allclose(mu, mu.T):
-        problems.append("it is not symmetric")
-    if not np.allclose(np.diag(mu), 0):
-        problems.append("its diagonal is not zero")
-    if (mu < -1e-12).any():
-        problems.append("it has negative entries")
+    problems = _semimetric_problems(mu)
     # Triangle inequality mu(a, b) <= mu(a, c) + mu(c, b) for every c.
-    if k and (mu[:, None, :] > mu[:, :, None] + mu[None, :, :] + 1e-9).any():
+    if mu.size and (mu[:, None, :] > mu[:, :, None] + mu[None, :, :] + 1e-9).any():
         problems.append("it breaks the triangle inequality")
     if problems:
         raise ValueError(
@@ -117,14 +122,7 @@ def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
 def check_semimetric(mu, *, method="swap"):
     """Raise a ValueError unless ``mu`` is a semi-metric (what alpha-beta swap needs):
     symmetric, zero on the diagonal, non-negative elsewhere."""
-    mu = np.asarray(mu, np.float64)
-    problems = []
-    if not np.allclose(mu, mu.T):
-        problems.append("it is not symmetric")
-    if not np.allclose(np.diag(mu), 0):
-        problems.append("its diagonal is not zero")
-    if (mu < -1e-12).any():
-        problems.append("it has negative entries")
+    problems = _semimetric_problems(np.asarray(mu, np.float64))
     if problems:
         raise ValueError(
             f"method={method!r} needs a semi-metric compatibility, but "

@@ -1,9 +1,8 @@
 """Grid graphs: edges, weights, energy, ICM and mean field against numpy oracles."""
 
-import itertools
-
 import numpy as np
 import pytest
+from grid_oracles import brute_force
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,17 +15,6 @@ from hybridseg.crf._grid_graph import (
     labelling_energy,
     mean_field_grid,
 )
-
-
-def brute_force(cost, edges, w, mu):
-    """Minimum energy and a minimiser by enumeration (tiny grids only)."""
-    n, k = cost.shape
-    best, arg = np.inf, None
-    for lab in itertools.product(range(k), repeat=n):
-        e = labelling_energy(cost, np.array(lab), edges, w, mu)
-        if e < best:
-            best, arg = e, np.array(lab)
-    return best, arg
 
 
 @pytest.mark.parametrize(("shape", "conn", "n_edges"), [

@@ -1,21 +1,14 @@
 """TRW-S: its bound never exceeds the optimum, its labelling never beats it."""
 
-import itertools
-
 import numpy as np
 import pytest
+from grid_oracles import brute_force_min
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridseg.crf._expansion import alpha_expansion
 from hybridseg.crf._grid_graph import grid_edges, labelling_energy
 from hybridseg.crf._trws import trws
-
-
-def brute_force_min(cost, edges, w, mu):
-    n, k = cost.shape
-    return min(labelling_energy(cost, np.array(lab), edges, w, mu)
-               for lab in itertools.product(range(k), repeat=n))
 
 
 @settings(max_examples=25, deadline=None)

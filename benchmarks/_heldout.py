@@ -1,0 +1,51 @@
+"""Shared by the fit_* benchmarks: CamVid val split in time, simulated unaries, scores."""
+
+import numpy as np
+
+from hybridseg import Unaries
+from hybridseg.datasets import load_camvid, make_noisy_scores
+from hybridseg.metrics import mean_class_accuracy, mean_iou, pixel_accuracy
+
+
+def add_arguments(ap):
+    """The options every fit_* benchmark takes for its data."""
+    ap.add_argument("--n-fit", type=int, default=12, help="fitting images (first half)")
+    ap.add_argument("--blur", type=float, default=8.0, help="blur of the simulated unaries")
+    ap.add_argument("--noise", type=float, default=3.0, help="noise of the simulated unaries")
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def heldout_split(args):
+    """CamVid val with simulated unaries, split in time.
+
+    CamVid val is one video: fit on ``args.n_fit`` images spread over its first half and
+    score on every image of its second half, so that no held-out frame is a neighbour of a
+    fitting frame. The unaries are ``make_noisy_scores`` of the labels, seeded.
+
+    Returns
+    -------
+    U_fit, y_fit, U_test, y_test, n_classes
+    """
+    data = load_camvid(args.root, split="val")
+    k = len(data.class_names)
+    n = len(data.images)
+    half = n // 2
+    fit_idx = np.linspace(0, half - 1, args.n_fit).round().astype(int)
+    test_idx = np.arange(half, n)
+    logits = make_noisy_scores(data.labels, k, blur=args.blur, noise=args.noise,
+                               random_state=args.seed)
+    U = Unaries(data.images, logits, kind="logits")
+    y = data.labels
+    print(f"CamVid val: fit on {len(fit_idx)} images of the first half, score on "
+          f"{len(test_idx)} images of the second half; simulated unaries blur={args.blur} "
+          f"noise={args.noise}")
+    return (U[fit_idx], [y[i] for i in fit_idx], U[test_idx], [y[i] for i in test_idx], k)
+
+
+def segmentation_scores(y_true, y_pred, n_classes):
+    """Mean IoU, pixel accuracy and mean class accuracy as a dict."""
+    return dict(
+        miou=mean_iou(y_true, y_pred, n_classes=n_classes),
+        pixel_acc=pixel_accuracy(y_true, y_pred, n_classes=n_classes),
+        class_acc=mean_class_accuracy(y_true, y_pred, n_classes=n_classes),
+    )
