@@ -49,3 +49,22 @@ def segmentation_scores(y_true, y_pred, n_classes):
         pixel_acc=pixel_accuracy(y_true, y_pred, n_classes=n_classes),
         class_acc=mean_class_accuracy(y_true, y_pred, n_classes=n_classes),
     )
+
+
+def write_results(out, name, args, rows, keys, **meta):
+    """Write ``rows`` to ``out/name.json`` (with the arguments and the machine) and the
+    ``keys`` columns to ``out/name.csv``."""
+    import json
+    import os
+    import platform
+
+    import numba
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = dict(args={k: str(v) for k, v in vars(args).items()},
+                machine=f"{platform.machine()}, {os.cpu_count()} cores, "
+                        f"numba {numba.__version__}", **meta)
+    (out / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
+    lines = [",".join(keys)] + [",".join(str(r.get(c, "")) for c in keys) for r in rows]
+    (out / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out / name}.csv and .json")

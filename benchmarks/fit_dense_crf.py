@@ -13,13 +13,11 @@ Prints a table and writes benchmarks/results/dense_crf_fit.csv and .json.
 """
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
-from _heldout import add_arguments, heldout_split, segmentation_scores
+from _heldout import add_arguments, heldout_split, segmentation_scores, write_results
 
 from hybridseg.crf import DenseCRF
 
@@ -72,20 +70,10 @@ def main():
         wb = f"{r['bilateral_weight']:8.2f}" if "bilateral_weight" in r else " " * 8
         print(f"{r['method']:<24} {r['miou']:6.3f} {r['pixel_acc']:8.3f} "
               f"{r['class_acc']:8.3f} {wg} {wb} {r['fit_s']:6.0f}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    import numba
-
-    meta = dict(args={k_: str(v) for k_, v in vars(args).items()},
-                machine=f"{platform.machine()}, {os.cpu_count()} cores, "
-                        f"numba {numba.__version__}",
-                n_fit=len(U_fit), n_test=len(U_test))
-    (args.out / "dense_crf_fit.json").write_text(json.dumps(dict(meta=meta, rows=rows),
-                                                            indent=2))
     keys = ["method", "miou", "pixel_acc", "class_acc", "gaussian_weight",
             "bilateral_weight", "fit_s"]
-    lines = [",".join(keys)] + [",".join(str(r.get(c, "")) for c in keys) for r in rows]
-    (args.out / "dense_crf_fit.csv").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {args.out / 'dense_crf_fit.csv'} and .json")
+    write_results(args.out, "dense_crf_fit", args, rows, keys, n_fit=len(U_fit),
+                  n_test=len(U_test))
 
 
 if __name__ == "__main__":

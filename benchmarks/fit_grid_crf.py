@@ -15,13 +15,11 @@ table and writes benchmarks/results/grid_crf_fit.csv and .json.
 """
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
-from _heldout import add_arguments, heldout_split, segmentation_scores
+from _heldout import add_arguments, heldout_split, segmentation_scores, write_results
 
 from hybridseg.crf import GridCRF
 
@@ -88,20 +86,10 @@ def main():
             print(f"{r['method']}: fit mIoU by beta factor at that weight: " + ", ".join(
                 f"{float(f):.3g}: {s:.3f}" for f, s in r["beta_scores"].items())
                 + f" (chose {r['beta_scale']:g})")
-    args.out.mkdir(parents=True, exist_ok=True)
-    import numba
-
-    meta = dict(args={k_: str(v) for k_, v in vars(args).items()},
-                machine=f"{platform.machine()}, {os.cpu_count()} cores, "
-                        f"numba {numba.__version__}",
-                n_fit=len(U_fit), n_test=len(U_test))
-    (args.out / "grid_crf_fit.json").write_text(json.dumps(dict(meta=meta, rows=rows),
-                                                           indent=2))
     keys = ["method", "miou", "pixel_acc", "class_acc", "weight", "beta_scale", "fit_s",
             "predict_s"]
-    lines = [",".join(keys)] + [",".join(str(r.get(c, "")) for c in keys) for r in rows]
-    (args.out / "grid_crf_fit.csv").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {args.out / 'grid_crf_fit.csv'} and .json")
+    write_results(args.out, "grid_crf_fit", args, rows, keys, n_fit=len(U_fit),
+                  n_test=len(U_test))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,14 @@ def _semimetric_problems(mu):
     return problems
 
 
+def _accept(x, energy, proposal, cost, edges, w, mu):
+    """Keep ``proposal`` if it lowers the energy (beyond rounding): ``(x, energy, kept)``."""
+    new_energy = labelling_energy(cost, proposal, edges, w, mu)
+    if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
+        return proposal, new_energy, True
+    return x, energy, False
+
+
 def check_metric(mu, *, method="expansion"):
     """Raise a ValueError unless ``mu`` is a metric (what alpha-expansion needs).
 
@@ -110,9 +118,8 @@ def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
             if not switch.any():
                 continue
             proposal = np.where(switch, alpha, x)
-            new_energy = labelling_energy(cost, proposal, edges, w, mu)
-            if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
-                x, energy, improved = proposal, new_energy, True
+            x, energy, accepted = _accept(x, energy, proposal, cost, edges, w, mu)
+            improved |= accepted
         energies.append(energy)
         if not improved:
             break
@@ -179,9 +186,8 @@ def alpha_beta_swap(cost, edges, w, mu, *, labels=None, max_cycles=20):
                                      np.zeros_like(cap))
                 proposal = x.copy()
                 proposal[idx] = np.where(to_beta, beta, alpha)
-                new_energy = labelling_energy(cost, proposal, edges, w, mu)
-                if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
-                    x, energy, improved = proposal, new_energy, True
+                x, energy, accepted = _accept(x, energy, proposal, cost, edges, w, mu)
+                improved |= accepted
         energies.append(energy)
         if not improved:
             break
