@@ -192,6 +192,34 @@ def _download_one(url, dest, size, sha256, retries=3, timeout=60):
     raise OSError(f"could not download {url} after {retries} attempts: {last_error}")
 
 
+def _download_all(entries, root, base_url, n_jobs):
+    """Download ``(relative path, size, sha256)`` entries on ``n_jobs`` threads.
+
+    On the first failure the downloads not yet started are cancelled and those under way
+    are waited for (each removes its own temporary file) before the error is raised, so
+    that no thread is still writing into ``root`` when the caller sees it.
+    """
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    def one(entry):
+        _download_one(base_url + entry[0], root / entry[0], entry[1], entry[2])
+
+    if n_jobs in (None, 1) or len(entries) < 2:
+        for entry in entries:
+            one(entry)
+        return
+    workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        futures = [pool.submit(one, entry) for entry in entries]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def fetch_camvid(
     data_home=None,
     *,
@@ -269,11 +297,7 @@ def fetch_camvid(
     if todo:
         if verbose:
             print(f"downloading {len(todo)} CamVid files to {root}")
-        parallel_map(
-            lambda e: _download_one(base_url + e[0], root / e[0], e[1], e[2]),
-            todo,
-            n_jobs,
-        )
+        _download_all(todo, root, base_url, n_jobs)
     return load_camvid(root, split, limit=limit, n_jobs=n_jobs, return_X_y=return_X_y)
 
 
