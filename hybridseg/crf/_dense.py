@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from ..base import BaseRefiner
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba, softmax
-from ..utils._validation import check_image, check_kind, check_label_maps, check_scores
+from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
 
 __all__ = ["DenseCRF", "Kernel", "MeanFieldTrace"]
 
@@ -431,29 +431,6 @@ class DenseCRF(BaseRefiner):
         return _compat_matrix(self.compat, n_classes)
 
     # ------------------------------------------------------------------ inference
-    def _check_inputs(self, image, scores, kind):
-        """Validate one image (or volume) and its scores; return them and the grid shape."""
-        arr = np.asarray(scores) if scores is not None else None
-        if arr is not None and arr.ndim == 4:
-            img = np.asarray(image) if image is not None else None
-            if img is None or img.ndim not in (3, 4):
-                raise ValueError(
-                    "with (D, H, W, K) scores of a volume, image must be (D, H, W) or "
-                    f"(D, H, W, C), got {None if img is None else img.shape}"
-                )
-            d, h, w = img.shape[:3]
-            if arr.shape[:3] != img.shape[:3]:
-                raise ValueError(
-                    f"scores have shape {arr.shape} but their volume is {img.shape[:3]}: "
-                    f"expected (D, H, W, K) = ({d}, {h}, {w}, K)"
-                )
-            flat = check_image(img.reshape(d * h, *img.shape[2:]), name="image")
-            s = check_scores(arr.reshape(d * h, w, -1), kind=kind, name="scores")
-            return flat.reshape(img.shape), s.reshape(arr.shape), (d, h, w)
-        image = check_image(image, name="image")
-        s = check_scores(scores, kind=kind, spatial_shape=image.shape[:2])
-        return image, s, image.shape[:2]
-
     def refine(self, image, scores, *, kind="proba", features=None, return_trace=False):
         """Refine one image's (or volume's) class scores.
 
@@ -490,7 +467,8 @@ class DenseCRF(BaseRefiner):
             raise TypeError(
                 f"features must be a mapping of names to arrays, got {type(features).__name__}"
             )
-        image, s, spatial = self._check_inputs(image, scores, kind)
+        image, s = check_image_and_scores(image, scores, kind=kind)
+        spatial = s.shape[:-1]
         k = s.shape[-1]
         n = int(np.prod(spatial))
         mu = self._mu(k)

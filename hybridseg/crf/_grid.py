@@ -9,7 +9,7 @@ import numpy as np
 from ..base import BaseRefiner
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba
-from ..utils._validation import check_image, check_kind, check_label_maps, check_scores
+from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
 
 __all__ = ["GridCRF"]
 
@@ -92,23 +92,6 @@ class GridCRF(BaseRefiner):
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ model
-    def _check_inputs(self, image, scores, kind):
-        arr = np.asarray(scores) if scores is not None else None
-        if arr is not None and arr.ndim == 4:
-            img = np.asarray(image) if image is not None else None
-            if img is None or img.ndim not in (3, 4) or img.shape[:3] != arr.shape[:3]:
-                raise ValueError(
-                    f"with (D, H, W, K) scores of shape {arr.shape}, image must be "
-                    f"(D, H, W) or (D, H, W, C) of the same size, got "
-                    f"{None if img is None else img.shape}"
-                )
-            d, h, w = img.shape[:3]
-            flat = check_image(img.reshape(d * h, *img.shape[2:]), name="image")
-            s = check_scores(arr.reshape(d * h, w, -1), kind=kind, name="scores")
-            return flat.reshape(img.shape), s.reshape(arr.shape)
-        image = check_image(image, name="image")
-        return image, check_scores(scores, kind=kind, spatial_shape=image.shape[:2])
-
     def _mu(self, k):
         if isinstance(self.pairwise, str):
             return 1.0 - np.eye(k)
@@ -162,7 +145,7 @@ class GridCRF(BaseRefiner):
         """
         self._validate_params()
         check_kind(kind)
-        image, s = self._check_inputs(image, scores, kind)
+        image, s = check_image_and_scores(image, scores, kind=kind)
         k = s.shape[-1]
         labels, q = self._solve(image, s, kind, self._weight())
         if q is None:
@@ -210,7 +193,7 @@ class GridCRF(BaseRefiner):
 
         self._validate_params()
         check_kind(kind)
-        image, s = self._check_inputs(image, scores, kind)
+        image, s = check_image_and_scores(image, scores, kind=kind)
         cost, edges, w, mu = self._problem(image, s, kind, self._weight())
         _, energies, bounds = trws(cost, edges, w, mu,
                                    n_iter=self.n_iter if n_iter is None else int(n_iter))
@@ -234,7 +217,7 @@ class GridCRF(BaseRefiner):
 
         self._validate_params()
         check_kind(kind)
-        image, s = self._check_inputs(image, scores, kind)
+        image, s = check_image_and_scores(image, scores, kind=kind)
         lab = np.asarray(labels)
         if lab.shape != s.shape[:-1] or lab.dtype.kind not in "iu":
             raise ValueError(

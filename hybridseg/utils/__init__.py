@@ -15,6 +15,7 @@ from ._scores import log_proba, softmax, to_logits, to_proba
 from ._validation import (
     check_ignore_index,
     check_image,
+    check_image_and_scores,
     check_images,
     check_kind,
     check_label_map,
@@ -30,6 +31,7 @@ __all__ = [
     "StrOptions",
     "check_ignore_index",
     "check_image",
+    "check_image_and_scores",
     "check_images",
     "check_kind",
     "check_label_map",

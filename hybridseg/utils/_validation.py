@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "check_ignore_index",
     "check_image",
+    "check_image_and_scores",
     "check_images",
     "check_kind",
     "check_label_map",
@@ -353,6 +354,44 @@ def check_scores(
                 "kind='logits'"
             )
     return arr
+
+
+def check_image_and_scores(image, scores, *, kind="proba"):
+    """Validate one image and its scores together, or one volume and its scores.
+
+    Parameters
+    ----------
+    image : (H, W), (H, W, C), (D, H, W) or (D, H, W, C) array_like
+        A volume when ``scores`` are 4-D.
+    scores : (H, W, K) or (D, H, W, K) array_like of float
+    kind : {"proba", "logits"}
+
+    Returns
+    -------
+    image : ndarray
+    scores : ndarray of float32, C-contiguous
+        As :func:`check_image` and :func:`check_scores` return them.
+    """
+    arr = np.asarray(scores) if scores is not None else None
+    if arr is None or arr.ndim != 4:
+        image = check_image(image, name="image")
+        return image, check_scores(scores, kind=kind, spatial_shape=image.shape[:2])
+    img = np.asarray(image) if image is not None else None
+    if img is None or img.ndim not in (3, 4):
+        raise ValueError(
+            "with (D, H, W, K) scores of a volume, image must be (D, H, W) or "
+            f"(D, H, W, C), got {None if img is None else _format_shape(img.shape)}"
+        )
+    d, h, w = img.shape[:3]
+    if arr.shape[:3] != img.shape[:3]:
+        raise ValueError(
+            f"scores have shape {_format_shape(arr.shape)} but their volume is "
+            f"{_format_shape(img.shape[:3])}: expected (D, H, W, K) = ({d}, {h}, {w}, K)"
+        )
+    # Validated as one tall (D * H, W) image: the same checks, one code path.
+    flat = check_image(img.reshape(d * h, *img.shape[2:]), name="image")
+    s = check_scores(arr.reshape(d * h, w, -1), kind=kind, name="scores")
+    return flat.reshape(img.shape), s.reshape(arr.shape)
 
 
 def check_matching_lengths(**named):

@@ -149,3 +149,24 @@ def test_small_checks():
     assert check_matching_lengths(a=[1, 2], b=(3, 4)) == 2
     with pytest.raises(ValueError, match="a has 2, b has 1"):
         check_matching_lengths(a=[1, 2], b=[3])
+
+
+def test_check_image_and_scores_images_and_volumes():
+    from hybridseg.utils import check_image_and_scores
+
+    img, s = check_image_and_scores(np.zeros((4, 5, 3), np.uint8), np.zeros((4, 5, 2)),
+                                    kind="logits")
+    assert img.shape == (4, 5, 3) and s.shape == (4, 5, 2) and s.dtype == np.float32
+    vol, sv = check_image_and_scores(np.zeros((2, 4, 5)), np.full((2, 4, 5, 2), 0.5),
+                                     kind="proba")
+    assert vol.shape == (2, 4, 5) and sv.shape == (2, 4, 5, 2)
+    with pytest.raises(ValueError, match=r"image must be \(D, H, W\)"):
+        check_image_and_scores(np.zeros((4, 5)), np.zeros((2, 4, 5, 2)), kind="logits")
+    with pytest.raises(ValueError, match="volume is"):
+        check_image_and_scores(np.zeros((2, 4, 6)), np.zeros((2, 4, 5, 2)), kind="logits")
+    bad = np.zeros((2, 4, 5, 2))
+    bad[1, 2, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        check_image_and_scores(np.zeros((2, 4, 5)), bad, kind="logits")
+    with pytest.raises(ValueError, match="but its image is"):
+        check_image_and_scores(np.zeros((4, 6)), np.zeros((4, 5, 2)), kind="logits")
