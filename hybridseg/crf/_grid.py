@@ -105,7 +105,7 @@ class GridCRF(BaseRefiner):
 
     def _problem(self, image, s, kind, weight, beta_scale=None):
         """Costs ``(N, K)``, edges, edge weights and ``mu`` of one image."""
-        from ._grid_graph import contrast_beta, edge_weights, grid_edges
+        from ._grid_graph import edge_weights, grid_edges
 
         spatial = s.shape[:-1]
         k = s.shape[-1]
@@ -113,15 +113,12 @@ class GridCRF(BaseRefiner):
         edges, dist = grid_edges(spatial, self.connectivity)
         pairwise = "contrast" if isinstance(self.pairwise, str) and (
             self.pairwise == "contrast") else "potts"
-        pixels = np.asarray(image, np.float64).reshape(cost.shape[0], -1)
-        beta = self.beta
-        if pairwise == "contrast":
-            if beta_scale is None:
-                beta_scale = getattr(self, "beta_scale_", 1.0)
-            base = contrast_beta(pixels, edges) if isinstance(beta, str) else float(beta)
-            beta = base * beta_scale
+        pixels = (np.asarray(image, np.float64).reshape(cost.shape[0], -1)
+                  if pairwise == "contrast" else None)  # Potts never reads the image
+        if beta_scale is None:
+            beta_scale = getattr(self, "beta_scale_", 1.0)
         w, _ = edge_weights(pixels, edges, dist, pairwise=pairwise, weight=float(weight),
-                            beta=beta)
+                            beta=self.beta, beta_scale=beta_scale)
         return cost, edges, w, self._mu(k)
 
     def _weight(self):

@@ -87,6 +87,11 @@ def _squared_differences(pixels, edges):
     return np.sum(diff * diff, axis=1)
 
 
+def _beta_from(sq):
+    mean = float(sq.mean()) if sq.size else 0.0
+    return 0.0 if mean == 0.0 else 1.0 / (2.0 * mean)
+
+
 def contrast_beta(pixels, edges):
     """``1 / (2 <|I_i - I_j|^2>)`` over the edges (0 for a constant image).
 
@@ -96,12 +101,10 @@ def contrast_beta(pixels, edges):
         Pixel values, flattened in C order.
     edges : (E, 2) ndarray of int
     """
-    sq = _squared_differences(pixels, edges)
-    mean = float(sq.mean()) if sq.size else 0.0
-    return 0.0 if mean == 0.0 else 1.0 / (2.0 * mean)
+    return _beta_from(_squared_differences(pixels, edges))
 
 
-def edge_weights(pixels, edges, dist, *, pairwise, weight, beta="auto"):
+def edge_weights(pixels, edges, dist, *, pairwise, weight, beta="auto", beta_scale=1.0):
     """Weight of every edge.
 
     Parameters
@@ -115,6 +118,8 @@ def edge_weights(pixels, edges, dist, *, pairwise, weight, beta="auto"):
     weight : float
     beta : "auto" or float
         The contrast parameter; "auto" is :func:`contrast_beta`.
+    beta_scale : float, default=1.0
+        Factor on ``beta`` (what ``GridCRF.fit`` tunes).
 
     Returns
     -------
@@ -125,9 +130,8 @@ def edge_weights(pixels, edges, dist, *, pairwise, weight, beta="auto"):
     if pairwise == "potts":
         return weight / dist, None
     sq = _squared_differences(pixels, edges)
-    if isinstance(beta, str):
-        beta = contrast_beta(pixels, edges)
-    return weight * np.exp(-float(beta) * sq) / dist, float(beta)
+    beta = (_beta_from(sq) if isinstance(beta, str) else float(beta)) * beta_scale
+    return weight * np.exp(-beta * sq) / dist, beta
 
 
 def adjacency(n, edges, w):
