@@ -36,12 +36,39 @@ def _semimetric_problems(mu):
     return problems
 
 
-def _accept(x, energy, proposal, cost, edges, w, mu):
-    """Keep ``proposal`` if it lowers the energy (beyond rounding): ``(x, energy, kept)``."""
-    new_energy = labelling_energy(cost, proposal, edges, w, mu)
-    if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
-        return proposal, new_energy, True
-    return x, energy, False
+def _two_label_cut(cost0, cost1, pairs, big_a, big_b, big_c, big_d):
+    """Exact minimiser of a two-label move by one min cut.
+
+    The move's energy is ``sum_i cost0/cost1[i] + sum_e E_e(x_a, x_b)`` over the ``pairs``
+    with ``E_e = (A, B, C, D)`` for (0, 0), (0, 1), (1, 0), (1, 1), submodular. Returns
+    ``x`` as booleans (True: the second label).
+    """
+    n = len(cost0)
+    cost1 = (cost1 + np.bincount(pairs[:, 0], weights=big_c - big_a, minlength=n)
+             + np.bincount(pairs[:, 1], weights=big_d - big_c, minlength=n))
+    cap = np.maximum(big_b + big_c - big_a - big_d, 0.0)
+    m = np.minimum(cost0, cost1)
+    return min_cut(cost1 - m, cost0 - m, pairs, cap, np.zeros_like(cap))[1]
+
+
+def _descend(cost, edges, w, mu, x, max_cycles, moves, propose):
+    """Cycle over ``moves``, keeping each ``propose(x, move)`` that lowers the energy
+    (beyond rounding), until a cycle changes nothing or ``max_cycles``."""
+    energy = labelling_energy(cost, x, edges, w, mu)
+    energies = [energy]
+    for _ in range(max_cycles):
+        improved = False
+        for move in moves:
+            proposal = propose(x, move)
+            if proposal is None:
+                continue
+            new_energy = labelling_energy(cost, proposal, edges, w, mu)
+            if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
+                x, energy, improved = proposal, new_energy, True
+        energies.append(energy)
+        if not improved:
+            break
+    return x, energies
 
 
 def check_metric(mu, *, method="expansion"):
@@ -98,32 +125,14 @@ def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
     x = x.astype(np.int64)
     a_idx, b_idx = edges[:, 0], edges[:, 1]
     rows = np.arange(n)
-    energy = labelling_energy(cost, x, edges, w, mu)
-    energies = [energy]
-    for _ in range(max_cycles):
-        improved = False
-        for alpha in range(k):
-            la, lb = x[a_idx], x[b_idx]
-            big_a = w * mu[la, lb]
-            big_b = w * mu[la, alpha]
-            big_c = w * mu[alpha, lb]
-            big_d = w * mu[alpha, alpha]
-            cost0 = cost[rows, x].copy()  # keep
-            cost1 = (cost[:, alpha]  # switch, plus the edges' linear parts
-                     + np.bincount(a_idx, weights=big_c - big_a, minlength=n)
-                     + np.bincount(b_idx, weights=big_d - big_c, minlength=n))
-            cap = np.maximum(big_b + big_c - big_a - big_d, 0.0)
-            m = np.minimum(cost0, cost1)
-            _, switch = min_cut(cost1 - m, cost0 - m, edges, cap, np.zeros_like(cap))
-            if not switch.any():
-                continue
-            proposal = np.where(switch, alpha, x)
-            x, energy, accepted = _accept(x, energy, proposal, cost, edges, w, mu)
-            improved |= accepted
-        energies.append(energy)
-        if not improved:
-            break
-    return x, energies
+
+    def expand(x, alpha):
+        la, lb = x[a_idx], x[b_idx]
+        switch = _two_label_cut(cost[rows, x], cost[:, alpha], edges, w * mu[la, lb],
+                                w * mu[la, alpha], w * mu[alpha, lb], w * mu[alpha, alpha])
+        return np.where(switch, alpha, x) if switch.any() else None
+
+    return _descend(cost, edges, w, mu, x, max_cycles, range(k), expand)
 
 
 def check_semimetric(mu, *, method="swap"):
@@ -152,43 +161,33 @@ def alpha_beta_swap(cost, edges, w, mu, *, labels=None, max_cycles=20):
     n, k = cost.shape
     x = (cost.argmin(1) if labels is None else np.asarray(labels)).astype(np.int64)
     a_idx, b_idx = edges[:, 0], edges[:, 1]
-    energy = labelling_energy(cost, x, edges, w, mu)
-    energies = [energy]
-    for _ in range(max_cycles):
-        improved = False
-        for alpha in range(k):
-            for beta in range(alpha + 1, k):
-                act = (x == alpha) | (x == beta)
-                idx = np.flatnonzero(act)
-                if idx.size == 0:
-                    continue
-                local = np.full(n, -1, np.int64)
-                local[idx] = np.arange(idx.size)
-                cost0 = cost[idx, alpha].copy()  # take alpha
-                cost1 = cost[idx, beta].copy()  # take beta
-                ea, eb = act[a_idx], act[b_idx]
-                for mine, other, sel in ((a_idx, b_idx, ea & ~eb), (b_idx, a_idx, eb & ~ea)):
-                    nodes = local[mine[sel]]
-                    fixed = x[other[sel]]
-                    cost0 += np.bincount(nodes, weights=w[sel] * mu[alpha, fixed],
-                                         minlength=idx.size)
-                    cost1 += np.bincount(nodes, weights=w[sel] * mu[beta, fixed],
-                                         minlength=idx.size)
-                both = ea & eb
-                pa, pb, wb = local[a_idx[both]], local[b_idx[both]], w[both]
-                big_a, big_b = wb * mu[alpha, alpha], wb * mu[alpha, beta]
-                big_c, big_d = wb * mu[beta, alpha], wb * mu[beta, beta]
-                cost1 += np.bincount(pa, weights=big_c - big_a, minlength=idx.size)
-                cost1 += np.bincount(pb, weights=big_d - big_c, minlength=idx.size)
-                cap = np.maximum(big_b + big_c - big_a - big_d, 0.0)
-                m = np.minimum(cost0, cost1)
-                _, to_beta = min_cut(cost1 - m, cost0 - m, np.stack([pa, pb], 1), cap,
-                                     np.zeros_like(cap))
-                proposal = x.copy()
-                proposal[idx] = np.where(to_beta, beta, alpha)
-                x, energy, accepted = _accept(x, energy, proposal, cost, edges, w, mu)
-                improved |= accepted
-        energies.append(energy)
-        if not improved:
-            break
-    return x, energies
+
+    def swap(x, pair):
+        alpha, beta = pair
+        act = (x == alpha) | (x == beta)
+        idx = np.flatnonzero(act)
+        if idx.size == 0:
+            return None
+        local = np.full(n, -1, np.int64)
+        local[idx] = np.arange(idx.size)
+        cost0 = cost[idx, alpha].copy()  # take alpha
+        cost1 = cost[idx, beta].copy()  # take beta
+        ea, eb = act[a_idx], act[b_idx]
+        # Edges to a pixel outside the move: a unary term on the pixel inside.
+        for mine, other, sel in ((a_idx, b_idx, ea & ~eb), (b_idx, a_idx, eb & ~ea)):
+            nodes = local[mine[sel]]
+            fixed = x[other[sel]]
+            cost0 += np.bincount(nodes, weights=w[sel] * mu[alpha, fixed], minlength=idx.size)
+            cost1 += np.bincount(nodes, weights=w[sel] * mu[beta, fixed], minlength=idx.size)
+        both = ea & eb
+        wb = w[both]
+        to_beta = _two_label_cut(
+            cost0, cost1, np.stack([local[a_idx[both]], local[b_idx[both]]], 1),
+            wb * mu[alpha, alpha], wb * mu[alpha, beta], wb * mu[beta, alpha],
+            wb * mu[beta, beta])
+        proposal = x.copy()
+        proposal[idx] = np.where(to_beta, beta, alpha)
+        return proposal
+
+    pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+    return _descend(cost, edges, w, mu, x, max_cycles, pairs, swap)
