@@ -6,6 +6,9 @@ Submodules load on first use (``import hybridseg`` imports neither torch nor num
 - ``hybridseg.datasets``: CamVid, ISBI 2012 membranes, any folder, the embedded sample;
 - ``hybridseg.base``: the segmenter and refiner base classes;
 - ``hybridseg.dummy``: label-statistics baselines;
+- ``hybridseg.classical``: split-and-merge, pixel classifiers, the classical pipelines;
+- ``hybridseg.crf``: the dense and grid CRFs;
+- ``hybridseg.viz``: coloured label maps and figure grids (PIL only);
 - ``hybridseg.utils``: validation helpers and score conversions.
 
 The data contract: images are ``(H, W)`` or ``(H, W, C)`` arrays, label maps ``(H, W)``

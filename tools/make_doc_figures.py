@@ -19,16 +19,14 @@ every run gives the same figure.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from hybridseg.crf import DenseCRF
 from hybridseg.datasets import load_sample, make_noisy_scores
 from hybridseg.metrics import mean_iou, pixel_accuracy
+from hybridseg.viz import colorize, figure_grid, save_png, tile
 
 # Every file build() writes. A literal, so that docs/hooks/figures.py can read it without
 # importing this script (and hybridseg) when the figures are up to date.
@@ -38,90 +36,8 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 SEED = 0
 VOID = 255
-TILE = (240, 180)  # width, height of each tile in the figure
-PAD = 8  # blank pixels between tiles
-HEADER = 22  # height of the column titles
-CAPTION = 20  # height of the line under each tile
-
 # How the stand-in logits are made from the truth (hybridseg.datasets.make_noisy_scores).
 SIMULATION = dict(blur=4.0, scale=10.0, noise=3.0, n_patches=3, patch_boost=10.0)
-
-
-def colorize(label, colors):
-    """Colour a label map with one RGB colour per class, void black.
-
-    Parameters
-    ----------
-    label : (H, W) ndarray of int
-        Label map, ``VOID`` for unlabelled pixels.
-    colors : (K, 3) ndarray of uint8
-        Colour of each class.
-
-    Returns
-    -------
-    rgb : (H, W, 3) ndarray of uint8
-    """
-    palette = np.zeros((256, 3), np.uint8)
-    palette[: len(colors)] = colors
-    return palette[label]
-
-
-def _font():
-    try:
-        return ImageFont.load_default(size=13)
-    except TypeError:  # Pillow < 10.1: the bitmap font has no size
-        return ImageFont.load_default()
-
-
-def _tile(rgb, resample):
-    return Image.fromarray(rgb).resize(TILE, resample)
-
-
-def compose(rows, titles):
-    """Lay tiles out in a grid with column titles and a caption under each tile.
-
-    Parameters
-    ----------
-    rows : list of list of (PIL.Image.Image, str)
-        One list per row: the tiles (already ``TILE`` in size) with their captions.
-    titles : list of str
-        One title per column.
-
-    Returns
-    -------
-    figure : PIL.Image.Image
-        RGB, white background.
-    """
-    n_cols = len(titles)
-    width = n_cols * TILE[0] + (n_cols + 1) * PAD
-    height = HEADER + len(rows) * (TILE[1] + CAPTION + PAD) + PAD
-    figure = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(figure)
-    font = _font()
-    for j, title in enumerate(titles):
-        draw.text((PAD + j * (TILE[0] + PAD), PAD // 2), title, fill="black", font=font)
-    for i, row in enumerate(rows):
-        top = HEADER + i * (TILE[1] + CAPTION + PAD)
-        for j, (tile, caption) in enumerate(row):
-            left = PAD + j * (TILE[0] + PAD)
-            figure.paste(tile, (left, top))
-            draw.text((left, top + TILE[1] + 3), caption, fill="black", font=font)
-    return figure
-
-
-def _save_png(image, path):
-    # Write a new file next to the target and rename it over the target: an existing
-    # ``path`` is replaced, never written through (were it a link to a file elsewhere,
-    # that file is left alone), and a half-written PNG is never left behind.
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", optimize=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a figure is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dense_crf_two_lines(out_dir):
@@ -157,20 +73,20 @@ def dense_crf_two_lines(out_dir):
         before = logits.argmax(-1)
         after = crf.refine(image, logits, kind="logits").argmax(-1)
         score = {"name": name}
-        row = [(_tile(image, Image.Resampling.LANCZOS), name.removesuffix(".png"))]
+        row = [(tile(image), name.removesuffix(".png"))]
         for key, pred in (("logits", before), ("crf", after)):
             acc = pixel_accuracy([label], [pred], n_classes=n_classes, ignore_index=VOID)
             miou = mean_iou([label], [pred], n_classes=n_classes, ignore_index=VOID)
             score[key] = {"acc": acc, "miou": miou}
-            row.append((_tile(colorize(pred, sample.colors), Image.Resampling.NEAREST),
+            row.append((tile(colorize(pred, sample.colors), labels=True),
                         f"pixel acc {100 * acc:.1f}%   mIoU {miou:.3f}"))
-        row.append((_tile(colorize(label, sample.colors), Image.Resampling.NEAREST),
+        row.append((tile(colorize(label, sample.colors), labels=True),
                     "CamVid labels (void black)"))
         rows.append(row)
         scores.append(score)
     titles = ["image", "argmax of simulated logits", "argmax after DenseCRF", "truth"]
     path = Path(out_dir) / FIGURE
-    _save_png(compose(rows, titles), path)
+    save_png(figure_grid(rows, titles), path)
     return path, scores
 
 

@@ -1,0 +1,135 @@
+"""Figures without matplotlib: coloured label maps and grids of captioned tiles, drawn by PIL.
+
+- ``colorize(label, colors)``: a label map as an RGB image, one colour per class;
+- ``figure_grid(rows, titles)``: tiles laid out in rows under column titles, each with a
+  caption;
+- ``save_png(image, path)``: write a PNG through a temporary file and a rename, so that a
+  half-written file is never left behind and a link at ``path`` is replaced, not followed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["colorize", "figure_grid", "save_png", "tile"]
+
+TILE = (240, 180)  # default width, height of each tile
+_PAD = 8  # blank pixels between tiles
+_HEADER = 22  # height of the column titles
+_CAPTION = 20  # height of the line under each tile
+
+
+def colorize(label, colors, *, void_color=(0, 0, 0)):
+    """Colour a label map with one RGB colour per class.
+
+    Parameters
+    ----------
+    label : (H, W) ndarray of int
+        Label map; values at or beyond ``len(colors)`` (void) get ``void_color``.
+    colors : (K, 3) array_like of uint8
+        Colour of each class.
+    void_color : tuple of 3 int, default=(0, 0, 0)
+
+    Returns
+    -------
+    rgb : (H, W, 3) ndarray of uint8
+    """
+    colors = np.asarray(colors, np.uint8)
+    label = np.asarray(label)
+    top = max(int(label.max(initial=0)) + 1, len(colors))
+    palette = np.empty((top, 3), np.uint8)
+    palette[:] = void_color
+    palette[: len(colors)] = colors
+    return palette[label]
+
+
+def _font():
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: the bitmap font has no size
+        return ImageFont.load_default()
+
+
+def tile(rgb, size=TILE, *, labels=False):
+    """An image resized to a tile: nearest neighbour for label maps, Lanczos otherwise.
+
+    Parameters
+    ----------
+    rgb : (H, W) or (H, W, 3) ndarray of uint8
+    size : (int, int), default=TILE
+        Width and height.
+    labels : bool, default=False
+        Whether the image is a coloured label map (keep its colours exact).
+
+    Returns
+    -------
+    tile : PIL.Image.Image
+    """
+    from PIL import Image
+
+    resample = Image.Resampling.NEAREST if labels else Image.Resampling.LANCZOS
+    return Image.fromarray(np.asarray(rgb)).convert("RGB").resize(size, resample)
+
+
+def figure_grid(rows, titles):
+    """Lay tiles out in a grid with column titles and a caption under each tile.
+
+    Parameters
+    ----------
+    rows : list of list of (PIL.Image.Image, str)
+        One list per row: the tiles (all of one size) with their captions.
+    titles : list of str
+        One title per column.
+
+    Returns
+    -------
+    figure : PIL.Image.Image
+        RGB, white background.
+    """
+    from PIL import Image, ImageDraw
+
+    tw, th = rows[0][0][0].size if rows and rows[0] else TILE
+    n_cols = len(titles)
+    width = n_cols * tw + (n_cols + 1) * _PAD
+    height = _HEADER + len(rows) * (th + _CAPTION + _PAD) + _PAD
+    figure = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(figure)
+    font = _font()
+    for j, title in enumerate(titles):
+        draw.text((_PAD + j * (tw + _PAD), _PAD // 2), title, fill="black", font=font)
+    for i, row in enumerate(rows):
+        top = _HEADER + i * (th + _CAPTION + _PAD)
+        for j, (im, caption) in enumerate(row):
+            left = _PAD + j * (tw + _PAD)
+            figure.paste(im, (left, top))
+            draw.text((left, top + th + 3), caption, fill="black", font=font)
+    return figure
+
+
+def save_png(image, path):
+    """Write a PIL image as PNG at ``path`` through a temporary file and a rename.
+
+    An existing file at ``path`` is replaced (the caller decides whether it may be); a link
+    there is replaced, not written through; a failed write leaves nothing behind.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+    path : str or path-like
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", optimize=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a figure is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,81 @@
+"""``hybridseg demo``: the comparison on the embedded sample, its table and its figure."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hybridseg._demo import DEMO_METHODS, format_table, free_path, run_demo
+from hybridseg.cli import main
+
+QUICK = "prior,splitmerge"
+
+
+def test_run_demo_scores_and_figure(tmp_path):
+    out = tmp_path / "fig.png"
+    results = run_demo("camvid", methods=("prior", "splitmerge"), out=out, verbose=False)
+    assert [r["method"] for r in results] == ["prior", "splitmerge"]
+    for r in results:
+        assert 0 < r["miou"] < 1 and 0 < r["pixel_accuracy"] <= 1
+        assert 0 <= r["boundary_f1"] <= 1
+        assert r["fit_seconds"] >= 0 and r["predict_seconds_per_image"] > 0
+    # Split-and-merge looks at the pixels: it beats the no-pixel floor.
+    assert results[1]["miou"] > results[0]["miou"]
+    with Image.open(out) as fig:
+        assert fig.format == "PNG"
+        width, height = fig.size
+    # Four columns (image, truth, two methods) and two rows (the sample's test images).
+    assert width > 4 * 200 and height > 2 * 150
+    table = format_table(results, title="t")
+    assert table.splitlines()[0] == "t" and "split-and-merge rules" in table
+
+
+def test_membrane_sample(tmp_path):
+    results = run_demo("membrane", methods=("prior", "splitmerge"), out=None, verbose=False)
+    assert len(results) == 2
+
+
+def test_cli_never_overwrites_without_asking(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--methods", QUICK, "--quiet"]) == 0
+    assert main(["demo", "--methods", QUICK, "--quiet"]) == 0
+    assert (tmp_path / "hybridseg-demo.png").exists()
+    assert (tmp_path / "hybridseg-demo-1.png").exists()
+    out = capsys.readouterr().out
+    assert "figure: hybridseg-demo-1.png" in out and "mIoU" in out
+    target = tmp_path / "mine.png"
+    target.write_bytes(b"precious")
+    assert main(["demo", "--methods", QUICK, "--quiet", "--out", str(target)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert target.read_bytes() == b"precious"
+    assert main(["demo", "--methods", QUICK, "--quiet", "--out", str(target),
+                 "--overwrite"]) == 0
+    with Image.open(target) as fig:
+        assert fig.format == "PNG"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "prior,unet"], "methods must be among"),
+    (["--methods", ","], "methods is empty"),
+    (["--out", "fig.jpg"], "must name a .png file"),
+    (["--out", "no/such/folder/fig.png"], "folder of --out does not exist"),
+])
+def test_cli_bad_arguments(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--quiet", *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_free_path(tmp_path):
+    p = tmp_path / "a.png"
+    assert free_path(p) == p
+    p.touch()
+    assert free_path(p) == tmp_path / "a-1.png"
+    (tmp_path / "a-1.png").touch()
+    assert free_path(p) == tmp_path / "a-2.png"
+
+
+def test_demo_methods_are_the_classical_pipelines():
+    from hybridseg.classical import CLASSICAL_PIPELINES
+
+    assert set(DEMO_METHODS) == {"prior", *CLASSICAL_PIPELINES}
+    assert np.all([isinstance(m, str) for m in DEMO_METHODS])

@@ -1,0 +1,47 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hybridseg.viz import colorize, figure_grid, save_png, tile
+
+
+def test_colorize_classes_and_void():
+    colors = np.array([[255, 0, 0], [0, 255, 0]], np.uint8)
+    rgb = colorize(np.array([[0, 1], [255, 1]]), colors, void_color=(1, 2, 3))
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
+    np.testing.assert_array_equal(rgb[0, 0], [255, 0, 0])
+    np.testing.assert_array_equal(rgb[1, 0], [1, 2, 3])
+
+
+def test_tile_and_grid_sizes():
+    label_tile = tile(np.zeros((9, 7, 3), np.uint8), (20, 10), labels=True)
+    gray_tile = tile(np.zeros((9, 7), np.uint8), (20, 10))
+    assert label_tile.size == gray_tile.size == (20, 10) and gray_tile.mode == "RGB"
+    fig = figure_grid([[(label_tile, "a"), (gray_tile, "b")]] * 3, ["x", "y"])
+    assert fig.size[0] == 2 * 20 + 3 * 8
+    assert fig.size[1] > 3 * 10
+
+
+def test_save_png_replaces_a_link_without_following_it(tmp_path):
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(b"keep")
+    link = tmp_path / "fig.png"
+    os.symlink(elsewhere, link)
+    save_png(Image.new("RGB", (3, 2)), link)
+    assert elsewhere.read_bytes() == b"keep"
+    assert not link.is_symlink()
+    with Image.open(link) as im:
+        assert im.size == (3, 2)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_save_png_leaves_nothing_on_failure(tmp_path):
+    class Broken:
+        def save(self, *a, **k):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_png(Broken(), tmp_path / "fig.png")
+    assert list(tmp_path.iterdir()) == []
