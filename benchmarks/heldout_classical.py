@@ -67,7 +67,9 @@ def run_isbi(args):
             pipe.set_params(memory=memory)
             _, fit_s = _timed(pipe.fit, X_fit, y_fit)
             pred, pred_s = _timed(pipe.predict, X_test)
+            crf = dict(pipe.steps).get("crf")
             rows.append(dict(method=name, fit_s=fit_s, predict_s=pred_s / len(X_test),
+                             crf_params=_fitted(crf) if crf is not None else "",
                              **_scores(y_test, pred, k, names)))
             _print_row(rows[-1])
     return rows, names

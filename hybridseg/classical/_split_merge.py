@@ -334,7 +334,7 @@ class SplitMerge(BaseSegmenter):
         in the image's units), ``area`` (fraction of the image), ``row``, ``col`` (centroid
         as a fraction of height and width) and, for colour images, the channel means.
     rules_ : str
-        The tree as indented if-then rules.
+        The tree as indented if-then rules (``export_rules()``; class numbers).
 
     Examples
     --------
@@ -504,7 +504,12 @@ class SplitMerge(BaseSegmenter):
         return self
 
     def export_rules(self, class_names=None, decimals=3):
-        """The fitted rules as indented if-then text.
+        """The fitted rules as indented if-then text, one line per test or decision.
+
+        A test whose two sides decide the same class everywhere below it is left out (the
+        tree split there only to sharpen probabilities), so every line that remains
+        changes a decision. Each decision shows the share of the training pixels it
+        covers and how many of those are of its class.
 
         Parameters
         ----------
@@ -516,17 +521,64 @@ class SplitMerge(BaseSegmenter):
         Returns
         -------
         rules : str
-        """
-        from sklearn.tree import export_text
 
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hybridseg.classical import SplitMerge
+        >>> image = np.zeros((8, 8), np.uint8)
+        >>> image[:, 4:] = 200
+        >>> y = [(image > 100).astype(np.uint8)]
+        >>> sm = SplitMerge(threshold=10, min_leaf_fraction=0.0, random_state=1)
+        >>> print(sm.fit([image], y).export_rules(class_names=["dark", "bright"]))
+        if max <= 100.000:
+            class dark  (50.0% of pixels, 100.0% right)
+        else:
+            class bright  (50.0% of pixels, 100.0% right)
+        """
         check_is_fitted(self, "tree_")
         if class_names is not None and len(class_names) != self.n_classes_:
             raise ValueError(f"class_names has {len(class_names)} names for "
                              f"{self.n_classes_} classes")
-        names = [str(c) if class_names is None else str(class_names[c])
-                 for c in self.tree_.classes_]
-        return export_text(self.tree_, feature_names=self.feature_names_,
-                           class_names=names, decimals=decimals)
+        tree = self.tree_.tree_
+        classes = self.tree_.classes_
+        # Weighted class totals per node (normalised to fractions by recent scikit-learn).
+        value = tree.value[:, 0, :]
+        weight = tree.weighted_n_node_samples
+        total = weight[0]
+        left, right = tree.children_left, tree.children_right
+        decided = {}
+
+        def decisions(node):  # the set of classes the leaves under ``node`` decide
+            if node not in decided:
+                if left[node] < 0:
+                    decided[node] = {int(np.argmax(value[node]))}
+                else:
+                    decided[node] = decisions(left[node]) | decisions(right[node])
+            return decided[node]
+
+        def name(c):
+            c = int(classes[c])
+            return str(c) if class_names is None else str(class_names[c])
+
+        lines = []
+
+        def emit(node, depth):
+            pad = "    " * depth
+            if left[node] < 0 or len(decisions(node)) == 1:
+                dist = value[node] / value[node].sum()
+                c = int(np.argmax(dist))
+                lines.append(f"{pad}class {name(c)}  ({100 * weight[node] / total:.1f}% of "
+                             f"pixels, {100 * dist[c]:.1f}% right)")
+                return
+            feat = self.feature_names_[tree.feature[node]]
+            lines.append(f"{pad}if {feat} <= {tree.threshold[node]:.{decimals}f}:")
+            emit(left[node], depth + 1)
+            lines.append(f"{pad}else:")
+            emit(right[node], depth + 1)
+
+        emit(0, 0)
+        return "\n".join(lines)
 
     def predict_proba(self, X):
         """Class probabilities of every pixel: the rule its region falls under.

@@ -179,10 +179,12 @@ def test_rules_learn_gray_levels(rng):
     X, y = _stripes(rng)
     sm = SplitMerge(10, min_region_size=4, random_state=0).fit(X, y)
     assert sm.n_classes_ == 3
-    assert "class: 2" in sm.rules_
-    assert any(f"{name} <=" in sm.rules_ for name in ("mean", "min", "max"))
+    assert "class 2  (" in sm.rules_
+    assert any(f"if {name} <=" in sm.rules_ for name in ("mean", "min", "max"))
     named = sm.export_rules(class_names=["dark", "bright", "mid"])
-    assert "class: mid" in named and "class: 2" not in named
+    assert "class mid  (" in named and "class 2" not in named
+    with pytest.raises(ValueError, match="class_names has 2 names for 3 classes"):
+        sm.export_rules(class_names=["a", "b"])
     Xt, yt = _stripes(np.random.default_rng(7), n=2)
     assert sm.score(Xt, yt) == pytest.approx(1.0)
     proba = sm.predict_proba(Xt)
@@ -190,6 +192,29 @@ def test_rules_learn_gray_levels(rng):
     np.testing.assert_allclose(proba[0].sum(-1), 1, atol=1e-6)
     # Smoothing keeps every class possible for a refiner.
     assert proba[0].min() >= 0.01 / 3 - 1e-7
+
+
+def test_rules_text_leaves_out_tests_that_decide_nothing():
+    from hybridseg.datasets import load_sample
+
+    data = load_sample("membrane")
+    sm = SplitMerge(max_depth=4, min_leaf_fraction=0.0, random_state=0).fit(
+        data.images, data.labels)
+    lines = sm.rules_.splitlines()
+    share = 0.0
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("class "):
+            share += float(line.split("(")[1].split("%")[0])
+        # An "if" whose two sides are single decisions decides two different classes.
+        if line.lstrip().startswith("if ") and i + 3 < len(lines):
+            a, e, b = lines[i + 1], lines[i + 2], lines[i + 3]
+            if e.strip() == "else:" and a.lstrip().startswith("class ") and \
+                    b.lstrip().startswith("class "):
+                assert a.split()[1] != b.split()[1]
+    # The decisions cover every training pixel once.
+    assert share == pytest.approx(100.0, abs=0.1 * len(lines))
+    # The full tree has more tests than the text shows.
+    assert sm.tree_.tree_.node_count > 2 * sum(ln.lstrip().startswith("if ") for ln in lines)
 
 
 def test_void_pixels_are_not_learned(rng):
