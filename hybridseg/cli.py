@@ -3,12 +3,14 @@
 Each sub-command is one function registered with ``command``; its ``configure`` hook
 adds its arguments and its body imports what it needs only when it runs, so
 ``hybridseg --help`` stays instant and a command that needs torch does not make the others
-need it. Later front ends (``demo``, ``compare``, ``segment``) slot in the same way.
+need it. ``info`` and ``demo`` are here; later front ends (``compare``, ``segment``) slot in
+the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 
@@ -90,6 +92,7 @@ def _demo(args):
     seconds) and write a figure of the image, the truth and each method's labels. Takes a
     couple of minutes on two cores. Nothing is written over an existing file unless
     --overwrite is given with --out."""
+    import os
     from pathlib import Path
 
     from ._demo import DEMO_METHODS, format_table, free_path, run_demo
@@ -100,7 +103,7 @@ def _demo(args):
         out = args.out
         if out.suffix.lower() != ".png":
             raise ValueError(f"--out must name a .png file, got {str(out)!r}")
-        if out.exists() and not args.overwrite:
+        if os.path.lexists(out) and not args.overwrite:
             raise FileExistsError(f"{out} exists; pass --overwrite to replace it or "
                                   "choose another --out")
         if not out.parent.is_dir():
@@ -126,7 +129,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (func, help_, configure) in _COMMANDS.items():
         p = sub.add_parser(
-            name, help=help_, description=func.__doc__,
+            name, help=help_, description=inspect.cleandoc(func.__doc__ or ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if configure is not None:

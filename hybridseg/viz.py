@@ -1,6 +1,7 @@
 """Figures without matplotlib: coloured label maps and grids of captioned tiles, drawn by PIL.
 
 - ``colorize(label, colors)``: a label map as an RGB image, one colour per class;
+- ``tile(rgb, size)``: an image or coloured label map resized to a tile;
 - ``figure_grid(rows, titles)``: tiles laid out in rows under column titles, each with a
   caption;
 - ``save_png(image, path)``: write a PNG through a temporary file and a rename, so that a
@@ -40,6 +41,8 @@ def colorize(label, colors, *, void_color=(0, 0, 0)):
     """
     colors = np.asarray(colors, np.uint8)
     label = np.asarray(label)
+    if label.dtype.kind not in "ui" or (label.size and label.min() < 0):
+        raise ValueError("label must hold non-negative integer class ids")
     top = max(int(label.max(initial=0)) + 1, len(colors))
     palette = np.empty((top, 3), np.uint8)
     palette[:] = void_color

@@ -79,3 +79,17 @@ def test_demo_methods_are_the_classical_pipelines():
 
     assert set(DEMO_METHODS) == {"prior", *CLASSICAL_PIPELINES}
     assert np.all([isinstance(m, str) for m in DEMO_METHODS])
+
+
+def test_a_dangling_link_is_not_a_free_name(tmp_path):
+    import os
+
+    os.symlink(tmp_path / "missing", tmp_path / "hybridseg-demo.png")
+    assert free_path(tmp_path / "hybridseg-demo.png") == tmp_path / "hybridseg-demo-1.png"
+
+
+def test_table_notes_the_shared_pixel_classifier():
+    rows = [dict(method=m, miou=0.5, pixel_accuracy=0.5, boundary_f1=0.5, fit_seconds=1.0,
+                 predict_seconds_per_image=0.1) for m in ("pixel+grid", "pixel+dense")]
+    assert "shared with pixel+grid" in format_table(rows)
+    assert "shared" not in format_table(rows[:1])

@@ -45,3 +45,10 @@ def test_save_png_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         save_png(Broken(), tmp_path / "fig.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colorize_refuses_negative_or_float_labels():
+    with pytest.raises(ValueError, match="non-negative integer"):
+        colorize(np.array([[-1, 0]]), [[0, 0, 0]])
+    with pytest.raises(ValueError, match="non-negative integer"):
+        colorize(np.array([[0.5]]), [[0, 0, 0]])

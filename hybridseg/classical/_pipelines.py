@@ -30,7 +30,8 @@ def make_classical_pipeline(name, *, random_state=None, n_jobs=None):
     random_state : int or None, default=None
         Seed of the stages that draw random numbers.
     n_jobs : int or None, default=None
-        Parallel jobs of every stage (joblib).
+        Parallel jobs (joblib) of the stages that take them (the pixel classifier and
+        the CRFs; split-and-merge runs on numba's threads).
 
     Returns
     -------

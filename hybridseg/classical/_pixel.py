@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._unaries import Unaries
 from ..base import BaseSegmenter
+from ..utils._parallel import parallel_map
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._validation import check_images
 from ._features import _CONSTRAINTS as _FEATURE_CONSTRAINTS
@@ -42,16 +43,6 @@ def _default_classifier():
         n_estimators=50, max_depth=20, min_samples_leaf=5, max_samples=0.5,
         max_features="sqrt",
     )
-
-
-def _parallel(n_jobs, func, items):
-    """``[func(x) for x in items]``, through joblib threads when ``n_jobs`` asks for it."""
-    items = list(items)
-    if n_jobs in (None, 1) or len(items) < 2:
-        return [func(x) for x in items]
-    from joblib import Parallel, delayed
-
-    return Parallel(n_jobs=n_jobs, prefer="threads")(delayed(func)(x) for x in items)
 
 
 def _as_rgb(image):
@@ -149,7 +140,7 @@ def sample_pixels(labels, n_classes, *, max_samples, balanced, ignore_index, rng
 class PixelClassifier(BaseSegmenter):
     """Per-pixel classification with any scikit-learn classifier on hand-made features.
 
-    Each pixel is described by :func:`~hybridseg.classical.pixel_features`
+    Each pixel is described by ``pixel_features``
     (multiscale intensity, edges and Hessian texture of the luminance, colour, relative
     position, optionally SLIC superpixel statistics); a classifier is fitted on a
     class-balanced sample of the labelled pixels and its ``predict_proba`` gives every
@@ -211,7 +202,7 @@ class PixelClassifier(BaseSegmenter):
     n_features_ : int
         Number of features per pixel.
     feature_names_ : (n_features_,) ndarray of object
-        Their names, as :func:`~hybridseg.classical.pixel_features` gives them.
+        Their names, as ``pixel_features`` gives them.
     n_channels_ : int
         Channels of the training images (1 for gray). A model fitted on colour images
         also takes gray ones (as three equal channels); other mismatches are refused.
@@ -339,6 +330,13 @@ class PixelClassifier(BaseSegmenter):
             )
         else:
             n_channels = channels[0]
+        if n_channels != 3 and not (self.intensity or self.edges or self.texture
+                                    or self.position or self.superpixels):
+            raise ValueError(
+                f"{type(self).__name__} has no features for images with {n_channels} "
+                "channel(s): color applies to RGB images only, and intensity, edges, "
+                "texture and position are all False and superpixels is None"
+            )
         k = self.n_classes
         if k is None:
             ign = self.ignore_index
@@ -399,7 +397,7 @@ class PixelClassifier(BaseSegmenter):
             f = self._features(image, sigmas)
             return f.reshape(-1, f.shape[-1])[pick]
 
-        parts = _parallel(self.n_jobs, rows, zip(images, picks))
+        parts = parallel_map(rows, zip(images, picks), self.n_jobs)
         Xs = np.concatenate([p for p in parts if p is not None])
         ys = np.concatenate([m.ravel()[p] for m, p in zip(labels, picks)]).astype(np.intp)
         clf = clone(_default_classifier() if self.classifier is None else self.classifier)
@@ -498,9 +496,9 @@ class PixelClassifier(BaseSegmenter):
             clf = self._fit_model(
                 [images[i] for i in train], [labels[i] for i in train], k, sigmas, seed
             )
-            probas = _parallel(
-                self.n_jobs, lambda im, c=clf: self._proba(c, im, k, sigmas),
-                [images[i] for i in test],
+            probas = parallel_map(
+                lambda im, c=clf: self._proba(c, im, k, sigmas),
+                [images[i] for i in test], self.n_jobs,
             )
             for i, p in zip(test, probas):
                 oof[i] = p
@@ -536,8 +534,7 @@ class PixelClassifier(BaseSegmenter):
                 )
             prepared.append(im)
         sigmas = check_sigmas(self.sigmas)
-        return _parallel(
-            self.n_jobs,
+        return parallel_map(
             lambda im: self._proba(self.classifier_, im, self.n_classes_, sigmas),
-            prepared,
+            prepared, self.n_jobs,
         )

@@ -57,25 +57,26 @@ def _border_edges(ids, rows, cols, hs, ws, offsets, out):
         for i in range(k, end):
             out[i, 0] = -1
         c = cols[b] + ws[b]
-        if c < w:
-            last = -1
-            for r in range(rows[b], rows[b] + hs[b]):
-                nb = ids[r, c]
-                if nb != last:
-                    out[k, 0] = b
-                    out[k, 1] = nb
-                    k += 1
-                    last = nb
+        if c < w:  # down the column just right of the block
+            k = _border_run(ids, b, rows[b], c, 1, 0, hs[b], out, k)
         r = rows[b] + hs[b]
-        if r < h:
-            last = -1
-            for c in range(cols[b], cols[b] + ws[b]):
-                nb = ids[r, c]
-                if nb != last:
-                    out[k, 0] = b
-                    out[k, 1] = nb
-                    k += 1
-                    last = nb
+        if r < h:  # along the row just below it
+            k = _border_run(ids, b, r, cols[b], 0, 1, ws[b], out, k)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _border_run(ids, b, r0, c0, dr, dc, n, out, k):
+    """Write ``(b, neighbour)`` for the ``n`` pixels from ``(r0, c0)`` in steps ``(dr, dc)``,
+    once per run of one neighbour; return the next free slot."""
+    last = -1
+    for i in range(n):
+        nb = ids[r0 + i * dr, c0 + i * dc]
+        if nb != last:
+            out[k, 0] = b
+            out[k, 1] = nb
+            k += 1
+            last = nb
+    return k
 
 
 @numba.njit(cache=True, nogil=True)

@@ -43,7 +43,7 @@ def _compat_matrix(compat, n_classes):
 
 @dataclass(frozen=True)
 class Kernel:
-    """An extra Gaussian kernel of a :class:`DenseCRF`, over any per-pixel features.
+    """An extra Gaussian kernel of a ``DenseCRF``, over any per-pixel features.
 
     ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2 - sum_c |f_ic - f_jc|^2 / 2 sfeat_c^2)``, with
     ``p`` pixel positions (dropped when ``sxy`` is None) and ``f`` the feature channels.
@@ -188,7 +188,7 @@ class DenseCRF(BaseRefiner):
         ``fit``, starting from Potts.
     extra_kernels : list of Kernel, optional
         More Gaussian kernels, on the image or on any per-pixel features (depth, a
-        network's embeddings, another colour space): see :class:`Kernel`.
+        network's embeddings, another colour space): see ``Kernel``.
     spacing : sequence of float, optional
         Physical size of a pixel along each axis (``(dy, dx)``, or ``(dz, dy, dx)`` for a
         volume); the spatial standard deviations are then in those units. Default: 1 on
@@ -452,7 +452,7 @@ class DenseCRF(BaseRefiner):
             Named per-pixel features that ``extra_kernels`` read, each ``(H, W)`` or
             ``(H, W, F)`` (``(D, H, W[, F])`` for a volume).
         return_trace : bool, default=False
-            Also return a :class:`MeanFieldTrace` (energy and time per iteration).
+            Also return a ``MeanFieldTrace`` (energy and time per iteration).
 
         Returns
         -------

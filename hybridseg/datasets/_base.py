@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils._parallel import parallel_map  # noqa: F401  (re-exported to the loaders)
+
 __all__ = ["Dataset", "clear_data_home", "get_data_home"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -127,16 +129,6 @@ def compact_labels(arr):
     if arr.size and arr.min() >= 0 and arr.max() <= 255:
         return arr.astype(np.uint8, copy=False)
     return arr.astype(np.int32, copy=False)
-
-
-def parallel_map(func, items, n_jobs):
-    """``[func(x) for x in items]``, on joblib threads when ``n_jobs`` asks for them."""
-    items = list(items)
-    if n_jobs in (None, 1) or len(items) < 2:
-        return [func(x) for x in items]
-    from joblib import Parallel, delayed
-
-    return Parallel(n_jobs=n_jobs, prefer="threads")(delayed(func)(x) for x in items)
 
 
 def check_limit(limit):

@@ -318,3 +318,11 @@ def test_real_camvid_subset():
     score = seg.fit(X, y).score(Xt, yt)
     prior = DummySegmenter(strategy="spatial_prior").fit(X, y).score(Xt, yt)
     assert score > prior + 0.05, (score, prior)
+
+
+def test_gray_images_with_only_colour_features_are_refused():
+    X = [np.zeros((6, 7), np.uint8), np.ones((6, 7), np.uint8)]
+    y = [np.zeros((6, 7), np.uint8), np.ones((6, 7), np.uint8)]
+    seg = PixelClassifier(intensity=False, edges=False, texture=False, position=False)
+    with pytest.raises(ValueError, match="no features for images with 1 channel"):
+        seg.fit(X, y)
