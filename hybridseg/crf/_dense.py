@@ -198,10 +198,19 @@ class DenseCRF(BaseRefiner):
         implementation (needs the ``peers`` extra; 2-D RGB uint8 images and the two
         built-in kernels only). ``"exact"``: explicit O(N^2) Gaussian kernels, for tiny
         images and tests.
-    learn : {"weights", "none"}, default="weights"
-        What ``fit(U, y)`` learns: the weights of the kernels (of those with a non-zero
-        weight; a kernel with weight 0 stays dropped) and, with ``compat="learn"``, the
-        compatibility matrix; ``"none"`` keeps the parameters as given.
+    learn : {"weights", "grid", "none"}, default="weights"
+        What ``fit(U, y)`` learns. ``"weights"``: the weights of the kernels (of those
+        with a non-zero weight; a kernel with weight 0 stays dropped) and, with
+        ``compat="learn"``, the compatibility matrix, by minimising the log loss.
+        ``"grid"``: the Gaussian and bilateral weights that give the best mean IoU on
+        ``U``, searched over ``weight_grid`` (the bilateral weight first, at the given
+        Gaussian weight, then the Gaussian weight at the best bilateral one), as
+        ``GridCRF.fit`` does; it suits unaries whose probabilities are poorly calibrated
+        (random forests), where the log loss picks cautious weights. ``"none"`` keeps the
+        parameters as given.
+    weight_grid : sequence of float, optional
+        Candidate weights of each of the two kernels for ``learn="grid"``; by default
+        ``(0, 0.5, 1, 2, 3, 5, 10)`` (the given weights are tried too).
     max_iter : int, default=30
         L-BFGS iterations of ``fit``.
     alpha : float, default=1e-4
@@ -219,8 +228,11 @@ class DenseCRF(BaseRefiner):
     n_classes_ : int
         K, set by ``fit``.
     gaussian_weight_, bilateral_weight_ : float
-        Learned kernel weights (``fit`` with ``learn="weights"`` and labels); ``refine``
-        and ``predict_proba`` use them instead of the given ones.
+        Learned kernel weights (``fit`` with ``learn="weights"`` or ``"grid"`` and
+        labels); ``refine`` and ``predict_proba`` use them instead of the given ones.
+    cv_scores_ : dict
+        With ``learn="grid"``: mean IoU on ``U`` of every ``(gaussian_weight,
+        bilateral_weight)`` tried.
     extra_weights_ : (n_extra,) ndarray of float64
         Learned weights of the ``extra_kernels``.
     compat_ : (K, K) ndarray of float64
@@ -267,7 +279,8 @@ class DenseCRF(BaseRefiner):
         "extra_kernels": [None, list, tuple],
         "spacing": [None, "array-like"],
         "backend": [StrOptions({"numba", "pydensecrf", "exact"})],
-        "learn": [StrOptions({"weights", "none"})],
+        "learn": [StrOptions({"weights", "grid", "none"})],
+        "weight_grid": [None, "array-like"],
         "max_iter": [Interval(numbers.Integral, 0, None)],
         "alpha": [Interval(numbers.Real, 0, None)],
         "class_weight": [None, StrOptions({"balanced"}), "array-like"],
@@ -287,6 +300,7 @@ class DenseCRF(BaseRefiner):
         spacing=None,
         backend="numba",
         learn="weights",
+        weight_grid=None,
         max_iter=30,
         alpha=1e-4,
         class_weight=None,
@@ -303,6 +317,7 @@ class DenseCRF(BaseRefiner):
         self.spacing = spacing
         self.backend = backend
         self.learn = learn
+        self.weight_grid = weight_grid
         self.max_iter = max_iter
         self.alpha = alpha
         self.class_weight = class_weight
@@ -533,7 +548,7 @@ class DenseCRF(BaseRefiner):
     # ------------------------------------------------------------------ learning
     def _reset_fitted(self):
         for attr in ("kernel_weights_", "gaussian_weight_", "bilateral_weight_",
-                     "extra_weights_", "compat_", "loss_curve_", "n_classes_"):
+                     "extra_weights_", "compat_", "loss_curve_", "cv_scores_", "n_classes_"):
             self.__dict__.pop(attr, None)
 
     def fit(self, U, y=None):
@@ -561,7 +576,7 @@ class DenseCRF(BaseRefiner):
         U = self._check_unaries(U)
         self._reset_fitted()
         learning = self.compat == "learn" if isinstance(self.compat, str) else False
-        if learning and (y is None or self.learn == "none"):
+        if learning and (y is None or self.learn != "weights"):
             raise ValueError("compat='learn' needs fit(U, y) with labels and learn='weights'")
         if y is None or self.learn == "none" or self.n_iter == 0 or U.n_classes == 1:
             return super().fit(U, y)
@@ -570,6 +585,9 @@ class DenseCRF(BaseRefiner):
         k = U.n_classes
         labels = check_label_maps(y, name="y", shapes=[im.shape[:2] for im in U.images],
                                   n_classes=k, ignore_index=255)
+        if self.learn == "grid":
+            self._search(U, labels, k)
+            return self
         class_weights = self._class_weights(labels, k)
         problems = self._learning_problems(U, labels)
         total = sum(float(class_weights[np.clip(p.labels, 0, None)][p.labels >= 0].sum())
@@ -579,6 +597,42 @@ class DenseCRF(BaseRefiner):
         self._optimise(problems, k, class_weights, total, learning)
         self.n_classes_ = k
         return self
+
+    def _search(self, U, labels, k):
+        """``learn="grid"``: the two built-in kernels' weights of best mean IoU on ``U``."""
+        from ..metrics import mean_iou
+
+        grid = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0) if self.weight_grid is None else (
+            self.weight_grid)
+        grid = np.asarray(grid, dtype=np.float64).ravel()
+        if grid.size == 0 or not (np.isfinite(grid) & (grid >= 0)).all():
+            raise ValueError("weight_grid must hold one or more finite weights >= 0")
+        given = np.array([spec.weight for spec in self._kernel_specs()], dtype=np.float64)
+        if not any((lab != 255).any() for lab in labels):
+            raise ValueError("y has no labelled pixels (all void) to choose weights on")
+        self.n_classes_ = k
+        scores = {}
+
+        def score(g, b):
+            if (g, b) not in scores:
+                self.kernel_weights_ = np.concatenate([[g, b], given[2:]])
+                scores[(g, b)] = mean_iou(labels, self.predict(U), n_classes=k)
+            return scores[(g, b)]
+
+        def best(candidates):  # ties go to the smaller weights
+            return max(candidates, key=lambda gb: (score(*gb), -gb[0] - gb[1]))
+
+        g0 = float(given[0])
+        _, b = best([(g0, float(v)) for v in sorted({*grid, float(given[1])})])
+        g, b = best([(float(v), b) for v in sorted({*grid, g0})])
+        weights = np.concatenate([[g, b], given[2:]])
+        self.kernel_weights_ = weights
+        self.gaussian_weight_ = g
+        self.bilateral_weight_ = b
+        self.extra_weights_ = weights[2:].copy()
+        mu = self._mu(k)
+        self.compat_ = (1.0 - np.eye(k)) if mu is None else np.array(mu, dtype=np.float64)
+        self.cv_scores_ = scores
 
     def _class_weights(self, labels, k):
         if self.class_weight is None:

@@ -156,3 +156,28 @@ def test_balanced_class_weights(rng):
     w = crf._class_weights(y, 3)
     counts = np.bincount(np.concatenate([lab[lab != 255] for lab in y]), minlength=3)
     np.testing.assert_allclose(w * counts, counts.sum() / 3)
+
+
+def test_grid_search_picks_the_best_mean_iou_on_u(rng):
+    from hybridseg.metrics import mean_iou
+
+    U, y = toy_data(rng, n=2)
+    params = dict(n_iter=3, gaussian_sxy=2.0, bilateral_sxy=10.0, bilateral_srgb=30.0)
+    crf = DenseCRF(learn="grid", weight_grid=[0.0, 1.0, 4.0], **params).fit(U, y)
+    # The given weights (3, 10) are candidates too; the bilateral weight is searched
+    # first at the given Gaussian weight, then the Gaussian weight at the best one.
+    assert {b for g, b in crf.cv_scores_ if g == 3.0} == {0.0, 1.0, 4.0, 10.0}
+    b = crf.bilateral_weight_
+    assert {g for g, bb in crf.cv_scores_ if bb == b} >= {0.0, 1.0, 3.0, 4.0}
+    best = crf.cv_scores_[(crf.gaussian_weight_, b)]
+    assert best == max(s for (g, bb), s in crf.cv_scores_.items() if bb == b)
+    # Each score is the mean IoU of a CRF with those weights, given by hand.
+    for (g, bb), s in crf.cv_scores_.items():
+        by_hand = DenseCRF(gaussian_weight=g, bilateral_weight=bb, learn="none", **params)
+        assert s == pytest.approx(mean_iou(y, by_hand.fit(U).predict(U), n_classes=3))
+    assert crf.score(U, y) == pytest.approx(best)
+    np.testing.assert_array_equal(crf.compat_, 1 - np.eye(3))
+    with pytest.raises(ValueError, match="weight_grid"):
+        DenseCRF(learn="grid", weight_grid=[-1.0]).fit(U, y)
+    with pytest.raises(ValueError, match="learn='weights'"):
+        DenseCRF(learn="grid", compat="learn").fit(U, y)
