@@ -9,8 +9,8 @@ pixel classifier with a grid CRF and with a dense CRF, each built by
 ``hybridseg.classical.make_classical_pipeline`` and fitted as a whole Pipeline, so the CRFs
 are tuned on the pixel classifier's out-of-fold unaries of the 20 training slices.
 
-The row ``pixel+dense/grid`` is the dense CRF with ``learn="grid"`` (kernel weights
-chosen by mean IoU) instead of the pipeline's log-loss learning.
+The row ``pixel+dense/weights`` is the dense CRF with ``learn="weights"`` (kernel weights
+learned by log loss) instead of the pipeline's ``learn="grid"`` (chosen by mean IoU).
 
 CamVid (11 classes, 360x480; train 367, val 101, test 233): the pixel classifier is fitted
 on train; the CRFs are fitted on its unaries of ``--n-val`` val images spread over the val
@@ -35,7 +35,7 @@ from hybridseg import metrics
 from hybridseg.classical import make_classical_pipeline
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("splitmerge", "pixel", "pixel+grid", "pixel+dense", "pixel+dense/grid")
+METHODS = ("splitmerge", "pixel", "pixel+grid", "pixel+dense", "pixel+dense/weights")
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
 
 
@@ -70,8 +70,8 @@ def run_isbi(args):
             pipe = make_classical_pipeline(name.split("/")[0], random_state=args.seed,
                                            n_jobs=args.n_jobs)
             pipe.set_params(memory=memory)
-            if name.endswith("/grid"):
-                pipe.set_params(crf__learn="grid")
+            if name.endswith("/weights"):
+                pipe.set_params(crf__learn="weights")
             _, fit_s = _timed(pipe.fit, X_fit, y_fit)
             pred, pred_s = _timed(pipe.predict, X_test)
             crf = dict(pipe.steps).get("crf")
@@ -118,8 +118,8 @@ def run_camvid(args):
     for name in [m for m in METHODS[2:] if m in args.methods]:
         base = name.split("/")[0]
         crf = clone(make_classical_pipeline(base, n_jobs=args.n_jobs).named_steps["crf"])
-        if name.endswith("/grid"):
-            crf.set_params(learn="grid")
+        if name.endswith("/weights"):
+            crf.set_params(learn="weights")
         _, crf_fit_s = _timed(crf.fit, U_val, y_val)
         pred, crf_s = _timed(crf.predict, U_test)
         rows.append(dict(method=name, fit_s=pixel_fit_s + crf_fit_s,

@@ -11,8 +11,8 @@ CLASSICAL_PIPELINES = {
     "pixel": "pixel classifier on multiscale intensity, edge, texture, colour, position",
     "pixel+grid": "pixel classifier, then a contrast-sensitive 4-connected grid CRF "
                   "(alpha-expansion), its weight chosen on out-of-fold unaries",
-    "pixel+dense": "pixel classifier, then the dense CRF, its kernel weights learned on "
-                   "out-of-fold unaries",
+    "pixel+dense": "pixel classifier, then the dense CRF, its kernel weights chosen by "
+                   "mean IoU on out-of-fold unaries",
 }
 
 
@@ -59,5 +59,8 @@ def make_classical_pipeline(name, *, random_state=None, n_jobs=None):
     if name == "pixel+grid":
         steps.append(("crf", GridCRF(pairwise="contrast", n_jobs=n_jobs)))
     elif name == "pixel+dense":
-        steps.append(("crf", DenseCRF(n_jobs=n_jobs)))
+        # Weights by mean IoU: on a forest's uncalibrated probabilities the log-loss
+        # learning picks cautious weights (held-out mIoU gain +0.4 vs +2.0 on ISBI 2012,
+        # +1.5 vs +3.1 on CamVid test: benchmarks/heldout_classical.py).
+        steps.append(("crf", DenseCRF(learn="grid", n_jobs=n_jobs)))
     return Pipeline(steps)
