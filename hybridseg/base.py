@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._unaries import Unaries
 from .metrics import mean_iou
+from .utils._parallel import parallel_map
 from .utils._param_validation import validate_parameter_constraints
 from .utils._validation import (
     check_images,
@@ -231,19 +232,9 @@ class RefinerMixin(_ParamsMixin):
         -------
         proba : list of (H, W, K) ndarray of float32
         """
-        from joblib import Parallel, delayed
-
         U = self._check_predict_unaries(U)
-        n_jobs = getattr(self, "n_jobs", None)
-        if n_jobs in (None, 1) or len(U) == 1:
-            return [self.refine(im, s, kind=U.kind) for im, s in U]
-        first = self.refine(*U[0], kind=U.kind)
-        rest = U[1:]
-        if not numba_threads_safe():  # serialise rather than crash
-            return [first, *(self.refine(im, s, kind=U.kind) for im, s in rest)]
-        return [first, *Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(self.refine)(im, s, kind=U.kind) for im, s in rest
-        )]
+        return parallel_map(lambda pair: self.refine(*pair, kind=U.kind), U,
+                            getattr(self, "n_jobs", None), numba_kernels=True)
 
     def predict(self, U):
         """Refined label maps.

@@ -6,7 +6,8 @@ import numbers
 
 import numpy as np
 
-from ..base import BaseRefiner, numba_threads_safe
+from ..base import BaseRefiner
+from ..utils._parallel import parallel_map
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba
 from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
@@ -244,8 +245,6 @@ class GridCRF(BaseRefiner):
         -------
         self
         """
-        from joblib import Parallel, delayed
-
         from ..metrics import mean_iou
 
         self._validate_params()
@@ -265,14 +264,9 @@ class GridCRF(BaseRefiner):
             return self._solve(im, s, U.kind, weight, beta_scale)[0].reshape(s.shape[:-1])
 
         def score(weight, beta_scale=1.0):
-            # Images in parallel threads (the kernels release the GIL), as in
-            # predict_proba: the first alone, so that numba's threading layer is known.
-            pred = [solve(*U[0], weight, beta_scale)]
-            if self.n_jobs in (None, 1) or not numba_threads_safe():
-                pred += [solve(im, s, weight, beta_scale) for im, s in U[1:]]
-            else:
-                pred += Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                    delayed(solve)(im, s, weight, beta_scale) for im, s in U[1:])
+            # Images in parallel threads (the kernels release the GIL), as in predict.
+            pred = parallel_map(lambda pair: solve(*pair, weight, beta_scale), U,
+                                self.n_jobs, numba_kernels=True)
             return mean_iou(labels, pred, n_classes=k)
 
         scores = {float(weight): score(weight) for weight in grid}

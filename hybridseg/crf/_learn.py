@@ -194,18 +194,11 @@ class LearningProblem:
 
 def loss_and_gradient(problems, weights, mu, n_iter, class_weights, want_mu, n_jobs=None):
     """Sum :meth:`LearningProblem.loss_and_gradient` over images (joblib threads)."""
-    from joblib import Parallel, delayed
-
-    from ..base import numba_threads_safe
+    from ..utils._parallel import parallel_map
 
     args = (weights, mu, n_iter, class_weights, want_mu)
-    parts = [problems[0].loss_and_gradient(*args)]
-    if n_jobs in (None, 1) or not numba_threads_safe():
-        parts += [p.loss_and_gradient(*args) for p in problems[1:]]
-    else:
-        parts += Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(p.loss_and_gradient)(*args) for p in problems[1:]
-        )
+    parts = parallel_map(lambda p: p.loss_and_gradient(*args), problems, n_jobs,
+                         numba_kernels=True)
     loss = sum(p[0] for p in parts)
     grad_w = sum(p[1] for p in parts)
     grad_mu = sum(p[2] for p in parts) if want_mu else None

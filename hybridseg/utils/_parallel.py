@@ -5,16 +5,29 @@ from __future__ import annotations
 __all__ = ["parallel_map"]
 
 
-def parallel_map(func, items, n_jobs):
+def parallel_map(func, items, n_jobs, *, numba_kernels=False):
     """``[func(x) for x in items]``, on joblib threads when ``n_jobs`` asks for them.
 
     Threads, not processes: the per-image work (numba kernels, scipy filters, PIL decoding,
     scikit-learn prediction) releases the GIL, and images are not copied to workers. Under
     ``joblib.parallel_config(backend="dask")`` the same calls go to a cluster.
+
+    With ``numba_kernels=True`` (``func`` launches numba's parallel kernels), the first
+    item runs alone, so that numba's threading layer is known, and the rest run in threads
+    only if that layer takes launches from several threads (``base.numba_threads_safe``);
+    otherwise one after the other, rather than abort the process.
     """
     items = list(items)
     if n_jobs in (None, 1) or len(items) < 2:
         return [func(x) for x in items]
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=n_jobs, prefer="threads")(delayed(func)(x) for x in items)
+    if not numba_kernels:
+        return Parallel(n_jobs=n_jobs, prefer="threads")(delayed(func)(x) for x in items)
+    from ..base import numba_threads_safe
+
+    first = func(items[0])
+    if not numba_threads_safe():
+        return [first, *(func(x) for x in items[1:])]
+    return [first, *Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(func)(x) for x in items[1:])]
