@@ -8,6 +8,7 @@ Submodules load on first use (``import hybridseg`` imports neither torch nor num
 - ``hybridseg.dummy``: label-statistics baselines;
 - ``hybridseg.classical``: split-and-merge, pixel classifiers, the classical pipelines;
 - ``hybridseg.crf``: the dense and grid CRFs;
+- ``hybridseg.deep``: the PyTorch stages (torch needed only when they are used);
 - ``hybridseg.viz``: coloured label maps and figure grids (PIL only);
 - ``hybridseg.utils``: validation helpers and score conversions.
 

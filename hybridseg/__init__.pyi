@@ -1,5 +1,5 @@
 # Names of the lazily loaded public surface (read by lazy_loader and by editors).
-from . import base, classical, crf, datasets, dummy, metrics, utils, viz
+from . import base, classical, crf, datasets, deep, dummy, metrics, utils, viz
 from ._show_versions import show_versions
 from ._unaries import Unaries
 
@@ -9,6 +9,7 @@ __all__ = [
     "classical",
     "crf",
     "datasets",
+    "deep",
     "dummy",
     "metrics",
     "show_versions",

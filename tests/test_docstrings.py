@@ -13,6 +13,7 @@ MODULES = [
     "hybridseg.classical._pipelines",
     "hybridseg.utils._progress",
     "hybridseg.dummy",
+    "hybridseg.deep.losses",
 ]
 
 

@@ -43,3 +43,19 @@ def test_version():
     from hybridseg._version import __version__
 
     assert hybridseg.__version__ == __version__
+
+
+def test_deep_without_torch_gives_a_clear_error():
+    out = run(
+        "import sys; sys.modules['torch'] = None\n"
+        "import hybridseg, hybridseg.deep\n"
+        "try:\n"
+        "    hybridseg.deep.losses\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert "need PyTorch" in out and "pip install" in out
+
+
+def test_deep_import_does_not_load_torch():
+    assert run("import sys, hybridseg.deep; print('torch' in sys.modules)") == "False"
