@@ -181,7 +181,18 @@ def dice_loss(logits, target, *, smooth=1.0, weight=None, ignore_index=255,
     return 1.0 - mean.mean()
 
 
-class CrossEntropyLoss(torch.nn.Module):
+class _ClassWeightedLoss(torch.nn.Module):
+    """Holds the class weights as a buffer (so they follow ``.to(device)`` and the state
+    dict) and the void label."""
+
+    def __init__(self, weight=None, ignore_index=255):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(
+            weight, dtype=torch.float32))
+        self.ignore_index = ignore_index
+
+
+class CrossEntropyLoss(_ClassWeightedLoss):
     """``cross_entropy`` as a module.
 
     Parameters
@@ -190,18 +201,12 @@ class CrossEntropyLoss(torch.nn.Module):
     ignore_index : int, default=255
     """
 
-    def __init__(self, weight=None, ignore_index=255):
-        super().__init__()
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(
-            weight, dtype=torch.float32))
-        self.ignore_index = ignore_index
-
     def forward(self, logits, target):
         return cross_entropy(logits, target, weight=self.weight,
                              ignore_index=self.ignore_index)
 
 
-class FocalLoss(torch.nn.Module):
+class FocalLoss(_ClassWeightedLoss):
     """``focal_loss`` as a module.
 
     Parameters
@@ -212,18 +217,15 @@ class FocalLoss(torch.nn.Module):
     """
 
     def __init__(self, gamma=2.0, weight=None, ignore_index=255):
-        super().__init__()
+        super().__init__(weight, ignore_index)
         self.gamma = gamma
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(
-            weight, dtype=torch.float32))
-        self.ignore_index = ignore_index
 
     def forward(self, logits, target):
         return focal_loss(logits, target, gamma=self.gamma, weight=self.weight,
                           ignore_index=self.ignore_index)
 
 
-class DiceLoss(torch.nn.Module):
+class DiceLoss(_ClassWeightedLoss):
     """``dice_loss`` as a module.
 
     Parameters
@@ -235,11 +237,8 @@ class DiceLoss(torch.nn.Module):
     """
 
     def __init__(self, smooth=1.0, weight=None, ignore_index=255, per_image=False):
-        super().__init__()
+        super().__init__(weight, ignore_index)
         self.smooth = smooth
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(
-            weight, dtype=torch.float32))
-        self.ignore_index = ignore_index
         self.per_image = per_image
 
     def forward(self, logits, target):
