@@ -98,6 +98,18 @@ class _ParamsMixin:
         )
         return images, labels
 
+    def _n_classes_from(self, labels):
+        """K: the ``n_classes`` parameter, else one more than the largest label in ``y``
+        (void pixels, ``ignore_index``, left out; None counts every pixel)."""
+        if getattr(self, "n_classes", None) is not None:
+            return int(self.n_classes)
+        ign = getattr(self, "ignore_index", 255)
+        return 1 + max(
+            (int(m.max()) if ign is None else int(m[m != ign].max())
+             for m in labels if ign is None or (m != ign).any()),
+            default=0,
+        )
+
 
 class SegmenterMixin(_ParamsMixin):
     """What every segmenter shares: ``predict``, ``transform`` and ``score`` = mean IoU.

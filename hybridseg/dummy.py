@@ -102,13 +102,7 @@ class DummySegmenter(BaseSegmenter):
         """
         self._validate_params()
         _images, labels = self._check_images_labels(X, y, n_classes=self.n_classes)
-        k = self.n_classes
-        if k is None:
-            k = 1 + max(
-                (int(m[m != self.ignore_index].max()) for m in labels
-                 if (m != self.ignore_index).any()),
-                default=0,
-            )
+        k = self._n_classes_from(labels)
         counts = np.zeros(k, np.float64)
         g = self.grid_size
         cell_counts = np.zeros((g * g, k), np.float64)

@@ -337,15 +337,7 @@ class PixelClassifier(BaseSegmenter):
                 "channel(s): color applies to RGB images only, and intensity, edges, "
                 "texture and position are all False and superpixels is None"
             )
-        k = self.n_classes
-        if k is None:
-            ign = self.ignore_index
-            k = 1 + max(
-                (int(m[m != ign].max()) if ign is not None else int(m.max())
-                 for m in labels if ign is None or (m != ign).any()),
-                default=0,
-            )
-        return images, labels, int(k), n_channels
+        return images, labels, self._n_classes_from(labels), n_channels
 
     def _splits(self, n_images):
         cv = self.cv

@@ -471,10 +471,7 @@ class SplitMerge(BaseSegmenter):
                 f"X mixes images with different channel counts {sorted(channels)}; the "
                 "rules use the same statistics for every image"
             )
-        k = self.n_classes
-        if k is None:
-            k = 1 + max((int(m[m != self.ignore_index].max()) for m in labels
-                         if (m != self.ignore_index).any()), default=0)
+        k = self._n_classes_from(labels)
         feats, targets, weights = [], [], []
         for i, (im, lab) in enumerate(zip(images, labels)):
             regions, stats = self._region_features(im, f"X[{i}]")
