@@ -21,3 +21,14 @@ def brute_force(cost, edges, w, mu):
 def brute_force_min(cost, edges, w, mu):
     """Minimum energy by enumeration."""
     return brute_force(cost, edges, w, mu)[0]
+
+
+def tiny_grid(rng, k, connectivity):
+    """A grid small enough for ``brute_force_min``: random costs ``(n, K)`` in [0, 3) on a
+    2x4 (K = 3) or 3x4 grid, with its edges and their lengths."""
+    from hybridseg.crf._grid_graph import grid_edges
+
+    shape = (2, 4) if k == 3 else (3, 4)
+    cost = rng.uniform(0, 3, (shape[0] * shape[1], k))
+    edges, dist = grid_edges(shape, connectivity)
+    return cost, edges, dist

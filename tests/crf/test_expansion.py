@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from grid_oracles import brute_force_min
+from grid_oracles import brute_force_min, tiny_grid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,10 +15,7 @@ from hybridseg.crf._grid_graph import grid_edges, labelling_energy
        st.floats(0.1, 3.0))
 def test_within_factor_two_of_the_optimum_on_tiny_grids(seed, k, conn, weight):
     rng = np.random.default_rng(seed)
-    shape = (2, 4) if k == 3 else (3, 4)
-    n = shape[0] * shape[1]
-    cost = rng.uniform(0, 3, (n, k))
-    edges, dist = grid_edges(shape, conn)
+    cost, edges, dist = tiny_grid(rng, k, conn)
     w = weight / dist
     mu = 1 - np.eye(k)
     lab, energies = alpha_expansion(cost, edges, w, mu)

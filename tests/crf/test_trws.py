@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from grid_oracles import brute_force_min
+from grid_oracles import brute_force_min, tiny_grid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,10 +16,7 @@ from hybridseg.crf._trws import trws
        st.sampled_from(["potts", "random"]))
 def test_bound_below_optimum_below_energy(seed, k, conn, kind):
     rng = np.random.default_rng(seed)
-    shape = (2, 4) if k == 3 else (3, 4)
-    n = shape[0] * shape[1]
-    cost = rng.uniform(0, 3, (n, k))
-    edges, dist = grid_edges(shape, conn)
+    cost, edges, dist = tiny_grid(rng, k, conn)
     w = rng.uniform(0.2, 2.0) / dist
     # Potts, or any matrix (asymmetric, negative entries): TRW-S needs no metric.
     mu = 1 - np.eye(k) if kind == "potts" else rng.uniform(-1, 2, (k, k))
