@@ -1,10 +1,33 @@
-"""The model zoo: shapes, strides, sizes, determinism, bad options."""
+"""The model zoo: shapes, strides, sizes, determinism, bad options, and what makes each
+architecture itself (FCN's bilinear upsampling, SegNet's unpooling indices, DeepLab's
+separable atrous branches, PSPNet's pyramid bins)."""
 
 import pytest
 
 torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
 
-from hybridseg.deep.models import MODELS, UNet, build_model, register_model  # noqa: E402
+from hybridseg.deep.models import (  # noqa: E402
+    FCN,
+    MODELS,
+    DeepLabV3Plus,
+    PSPNet,
+    SegNet,
+    UNet,
+    build_model,
+    register_model,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small convolutions run fastest on one thread, and do not stall when other jobs keep
+    the cores busy (two threads then spin against them)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -54,3 +77,221 @@ def test_bad_options(call, match):
 def test_register_twice_is_refused():
     with pytest.raises(ValueError, match="registered twice"):
         register_model("unet")(UNet)
+
+
+# --- every architecture ---
+
+
+def test_the_zoo():
+    assert {"unet", "fcn", "segnet", "deeplabv3plus", "pspnet"} <= set(MODELS)
+    assert MODELS["fcn"] is FCN and MODELS["segnet"] is SegNet
+    assert MODELS["deeplabv3plus"] is DeepLabV3Plus and MODELS["pspnet"] is PSPNet
+
+
+@pytest.mark.parametrize("name, stride", [
+    ("unet", 8), ("fcn", 32), ("segnet", 16), ("deeplabv3plus", 16), ("pspnet", 8),
+])
+def test_default_strides(name, stride):
+    assert build_model(name, 3, 2).stride == stride
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_more_sizes_in_train_mode(name):
+    torch.manual_seed(1)
+    model = build_model(name, 3, 4).train()
+    s = model.stride
+    for h, w in ((3 * s, 2 * s), (2 * s, 4 * s)):
+        out = model(torch.rand(2, 3, h, w))
+        assert out.shape == (2, 4, h, w) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_batch_of_one_trains_and_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(2)
+    model = build_model(name, 1, 3).train()
+    s = model.stride
+    out = model(torch.rand(1, 1, 2 * s, 3 * s))
+    assert out.shape == (1, 3, 2 * s, 3 * s)
+    F.cross_entropy(out, torch.randint(0, 3, (1, 2 * s, 3 * s))).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_default_sizes_train_on_a_cpu(name):
+    for k in (2, 21):
+        n = sum(p.numel() for p in build_model(name, 3, k).parameters())
+        assert 0.3e6 < n < 1.5e6, (name, k, n)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_same_seed_same_outputs(name):
+    x = torch.rand(1, 3, 32, 32)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(4)
+        outs.append(build_model(name, 3, 2).eval()(x))
+    assert torch.equal(*outs)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: FCN(3, 2, widths=(8, 16)), "widths"),
+    (lambda: FCN(3, 2, widths=(8, 16, 0)), "widths"),
+    (lambda: FCN(3, 2, depth=0), "depth"),
+    (lambda: FCN(3, 2, fc_width=2.5), "fc_width"),
+    (lambda: FCN(3, 2, dropout=-0.1), "dropout"),
+    (lambda: SegNet(3, 2, widths=()), "widths"),
+    (lambda: SegNet(3, 2, widths=(8, True)), "widths"),
+    (lambda: SegNet(3, 2, widths=16), "widths"),
+    (lambda: SegNet(3, 2, depth=True), "depth"),
+    (lambda: DeepLabV3Plus(3, 2, widths=(8, 16, 32)), "widths"),
+    (lambda: DeepLabV3Plus(3, 2, blocks=(1, 0, 1)), "blocks"),
+    (lambda: DeepLabV3Plus(3, 2, output_stride=32), "output_stride"),
+    (lambda: DeepLabV3Plus(3, 2, rates=(6, 12)), "rates"),
+    (lambda: DeepLabV3Plus(3, 2, aspp_width=0), "aspp_width"),
+    (lambda: DeepLabV3Plus(3, 2, low_level_width=-1), "low_level_width"),
+    (lambda: DeepLabV3Plus(3, 2, decoder_width=None), "decoder_width"),
+    (lambda: DeepLabV3Plus(3, 2, dropout=1), "dropout"),
+    (lambda: PSPNet(3, 2, widths=(8, 16, 32, 64)), "widths"),
+    (lambda: PSPNet(3, 2, blocks=(1, 1, 1)), "blocks"),
+    (lambda: PSPNet(3, 2, bins=(1, 0)), "bins"),
+    (lambda: PSPNet(3, 2, bins=()), "bins"),
+    (lambda: PSPNet(3, 2, head_width=0), "head_width"),
+    (lambda: PSPNet(3, 2, dropout="0.1"), "dropout"),
+    (lambda: PSPNet(3, 2, bins=(2.5,)), "bins"),
+])
+def test_bad_architecture_options(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_unknown_option_is_refused(name):
+    with pytest.raises(TypeError, match="width_multiplier"):
+        build_model(name, 3, 2, width_multiplier=2)
+
+
+# --- FCN ---
+
+
+def test_fcn_upsamplings_start_bilinear():
+    model = FCN(3, 3)
+    ups = [m for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert ups == [model.upscore2, model.upscore_pool4, model.upscore_final]
+    assert [m.stride for m in ups] == [(2, 2), (2, 2), (8, 8)]
+    for up, f in ((model.upscore2, 2), (model.upscore_pool4, 2), (model.upscore_final, 8)):
+        with torch.no_grad():
+            flat = up(torch.full((1, 3, 5, 6), 2.0))
+            x = torch.rand(1, 3, 5, 6)
+            smooth, reference = up(x), F.interpolate(x, scale_factor=f, mode="bilinear")
+        assert flat.shape == (1, 3, 5 * f, 6 * f)
+        inner = (..., slice(f, -f), slice(f, -f))
+        assert torch.allclose(flat[inner], torch.tensor(2.0))  # constant interior
+        assert torch.allclose(smooth[inner], reference[inner], atol=1e-6)
+        # each class is upsampled on its own
+        assert torch.equal(up.weight[0, 1], torch.zeros_like(up.weight[0, 1]))
+
+
+def test_fcn_fuses_three_strides_and_the_skip_scores_start_at_zero():
+    model = FCN(3, 2, widths=(4, 8, 8, 16, 16), depth=1, fc_width=16)
+    assert model.score_pool3.in_channels == 8 and model.score_pool4.in_channels == 16
+    assert not model.score_pool3.weight.any() and not model.score_pool4.weight.any()
+    seen = {}
+    for key in ("score", "score_pool4", "score_pool3"):
+        getattr(model, key).register_forward_hook(
+            lambda _m, _a, out, key=key: seen.update({key: out.shape[-2:]}))
+    model.eval()(torch.rand(1, 3, 64, 96))
+    assert seen == {"score": (2, 3), "score_pool4": (4, 6), "score_pool3": (8, 12)}
+
+
+def test_fcn_with_fewer_stages():
+    model = FCN(1, 2, widths=(4, 8, 16), depth=1, fc_width=8)
+    assert model.stride == 8 and model.upscore_final.stride == (2, 2)
+    assert model.eval()(torch.rand(1, 1, 16, 24)).shape == (1, 2, 16, 24)
+
+
+# --- SegNet ---
+
+
+def test_segnet_unpools_at_the_pooling_indices():
+    torch.manual_seed(5)
+    model = SegNet(3, 2, widths=(4, 8, 8)).eval()
+    assert model.stride == 8
+    assert isinstance(model.unpool, nn.MaxUnpool2d)
+    assert isinstance(model.pool, nn.MaxPool2d) and model.pool.return_indices
+    pooled, unpooled = [], []
+    model.pool.register_forward_hook(lambda _m, _a, out: pooled.append(out[1]))
+    model.unpool.register_forward_hook(
+        lambda _m, args, out: unpooled.append((args[0], args[1], out)))
+    with torch.no_grad():
+        model(torch.rand(2, 3, 16, 24))
+    assert len(pooled) == len(unpooled) == 3
+    for (x, indices, out), pool_indices in zip(unpooled, pooled[::-1]):
+        assert indices is pool_indices  # the encoder's own indices, in mirror order
+        assert out.shape[-2:] == (2 * x.shape[-2], 2 * x.shape[-1])
+        flat, idx = out.flatten(2), indices.flatten(2)
+        at_argmax = torch.zeros_like(flat, dtype=torch.bool).scatter_(2, idx, True)
+        assert torch.equal(flat.gather(2, idx), x.flatten(2))
+        assert not flat[~at_argmax].any()  # zero off the argmax positions
+        assert (x > 0).any()
+
+
+# --- DeepLabv3+ ---
+
+
+@pytest.mark.parametrize("options, stride, rates", [
+    ({}, 16, (6, 12, 18)),
+    ({"output_stride": 8}, 8, (12, 24, 36)),
+    ({"rates": (2, 3, 4)}, 16, (2, 3, 4)),
+])
+def test_deeplab_aspp_is_separable_and_atrous(options, stride, rates):
+    model = DeepLabV3Plus(3, 2, **options)
+    assert model.stride == stride and model.rates == rates
+    assert len(model.aspp) == 5
+    cin = model.layer3[-1].body[1].out_channels
+    for branch, rate in zip(model.aspp[1:4], rates):
+        depthwise, pointwise = branch[0], branch[3]
+        assert depthwise.kernel_size == (3, 3) and depthwise.dilation == (rate, rate)
+        assert depthwise.groups == depthwise.in_channels == depthwise.out_channels == cin
+        assert pointwise.kernel_size == (1, 1) and pointwise.groups == 1
+    pooling = model.aspp[4]
+    assert isinstance(pooling[0], nn.AdaptiveAvgPool2d)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in pooling.modules())
+    for conv in model.decoder.modules():
+        if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3):
+            assert conv.groups == conv.in_channels  # separable decoder too
+
+
+def test_deeplab_output_stride_and_decoder_stride_four():
+    for output_stride in (16, 8):
+        model = DeepLabV3Plus(3, 2, output_stride=output_stride).eval()
+        seen = {}
+        model.layer3.register_forward_hook(lambda _m, _a, out, s=seen: s.update(aspp=out.shape))
+        model.reduce.register_forward_hook(lambda _m, _a, out, s=seen: s.update(low=out.shape))
+        with torch.no_grad():
+            out = model(torch.rand(1, 3, 32, 64))
+        assert out.shape == (1, 2, 32, 64)
+        assert seen["aspp"][-2:] == (32 // output_stride, 64 // output_stride)
+        assert seen["low"][-2:] == (8, 16)
+
+
+# --- PSPNet ---
+
+
+@pytest.mark.parametrize("bins", [(1, 2, 3, 6), (1, 3)])
+def test_pspnet_pyramid_bins(bins):
+    model = PSPNet(3, 2, bins=bins).eval()
+    assert model.stride == 8 and model.bins == bins
+    pools = [level[0] for level in model.pyramid]
+    assert all(isinstance(p, nn.AdaptiveAvgPool2d) for p in pools)
+    assert [p.output_size for p in pools] == list(bins)
+    shapes = []
+    for level in model.pyramid:
+        level.register_forward_hook(lambda _m, _a, out: shapes.append(out.shape[-2:]))
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 48, 64)).shape == (1, 2, 48, 64)
+    assert shapes == [(b, b) for b in bins]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.pyramid[0].modules())
+    dilations = [stage[0].body[0][0].dilation for stage in model.layers]
+    assert dilations == [(1, 1), (1, 1), (2, 2), (4, 4)]
