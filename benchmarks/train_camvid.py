@@ -69,8 +69,9 @@ def _fitted(crf):
 
 def train(arch, args, train_set, val_set):
     seg = CNNSegmenter(
-        arch, epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
-        class_weight="median_frequency", scale=args.scale, max_time=60 * args.minutes,
+        arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        class_weight="median_frequency", scale=args.scale,
+        max_time=60 * args.minutes if args.minutes else None,
         early_stopping=True, n_iter_no_change=10_000, device=args.device,
         random_state=args.seed, verbose=1,
     )
@@ -120,8 +121,11 @@ def evaluate(arch, seg, args, val_set, test_set, names):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default="unet,segnet,deeplabv3plus")
-    ap.add_argument("--minutes", type=float, default=30.0, help="training budget per network")
-    ap.add_argument("--max-epochs", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=40,
+                    help="epochs per network (the learning-rate schedule spans them)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="also stop each network after this many minutes (the schedule "
+                         "then spans the time); without it a run is reproducible")
     ap.add_argument("--scale", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)

@@ -45,9 +45,21 @@ def test_version():
     assert hybridseg.__version__ == __version__
 
 
+# Hides torch as an uninstalled package looks: an import finder that refuses it (a None in
+# sys.modules would confuse scipy's array-API helpers, which look torch up there).
+NO_TORCH = (
+    "import sys\n"
+    "class _NoTorch:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'torch' or name.startswith('torch.'):\n"
+    "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+    "sys.meta_path.insert(0, _NoTorch())\n"
+)
+
+
 def test_deep_without_torch_gives_a_clear_error():
     out = run(
-        "import sys; sys.modules['torch'] = None\n"
+        NO_TORCH +
         "import hybridseg, hybridseg.deep\n"
         "try:\n"
         "    hybridseg.deep.losses\n"
@@ -59,3 +71,20 @@ def test_deep_without_torch_gives_a_clear_error():
 
 def test_deep_import_does_not_load_torch():
     assert run("import sys, hybridseg.deep; print('torch' in sys.modules)") == "False"
+
+
+def test_cnn_segmenter_without_torch_is_an_estimator_until_fit():
+    out = run(
+        NO_TORCH +
+        "import numpy as np\n"
+        "from sklearn.base import clone\n"
+        "from hybridseg.deep import CNNSegmenter\n"
+        "seg = clone(CNNSegmenter('unet', epochs=3))\n"
+        "print(seg.get_params()['epochs'])\n"
+        "X = [np.zeros((16, 16, 3), np.uint8)]; y = [np.zeros((16, 16), np.uint8)]\n"
+        "try:\n"
+        "    seg.fit(X, y)\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert out.startswith("3") and "need PyTorch" in out

@@ -6,15 +6,23 @@ torch is the ``deep`` extra: ``import hybridseg.deep`` works without it, and so 
 install it.
 
 - ``hybridseg.deep.CNNSegmenter``: a torch network trained and used as a segmenter;
+- ``hybridseg.deep.scores_from_logits``: any torch model's ``(N, K, H, W)`` output as the
+  ``(H, W, K)`` scores a CRF refiner takes;
+- ``hybridseg.deep.load_pretrained``: small networks the project trained and ships
+  (``PRETRAINED``);
 - ``hybridseg.deep.losses``: pixel-wise (weighted) cross-entropy, focal and soft Dice
   losses and their weighted sums, all honouring ``ignore_index``;
-- ``hybridseg.deep.models``: the model zoo (``build_model(name, ...)``, ``MODELS``).
+- ``hybridseg.deep.models``: the model zoo (``build_model(name, ...)``, ``MODELS``):
+  ``"fcn"``, ``"unet"``, ``"segnet"``, ``"deeplabv3plus"``, ``"pspnet"``.
 """
 
 import lazy_loader as _lazy
 
-__getattr__, __dir__, __all__ = _lazy.attach(
-    __name__,
-    submodules=["losses", "models"],
-    submod_attrs={"_segmenter": ["CNNSegmenter"]},
-)
+# These three import torch only when used; losses and models need it at import.
+from ._logits import scores_from_logits
+from ._pretrained import PRETRAINED, load_pretrained
+from ._segmenter import CNNSegmenter
+
+__getattr__, __dir__, _lazy_all = _lazy.attach(__name__, submodules=["losses", "models"])
+__all__ = ["PRETRAINED", "CNNSegmenter", "load_pretrained", "scores_from_logits",
+           *_lazy_all]

@@ -411,7 +411,9 @@ class CNNSegmenter(BaseSegmenter):
                     raise ValueError(f"crop_size must be an int or (height, width), got "
                                      f"{cs!r}")
                 h, w = int(cs[0]), int(cs[1])
-        return -(-h // s) * s, -(-w // s) * s
+        # At least two strides a side: batch norm cannot train on a 1x1 deepest map of a
+        # single crop (the extra rows and columns are void).
+        return max(-(-h // s) * s, 2 * s), max(-(-w // s) * s, 2 * s)
 
     # ----------------------------------------------------------------- training
     def _sample(self, x, y, ch, cw, rng):

@@ -1,0 +1,63 @@
+"""Small networks the project trained itself and ships inside the package.
+
+No weights are downloaded at run time. Each entry names the file, what it was trained on,
+and the committed command that reproduces it; ``load_pretrained`` checks the file's
+SHA-256 before unpickling it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+__all__ = ["PRETRAINED", "load_pretrained"]
+
+#: name -> (file in hybridseg/deep/data, sha256, description)
+PRETRAINED = {
+    "camvid-unet": (
+        "camvid_unet.pt",
+        None,  # filled in when the file is committed
+        "U-Net (widths 16-128, 0.48 M parameters) trained from scratch on the 367 CamVid "
+        "train images at half resolution (180x240), median-frequency weighted "
+        "cross-entropy, the epoch with the best val mean IoU kept. Reproduce with "
+        "`python benchmarks/train_camvid.py --archs unet` (2 torch threads, CPU) and copy "
+        "benchmarks/results/models/unet.pt here. The embedded CamVid sample's two test "
+        "images are CamVid test images, which it never saw.",
+    ),
+}
+
+
+def _file(name):
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; shipped: {sorted(PRETRAINED)}")
+    return resources.files("hybridseg.deep").joinpath("data", PRETRAINED[name][0])
+
+
+def load_pretrained(name="camvid-unet", *, device=None):
+    """A fitted ``CNNSegmenter`` shipped with the package.
+
+    Parameters
+    ----------
+    name : str, default="camvid-unet"
+        One of ``PRETRAINED``.
+    device : str or torch.device, optional
+        Where to put the network (default: a GPU where there is one).
+
+    Returns
+    -------
+    segmenter : CNNSegmenter
+    """
+    from ._segmenter import CNNSegmenter
+
+    path = _file(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"the pretrained model {name!r} is not in this installation "
+                                f"({path}); {PRETRAINED[name][2]}")
+    expected = PRETRAINED[name][1]
+    if expected is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != expected:
+            raise ValueError(f"{path} does not have the SHA-256 this release shipped "
+                             f"({digest} != {expected}): reinstall hybridseg")
+    with resources.as_file(path) as local:
+        return CNNSegmenter.load(local, device=device)
