@@ -136,6 +136,10 @@ class CNNSegmenter(BaseSegmenter):
         Random horizontal flips and scale jitter (``scale_jitter``) of the training crops.
     scale_jitter : (float, float), default=(0.75, 1.25)
         Range of the random zoom factor when ``augment``.
+    color_jitter : float, default=0.0
+        When ``augment``, each crop's standardised channels are multiplied by a random gain
+        in ``[1 - j, 1 + j]`` and shifted by a random offset in ``[-j, j]`` (brightness,
+        contrast and a little colour cast), for robustness to lighting.
     scale : float, default=1.0
         Working resolution: images are resized by this factor before the network, for
         training and prediction, and the scores are resized back to the input's size. 0.5
@@ -156,11 +160,21 @@ class CNNSegmenter(BaseSegmenter):
     amp : {"auto"} or bool, default="auto"
         Mixed precision (float16 autocast with gradient scaling); ``"auto"`` turns it on
         on CUDA only. It has no effect on the CPU.
+    tta : bool, default=False
+        Test-time augmentation: average the logits of each image and of its mirror image
+        (twice the prediction time).
     tile_size : int, default=1024
         Images larger than this on a side (after ``scale``) are predicted in overlapping
         tiles of this size, blended with a smooth window.
     unaries : {"proba", "logits"}, default="proba"
         What ``transform`` gives a refiner.
+    cv : int, optional
+        Folds of the cross fitting in ``fit_transform`` (what a ``Pipeline`` calls before a
+        refiner): each fold's scores come from a network trained on the other folds, so a
+        refiner tuned on them sees the network's scores as they are on new images. None
+        (default) gives the scores of the network trained on all images, which are
+        overconfident on its own training images: fine for a refiner with fixed
+        parameters, not for one that tunes them. Costs ``cv`` extra trainings.
     n_classes : int, optional
         K; by default one more than the largest label (or the output channels of a given
         module instance).
@@ -226,6 +240,8 @@ class CNNSegmenter(BaseSegmenter):
         "crop_size": [None, Interval(numbers.Integral, 1, None), tuple, list],
         "augment": ["boolean"],
         "scale_jitter": [tuple, list],
+        "color_jitter": [Interval(numbers.Real, 0, 1, closed="left")],
+        "tta": ["boolean"],
         "scale": [Interval(numbers.Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
@@ -235,6 +251,7 @@ class CNNSegmenter(BaseSegmenter):
         "amp": [StrOptions({"auto"}), "boolean"],
         "tile_size": [Interval(numbers.Integral, 16, None)],
         "unaries": [StrOptions({"proba", "logits"})],
+        "cv": [None, Interval(numbers.Integral, 2, None)],
         "n_classes": [None, Interval(numbers.Integral, 1, None)],
         "ignore_index": [None, numbers.Integral],
         "random_state": ["random_state"],
@@ -258,6 +275,7 @@ class CNNSegmenter(BaseSegmenter):
         crop_size=None,
         augment=True,
         scale_jitter=(0.75, 1.25),
+        color_jitter=0.0,
         scale=1.0,
         validation_fraction=0.1,
         early_stopping=False,
@@ -265,8 +283,10 @@ class CNNSegmenter(BaseSegmenter):
         max_time=None,
         device="auto",
         amp="auto",
+        tta=False,
         tile_size=1024,
         unaries="proba",
+        cv=None,
         n_classes=None,
         ignore_index=255,
         random_state=None,
@@ -286,6 +306,7 @@ class CNNSegmenter(BaseSegmenter):
         self.crop_size = crop_size
         self.augment = augment
         self.scale_jitter = scale_jitter
+        self.color_jitter = color_jitter
         self.scale = scale
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
@@ -293,8 +314,10 @@ class CNNSegmenter(BaseSegmenter):
         self.max_time = max_time
         self.device = device
         self.amp = amp
+        self.tta = tta
         self.tile_size = tile_size
         self.unaries = unaries
+        self.cv = cv
         self.n_classes = n_classes
         self.ignore_index = ignore_index
         self.random_state = random_state
@@ -441,6 +464,12 @@ class CNNSegmenter(BaseSegmenter):
                                mode="nearest-exact")[0, 0].long()
         if self.augment and rng.random() < 0.5:
             xc, yc = xc.flip(-1), yc.flip(-1)
+        if self.augment and self.color_jitter > 0:
+            j = float(self.color_jitter)
+            c = xc.shape[0]
+            gain = torch.from_numpy(rng.uniform(1 - j, 1 + j, c).astype(np.float32))
+            shift = torch.from_numpy(rng.uniform(-j, j, c).astype(np.float32))
+            xc = xc * gain[:, None, None] + shift[:, None, None]
         return xc, yc
 
     def _lr_factor(self, progress):
@@ -800,6 +829,58 @@ class CNNSegmenter(BaseSegmenter):
             return Unaries(images, self.decision_function(images), kind="logits")
         return Unaries(images, self.predict_proba(images), kind="proba")
 
+    def fit_transform(self, X, y, **fit_params):
+        """Fit, and give the training images with scores for a refiner after this stage.
+
+        With ``cv=None`` the scores of the fitted network on its own training images;
+        with ``cv=k``, out-of-fold scores: the images are split into ``k`` folds (in
+        order, as CamVid's videos should be, so that neighbouring frames share a fold) and
+        each fold is scored by a clone trained on the others. The estimator ends fitted on
+        all images, as after ``fit(X, y)``.
+
+        Parameters
+        ----------
+        X : sequence of images
+        y : sequence of (H, W) label maps
+        **fit_params
+            Passed to every ``fit`` (``X_val``, ``y_val``).
+
+        Returns
+        -------
+        U : Unaries
+            Probabilities, or logits when ``unaries="logits"``.
+        """
+        images = check_images(X)
+        if self.cv is None:
+            return self.fit(images, y, **fit_params).transform(images)
+        self._validate_params()
+        labels = list(y) if y is not None else None
+        if labels is None or len(labels) != len(images):
+            raise ValueError("fit_transform needs y, one label map per image")
+        n = len(images)
+        if n < self.cv:
+            raise ValueError(f"cv={self.cv} folds need at least {self.cv} images, got {n}")
+        folds = np.array_split(np.arange(n), self.cv)
+        scores = [None] * n
+        k = self.n_classes
+        if k is None and isinstance(self.model, (str, type)):
+            k = self._n_classes_from(check_label_maps(labels, name="y",
+                                                      ignore_index=self.ignore_index))
+        for test in folds:
+            train = np.setdiff1d(np.arange(n), test)
+            part = self._clone_for_fold(k).fit([images[i] for i in train],
+                                               [labels[i] for i in train], **fit_params)
+            U = part.transform([images[i] for i in test])
+            for i, s in zip(test, U.scores):
+                scores[i] = s
+        self.fit(images, labels, **fit_params)
+        return Unaries(images, scores, kind=self.unaries)
+
+    def _clone_for_fold(self, k):
+        from sklearn.base import clone
+
+        return clone(self).set_params(cv=None, verbose=0, n_classes=k)
+
     def _logits(self, xs, sizes):
         """Logits (H, W, K) float32 of prepared tensors, back at the original sizes."""
         torch = require_torch()
@@ -845,6 +926,8 @@ class CNNSegmenter(BaseSegmenter):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         with self._autocast():
             z = self._forward(x)
+            if self.tta:
+                z = 0.5 * (z + self._forward(x.flip(-1)).flip(-1))
         return z[..., :h, :w].float().cpu()
 
     def _predict_tiled(self, batch):
@@ -981,6 +1064,14 @@ class CNNSegmenter(BaseSegmenter):
         model.load_state_dict(payload["state_dict"])
         seg.model_ = model.to(seg.device_).eval()
         return seg
+
+    def _min_image_side(self):
+        """The smallest image side ``predict_proba`` takes (for the estimator checks)."""
+        check_is_fitted(self, "model_")
+        return math.ceil(self.stride_ / self.scale)
+
+    def _fixed_channels(self):
+        return True
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -188,13 +188,46 @@ def check_unfitted(est):
         raise AssertionError(f"{method} of an unfitted estimator must raise NotFittedError")
 
 
+def _input_limits(est):
+    """What a fitted estimator accepts: the smallest image side, and whether its channel
+    count is fixed by the training images. An estimator states them with the optional
+    methods ``_min_image_side()`` (a CNN: its stride) and ``_fixed_channels()``; by
+    default any size from 1x1 and any channel count."""
+    side = est._min_image_side() if hasattr(est, "_min_image_side") else 1
+    fixed = est._fixed_channels() if hasattr(est, "_fixed_channels") else False
+    return int(side), bool(fixed)
+
+
 def check_odd_sizes(est):
-    """Outputs are per-pixel distributions at odd, mixed and tiny sizes, gray and colour."""
+    """Outputs are per-pixel distributions at odd, mixed and tiny sizes, gray and colour.
+
+    An estimator with a smallest image side (``_min_image_side``) gets sizes from there and
+    must refuse a smaller image with a ``ValueError``; one whose channel count is fixed by
+    training (``_fixed_channels``) gets colour only and must refuse a gray image."""
     rng = np.random.default_rng(2)
     est = clone(est)
     _fit(est, rng)
-    for channels in (3, None):
-        images = _images(rng, sizes=((1, 1), (7, 3), (33, 18), (5, 64)), channels=channels)
+    side, fixed = _input_limits(est)
+    if not isinstance(est, RefinerMixin):
+        if side > 1:
+            try:
+                est.predict_proba(_images(rng, sizes=((side - 1, side + 3),)))
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("an image smaller than _min_image_side() must raise "
+                                     "a ValueError")
+        if fixed:
+            try:
+                est.predict_proba(_images(rng, sizes=((side + 5, side + 7),), channels=None))
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("an image of another channel count than the training "
+                                     "images must raise a ValueError")
+    for channels in (3,) if fixed else (3, None):
+        sizes = [(max(h, side), max(w, side)) for h, w in ((1, 1), (7, 3), (33, 18), (5, 64))]
+        images = _images(rng, sizes=sizes, channels=channels)
         data = _unaries(rng, images) if isinstance(est, RefinerMixin) else images
         proba = est.predict_proba(data)
         _assert_distributions(proba, data, est.n_classes_, "predict_proba")

@@ -21,6 +21,7 @@ from hybridseg.deep._segmenter import (  # noqa: E402
     _median_frequency_weights,
 )
 from hybridseg.deep.models import MODELS  # noqa: E402
+from hybridseg.utils.estimator_checks import parametrize_with_image_checks  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -415,3 +416,57 @@ def test_unfitted_predict_raises():
 
     with pytest.raises(NotFittedError):
         CNNSegmenter().predict_proba([np.zeros((8, 8, 3), np.uint8)])
+
+
+@parametrize_with_image_checks([
+    CNNSegmenter("unet", model_options={"widths": (4, 8)}, epochs=1, batch_size=2,
+                 device="cpu", random_state=0),
+    CNNSegmenter(PointNet, epochs=1, device="cpu", random_state=0, augment=False),
+])
+def test_image_checks(estimator, check):
+    check(estimator)
+
+
+def test_fit_transform_cross_fits_with_cv():
+    X, y = _data(n=4)
+    seg = _seg(epochs=2, cv=2)
+    U = seg.fit_transform(X, y)
+    assert isinstance(U, Unaries) and len(U) == 4 and U.n_classes == 3
+    # The fold scores come from other networks than the final one.
+    final = seg.predict_proba(X)
+    assert not np.allclose(U.scores[0], final[0])
+    # The final network is the one fit(X, y) gives.
+    ref = _seg(epochs=2).fit(X, y)
+    np.testing.assert_array_equal(ref.predict_proba(X)[0], final[0])
+    # Without cv: the scores of the network trained on all images.
+    U2 = _seg(epochs=2).fit_transform(X, y)
+    np.testing.assert_allclose(U2.scores[0], final[0], atol=1e-6)
+    # A fold whose images miss a class still gives K scores.
+    y_missing = [m.copy() for m in y]
+    y_missing[0][y_missing[0] == 2] = 1
+    y_missing[1][y_missing[1] == 2] = 1
+    assert _seg(epochs=1, cv=2).fit_transform(X, y_missing).n_classes == 3
+    with pytest.raises(ValueError, match="cv=3 folds need at least 3 images"):
+        _seg(cv=3).fit_transform(X[:2], y[:2])
+
+
+def test_flip_tta_is_the_mean_of_the_two_views():
+    X, y = _data(n=2)
+    seg = _seg(epochs=1).fit(X, y)
+    img = X[0][:, :36]  # a multiple of the stride: no padding, which a mirror would move
+    plain = seg.decision_function([img])[0]
+    mirrored = seg.decision_function([img[:, ::-1]])[0][:, ::-1]
+    seg.set_params(tta=True)
+    np.testing.assert_allclose(seg.decision_function([img])[0], (plain + mirrored) / 2,
+                               atol=1e-5)
+
+
+def test_color_jitter_changes_crops_not_labels():
+    seg = _seg(color_jitter=0.3, scale_jitter=(1.0, 1.0))
+    seg._void = 255
+    x = torch.ones(3, 8, 8)
+    lab = torch.zeros(8, 8, dtype=torch.long)
+    xc, yc = seg._sample(x, lab, 8, 8, np.random.default_rng(0))
+    assert torch.equal(yc, lab)
+    per_channel = xc.mean((1, 2))
+    assert ((per_channel > 0.4) & (per_channel < 1.6)).all() and per_channel.std() > 0
