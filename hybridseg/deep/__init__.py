@@ -23,6 +23,7 @@ from ._logits import scores_from_logits
 from ._pretrained import PRETRAINED, load_pretrained
 from ._segmenter import CNNSegmenter
 
-__getattr__, __dir__, _lazy_all = _lazy.attach(__name__, submodules=["losses", "models"])
+__getattr__, __dir__, _lazy_all = _lazy.attach(
+    __name__, submodules=["losses", "models"], submod_attrs={"_crfrnn": ["CRFRNN"]})
 __all__ = ["PRETRAINED", "CNNSegmenter", "load_pretrained", "scores_from_logits",
            *_lazy_all]

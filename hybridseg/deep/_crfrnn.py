@@ -1,0 +1,222 @@
+"""CRFRNN: the dense CRF's mean-field iterations as a differentiable torch layer
+(Zheng et al., "Conditional Random Fields as Recurrent Neural Networks", ICCV 2015).
+
+The model is ``DenseCRF``'s, number for number: a Gaussian kernel on pixel positions and a
+bilateral kernel on positions and colours, with pydensecrf's symmetric normalisation, and
+parallel mean-field updates ``Q <- softmax(logits - (w_g K_g Q + w_b K_b Q) mu^T)``,
+``mu = -I`` for Potts. One permutohedral lattice per image and kernel is built per forward
+and reused by every iteration and every label channel.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._torch import require_torch
+
+torch = require_torch()
+nn = torch.nn
+
+__all__ = ["CRFRNN"]
+
+
+def _positions(h, w, sxy, dtype, device):
+    """``(H W, 2)`` columns ``x / sxy, y / sxy`` (pydensecrf's order), row-major pixels."""
+    ys = torch.arange(h, dtype=torch.float64, device=device)
+    xs = torch.arange(w, dtype=torch.float64, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x.reshape(-1) / sxy, grid_y.reshape(-1) / sxy], 1)
+
+
+class CRFRNN(nn.Module):
+    """The dense CRF's mean field as a recurrent layer on logits, trainable end to end.
+
+    Parameters
+    ----------
+    n_classes : int
+        K, the channels of the logits.
+    n_iter : int, default=5
+        Mean-field iterations (the paper trains with 5).
+    gaussian_sxy : float, default=3.0
+        Spatial standard deviation of the smoothness kernel, in pixels.
+    gaussian_weight : float, default=3.0
+    bilateral_sxy : float, default=80.0
+        Spatial standard deviation of the appearance kernel, in pixels.
+    bilateral_srgb : float, default=13.0
+        Colour standard deviation of the appearance kernel, in the images' units (0-255
+        for 8-bit images), as ``DenseCRF`` takes it.
+    bilateral_weight : float, default=10.0
+    compat : "potts", (K,) or (K, K) array_like, default="potts"
+        Initial label compatibility, as ``DenseCRF`` reads it (a penalty: ``"potts"`` is
+        ``-I``, a vector ``-diag(v)``, a matrix is used as given).
+    trainable : bool, default=True
+        Make the two kernel weights and the full ``(K, K)`` compatibility matrix
+        ``nn.Parameter`` s (the matrix need not stay symmetric: as in the paper, it is
+        learned freely). Otherwise they are buffers.
+    image_channels : int, optional
+        Channels of the images the bilateral kernel reads; by default set by the first
+        forward, and images with another count are refused afterwards.
+    engine : {"auto", "torch", "numba"}, default="auto"
+        Who runs the lattice: ``"auto"`` is numba on the CPU in float32 (faster there) and
+        torch tensors anywhere else (CUDA, float64).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hybridseg.deep import CRFRNN
+    >>> layer = CRFRNN(3, n_iter=2)
+    >>> logits = torch.randn(2, 3, 8, 9, requires_grad=True)
+    >>> images = torch.randint(0, 256, (2, 3, 8, 9)).float()
+    >>> out = layer(logits, images)
+    >>> out.shape
+    torch.Size([2, 3, 8, 9])
+    >>> out.sum().backward()
+    >>> layer.compat.grad.shape
+    torch.Size([3, 3])
+    """
+
+    def __init__(self, n_classes, n_iter=5, gaussian_sxy=3.0, gaussian_weight=3.0,
+                 bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_weight=10.0,
+                 compat="potts", trainable=True, image_channels=None, engine="auto"):
+        super().__init__()
+        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) \
+                or n_classes < 1:
+            raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+        if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or n_iter < 0:
+            raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+        for name, value in (("gaussian_sxy", gaussian_sxy), ("bilateral_sxy", bilateral_sxy),
+                            ("bilateral_srgb", bilateral_srgb)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                    not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name, value in (("gaussian_weight", gaussian_weight),
+                            ("bilateral_weight", bilateral_weight)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                    not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if engine not in ("auto", "torch", "numba"):
+            raise ValueError(f"engine must be 'auto', 'torch' or 'numba', got {engine!r}")
+        if image_channels is not None and (isinstance(image_channels, bool) or not isinstance(
+                image_channels, numbers.Integral) or image_channels < 1):
+            raise ValueError(f"image_channels must be a positive integer, got "
+                             f"{image_channels!r}")
+        from ..crf._dense import _compat_matrix
+
+        mu = _compat_matrix(compat, int(n_classes))
+        mu = -np.eye(int(n_classes)) if mu is None else mu
+        self.n_classes = int(n_classes)
+        self.n_iter = int(n_iter)
+        self.gaussian_sxy = float(gaussian_sxy)
+        self.bilateral_sxy = float(bilateral_sxy)
+        self.bilateral_srgb = float(bilateral_srgb)
+        self.trainable = bool(trainable)
+        self.engine = engine
+        self.image_channels = None if image_channels is None else int(image_channels)
+        values = {
+            "gaussian_weight": torch.tensor(float(gaussian_weight)),
+            "bilateral_weight": torch.tensor(float(bilateral_weight)),
+            "compat": torch.as_tensor(np.asarray(mu, dtype=np.float32)),
+        }
+        for name, value in values.items():
+            if self.trainable:
+                setattr(self, name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+
+    def extra_repr(self):
+        return (f"n_classes={self.n_classes}, n_iter={self.n_iter}, "
+                f"gaussian_sxy={self.gaussian_sxy}, bilateral_sxy={self.bilateral_sxy}, "
+                f"bilateral_srgb={self.bilateral_srgb}, trainable={self.trainable}")
+
+    # ------------------------------------------------------------------ checking
+    def _check(self, logits, images):
+        if not isinstance(logits, torch.Tensor) or not isinstance(images, torch.Tensor):
+            raise TypeError("logits and images must be torch tensors")
+        if logits.ndim != 4:
+            raise ValueError(f"logits must be (N, K, H, W), got a {logits.ndim}-D tensor of "
+                             f"shape {tuple(logits.shape)}")
+        if images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got a {images.ndim}-D tensor of "
+                             f"shape {tuple(images.shape)}")
+        n, k, h, w = logits.shape
+        if k != self.n_classes:
+            raise ValueError(f"logits have {k} channels but the layer has n_classes="
+                             f"{self.n_classes}")
+        if images.shape[0] != n or images.shape[2:] != logits.shape[2:]:
+            raise ValueError(f"logits {tuple(logits.shape)} and images "
+                             f"{tuple(images.shape)} differ in batch size or in H, W")
+        if n == 0 or h == 0 or w == 0:
+            raise ValueError(f"logits are empty: shape {tuple(logits.shape)}")
+        if not logits.is_floating_point():
+            raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
+        c = images.shape[1]
+        if self.image_channels is None:
+            self.image_channels = int(c)
+        elif c != self.image_channels:
+            raise ValueError(f"images have {c} channels but the layer was built for "
+                             f"{self.image_channels}-channel images")
+        if not torch.isfinite(logits).all():
+            raise ValueError("logits hold NaN or infinite values")
+        if not torch.isfinite(images).all():
+            raise ValueError("images hold NaN or infinite values")
+
+    # ------------------------------------------------------------------ forward
+    def kernels(self, image, dtype):
+        """The two normalised kernels of one ``(C, H, W)`` image (built once, reused by
+        every iteration and channel)."""
+        from ..crf._torch_lattice import NormalizedKernel
+
+        c, h, w = image.shape
+        device = image.device
+        pos_g = _positions(h, w, self.gaussian_sxy, dtype, device)
+        pos_b = _positions(h, w, self.bilateral_sxy, dtype, device)
+        colour = image.detach().to(torch.float64).reshape(c, -1).T / self.bilateral_srgb
+        feats_b = torch.cat([pos_b, colour], 1)
+        if self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
+                                      and dtype == torch.float32):
+            # The numba lattice reads float32 features, as DenseCRF builds them.
+            return (NormalizedKernel(pos_g.float(), dtype, "numba"),
+                    NormalizedKernel(feats_b.float(), dtype, "numba"))
+        return (NormalizedKernel(pos_g.to(dtype), dtype, "torch"),
+                NormalizedKernel(feats_b.to(dtype), dtype, "torch"))
+
+    def forward(self, logits, images):
+        """Refined logits.
+
+        Parameters
+        ----------
+        logits : (N, K, H, W) torch.Tensor
+            Unary logits (the unary energy is ``-logits``), float32 or float64.
+        images : (N, C, H, W) torch.Tensor
+            The images, in the units of ``bilateral_srgb`` (0-255 for 8-bit images); on
+            the logits' device. No gradient flows to them.
+
+        Returns
+        -------
+        refined : (N, K, H, W) torch.Tensor
+            Logits whose softmax over K is the mean-field marginal after ``n_iter``
+            iterations (the logits themselves when ``n_iter`` is 0).
+        """
+        from ..crf._torch_lattice import lattice_filter
+
+        self._check(logits, images)
+        if self.n_iter == 0:
+            return logits
+        n, k, h, w = logits.shape
+        dtype = logits.dtype
+        wg = self.gaussian_weight.to(dtype)
+        wb = self.bilateral_weight.to(dtype)
+        mu_t = self.compat.to(dtype).T
+        out = []
+        for i in range(n):
+            kg, kb = self.kernels(images[i], dtype)
+            unary = logits[i].reshape(k, h * w).T                      # (HW, K)
+            z = unary
+            for _ in range(self.n_iter):
+                q = torch.softmax(z, dim=1)
+                message = wg * lattice_filter(q, kg) + wb * lattice_filter(q, kb)
+                z = unary - message @ mu_t
+            out.append(z.T.reshape(k, h, w))
+        return torch.stack(out)
