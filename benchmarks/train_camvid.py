@@ -10,12 +10,12 @@ Protocol (CamVid, 11 classes, 360x480; train 367, val 101, test 233 images):
   26 minutes for the U-Net on 2 cores), or until ``--minutes`` of wall-clock time when
   given (``max_time``; the cosine learning-rate schedule then runs over that budget, and
   the run is no longer reproducible bit for bit), at ``--scale`` of the full resolution
-  (0.5: 180x240), with median-frequency class weights, flips, scale and colour jitter; val
+  (0.5: 180x240), with median-frequency class weights, flips and scale jitter; val
   mean IoU is scored after every epoch and the best epoch's weights are kept
   (``early_stopping`` with a patience longer than the training);
 - test: ``predict_proba`` on the 360x480 test images (the segmenter resizes to its working
-  scale and its scores back), with flip test-time augmentation (``--tta 1``; the
-  ``/no-tta`` row is without), mean IoU, pixel accuracy, boundary F1 and per-class IoU
+  scale and its scores back; ``--tta 1`` adds flip test-time augmentation, with the
+  ``/no-tta`` row for without), mean IoU, pixel accuracy, boundary F1 and per-class IoU
   over all test pixels, void left out;
 - CRFs on the network's test probabilities: ``DenseCRF`` with its default kernels (5
   mean-field iterations, nothing fitted), ``DenseCRF(learn="grid")`` and ``GridCRF``
@@ -141,8 +141,8 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--color-jitter", type=float, default=0.2)
-    ap.add_argument("--tta", type=int, default=1,
+    ap.add_argument("--color-jitter", type=float, default=0.0)
+    ap.add_argument("--tta", type=int, default=0,
                     help="1: score with flip test-time augmentation (and without, as the "
                          "/no-tta row); 0: without only")
     ap.add_argument("--n-val", type=int, default=24, help="val images the CRFs are fitted on")

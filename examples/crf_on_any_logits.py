@@ -46,8 +46,12 @@ def shipped_model():
 
     def run(images):
         x, size = prepare(images)
+        # The U-Net takes sides that are multiples of its stride (8): pad, then crop.
+        h, w = x.shape[-2:]
+        ph, pw = -h % net.stride, -w % net.stride
         with torch.no_grad():
-            logits = net(x)
+            logits = net(torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect"))
+        logits = logits[..., :h, :w]
         # The network works at half resolution: its logits are resized to the image.
         return torch.nn.functional.interpolate(logits, size=size, mode="bilinear")
 

@@ -1,8 +1,12 @@
-"""``hybridseg demo``: the classical pipelines fitted and compared on the embedded sample.
+"""``hybridseg demo``: classical pipelines and a CNN compared on the embedded sample.
 
-Fits each named pipeline on the sample's training images, predicts its test images, prints
-a table (mean IoU, pixel accuracy, boundary F1, fit seconds, predict seconds per image) and
-writes a figure: one row per test image with the image, the truth and each method's labels.
+Fits each named classical pipeline on the sample's training images, predicts its test
+images, prints a table (mean IoU, pixel accuracy, boundary F1, fit seconds, predict seconds
+per image) and writes a figure: one row per test image with the image, the truth and each
+method's labels. On the CamVid sample two deep rows join them: the U-Net the project trained
+on CamVid train and ships (``hybridseg.deep.load_pretrained``; not fitted here, and the
+sample's test images are CamVid test images it never saw), alone and with the dense CRF's
+default kernels on its probabilities.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import numpy as np
 
 __all__ = ["DEMO_METHODS", "run_demo"]
 
-#: The rows of the demo, in order: a label-statistics floor, then the classical pipelines.
-DEMO_METHODS = ("prior", "splitmerge", "pixel", "pixel+grid", "pixel+dense")
+#: The rows of the demo, in order: a label-statistics floor, the classical pipelines, then
+#: the shipped CamVid U-Net alone and with a dense CRF (CamVid sample only).
+DEMO_METHODS = ("prior", "splitmerge", "pixel", "pixel+grid", "pixel+dense", "unet",
+                "unet+dense")
+#: Rows that use the shipped network instead of fitting on the sample.
+PRETRAINED_METHODS = ("unet", "unet+dense")
 
 _TITLES = {
     "prior": "spatial prior (no pixels)",
@@ -24,7 +32,40 @@ _TITLES = {
     "pixel": "pixel classifier",
     "pixel+grid": "pixel + grid CRF",
     "pixel+dense": "pixel + dense CRF",
+    "unet": "U-Net (shipped)",
+    "unet+dense": "U-Net + dense CRF",
 }
+
+
+def default_methods(sample):
+    """The demo's rows for a sample: the deep rows need the CamVid sample and torch."""
+    import importlib.util
+
+    deep = sample == "camvid" and importlib.util.find_spec("torch") is not None
+    return tuple(m for m in DEMO_METHODS if deep or m not in PRETRAINED_METHODS)
+
+
+class _Shipped:
+    """The shipped CamVid U-Net, optionally followed by a dense CRF with default kernels:
+    nothing is fitted on the sample."""
+
+    def __init__(self, crf, n_jobs):
+        from .deep._pretrained import load_pretrained
+
+        self.segmenter = load_pretrained("camvid-unet")
+        self.crf = crf
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        if not self.crf:
+            return self.segmenter.predict(X)
+        from .crf import DenseCRF
+
+        U = self.segmenter.transform(X)
+        return DenseCRF(n_iter=5, n_jobs=self.n_jobs).fit(U).predict(U)
 
 
 def free_path(path):
@@ -49,6 +90,8 @@ def _estimator(name, *, random_state, n_jobs, memory):
 
     if name == "prior":
         return DummySegmenter("spatial_prior")
+    if name in PRETRAINED_METHODS:
+        return _Shipped(crf=name.endswith("+dense"), n_jobs=n_jobs)
     pipe = make_classical_pipeline(name, random_state=random_state, n_jobs=n_jobs)
     # The pixel+grid and pixel+dense pipelines share one cross-fitted pixel classifier:
     # scikit-learn's Pipeline caches the fit_transform of its first step in ``memory``.
@@ -56,16 +99,18 @@ def _estimator(name, *, random_state, n_jobs, memory):
     return pipe
 
 
-def run_demo(sample="camvid", *, methods=DEMO_METHODS, out=None, random_state=0,
+def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
              n_jobs=-1, verbose=True):
-    """Fit the classical pipelines on the embedded sample and compare them on its test images.
+    """Fit the pipelines on the embedded sample and compare them on its test images.
 
     Parameters
     ----------
     sample : {"camvid", "membrane"}, default="camvid"
         Which embedded sample (``hybridseg.datasets.load_sample``).
-    methods : sequence of str, default=DEMO_METHODS
-        Rows of the comparison, from ``DEMO_METHODS``.
+    methods : sequence of str, optional
+        Rows of the comparison, from ``DEMO_METHODS``; by default all of them on the CamVid
+        sample (the deep rows where torch is installed), the classical ones on the
+        membrane sample.
     out : str or path-like, optional
         Where to write the figure (PNG); no figure when None.
     random_state : int, default=0
@@ -87,11 +132,17 @@ def run_demo(sample="camvid", *, methods=DEMO_METHODS, out=None, random_state=0,
     from .datasets import load_sample
     from .utils._progress import ProgressBar
 
+    if methods is None:
+        methods = default_methods(sample)
     unknown = [m for m in methods if m not in DEMO_METHODS]
     if unknown:
         raise ValueError(f"methods must be among {list(DEMO_METHODS)}, got {unknown}")
     if not methods:
         raise ValueError("methods is empty: name at least one of " + ", ".join(DEMO_METHODS))
+    shipped = [m for m in methods if m in PRETRAINED_METHODS]
+    if shipped and sample != "camvid":
+        raise ValueError(f"{shipped} use the network shipped for CamVid; they run on the "
+                         "camvid sample only")
     data = load_sample(sample)
     k = len(data.class_names)
     pick = lambda part, seq: [x for x, s in zip(seq, data.split) if s == part]  # noqa: E731
@@ -146,6 +197,9 @@ def format_table(results, title=None):
     if len(crf_rows) == 2:
         lines.append(f"(fit s of {crf_rows[1]}: its CRF alone; the cross-fitted pixel "
                      f"classifier is shared with {crf_rows[0]})")
+    if any(r["method"] in PRETRAINED_METHODS for r in results):
+        lines.append("(U-Net: shipped, trained on the 367 CamVid train images, not fitted "
+                     "here; the sample's test images are CamVid test images)")
     return "\n".join(lines)
 
 

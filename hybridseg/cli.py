@@ -76,7 +76,8 @@ def _configure_demo(parser):
                         help="replace the file given with --out if it exists")
     parser.add_argument("--methods", default=None, metavar="LIST",
                         help="comma-separated rows, from prior, splitmerge, pixel, "
-                             "pixel+grid, pixel+dense (default: all)")
+                             "pixel+grid, pixel+dense, unet, unet+dense (default: all "
+                             "that apply to the sample)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--n-jobs", type=int, default=-1, metavar="N",
                         help="parallel jobs of every stage (default: -1, every core)")
@@ -95,7 +96,7 @@ def _demo(args):
     import os
     from pathlib import Path
 
-    from ._demo import DEMO_METHODS, format_table, free_path, run_demo
+    from ._demo import format_table, free_path, run_demo
 
     if args.out is None:
         out = free_path(Path("hybridseg-demo.png"))
@@ -108,7 +109,7 @@ def _demo(args):
                                   "choose another --out")
         if not out.parent.is_dir():
             raise FileNotFoundError(f"the folder of --out does not exist: {out.parent}")
-    methods = DEMO_METHODS if args.methods is None else [
+    methods = None if args.methods is None else [
         m.strip() for m in args.methods.split(",") if m.strip()]
     results = run_demo(args.sample, methods=methods, out=out, random_state=args.seed,
                        n_jobs=args.n_jobs, verbose=not args.quiet)

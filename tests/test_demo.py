@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hybridseg._demo import DEMO_METHODS, format_table, free_path, run_demo
+from hybridseg._demo import (
+    DEMO_METHODS,
+    PRETRAINED_METHODS,
+    default_methods,
+    format_table,
+    free_path,
+    run_demo,
+)
 from hybridseg.cli import main
 
 QUICK = "prior,splitmerge"
@@ -54,7 +61,7 @@ def test_cli_never_overwrites_without_asking(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--methods", "prior,unet"], "methods must be among"),
+    (["--methods", "prior,resnet"], "methods must be among"),
     (["--methods", ","], "methods is empty"),
     (["--out", "fig.jpg"], "must name a .png file"),
     (["--out", "no/such/folder/fig.png"], "folder of --out does not exist"),
@@ -74,11 +81,25 @@ def test_free_path(tmp_path):
     assert free_path(p) == tmp_path / "a-2.png"
 
 
-def test_demo_methods_are_the_classical_pipelines():
+def test_demo_methods_are_the_classical_pipelines_and_the_shipped_unet():
     from hybridseg.classical import CLASSICAL_PIPELINES
 
-    assert set(DEMO_METHODS) == {"prior", *CLASSICAL_PIPELINES}
+    assert set(DEMO_METHODS) == {"prior", *CLASSICAL_PIPELINES, *PRETRAINED_METHODS}
     assert np.all([isinstance(m, str) for m in DEMO_METHODS])
+    assert default_methods("membrane") == ("prior", *CLASSICAL_PIPELINES)
+    with pytest.raises(ValueError, match="camvid sample only"):
+        run_demo("membrane", methods=("unet",), verbose=False)
+
+
+def test_deep_rows_use_the_shipped_unet(tmp_path):
+    pytest.importorskip("torch")
+    results = run_demo("camvid", methods=("prior", "unet", "unet+dense"), out=None,
+                       verbose=False)
+    prior, unet, dense = results
+    assert unet["fit_seconds"] < 1  # shipped: nothing is fitted on the sample
+    # Trained on 367 CamVid images, the network beats the no-pixel floor by far.
+    assert unet["miou"] > prior["miou"] + 0.1 and dense["miou"] > prior["miou"] + 0.1
+    assert "not fitted here" in format_table(results)
 
 
 def test_a_dangling_link_is_not_a_free_name(tmp_path):

@@ -16,11 +16,13 @@ __all__ = ["PRETRAINED", "load_pretrained"]
 PRETRAINED = {
     "camvid-unet": (
         "camvid_unet.pt",
-        None,  # filled in when the file is committed
+        "7952764bceae4c49cf819e0bd01dc8148190649db011ca646a68752bf5bea46b",
         "U-Net (widths 16-128, 0.48 M parameters) trained from scratch on the 367 CamVid "
-        "train images at half resolution (180x240), median-frequency weighted "
-        "cross-entropy, the epoch with the best val mean IoU kept. Reproduce with "
-        "`python benchmarks/train_camvid.py --archs unet` (2 torch threads, CPU) and copy "
+        "train images at half resolution (180x240) for 40 epochs (26 minutes on 2 CPU "
+        "cores), median-frequency weighted cross-entropy, flips and scale jitter, the "
+        "epoch with the best val mean IoU (54.2, epoch 39) kept; CamVid test mean IoU "
+        "42.4 at 360x480, 46.6 with DenseCRF's default kernels. Reproduce with `python "
+        "benchmarks/train_camvid.py --archs unet` (torch 2.13 CPU, 2 threads) and copy "
         "benchmarks/results/models/unet.pt here. The embedded CamVid sample's two test "
         "images are CamVid test images, which it never saw.",
     ),

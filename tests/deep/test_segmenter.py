@@ -470,3 +470,26 @@ def test_color_jitter_changes_crops_not_labels():
     assert torch.equal(yc, lab)
     per_channel = xc.mean((1, 2))
     assert ((per_channel > 0.4) & (per_channel < 1.6)).all() and per_channel.std() > 0
+
+
+def test_the_shipped_camvid_unet(tmp_path, monkeypatch):
+    from hybridseg.datasets import load_sample
+    from hybridseg.deep import PRETRAINED, load_pretrained
+
+    seg = load_pretrained("camvid-unet", device="cpu")
+    assert isinstance(seg, CNNSegmenter) and seg.n_classes_ == 11 and seg.n_channels_ == 3
+    data = load_sample()
+    test = [i for i, s in enumerate(data.split) if s == "test"]
+    score = seg.score([data.images[i] for i in test], [data.labels[i] for i in test])
+    assert score > 0.35  # the prior floor on these images is about 0.14
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        load_pretrained("imagenet")
+    # A file that does not match the recorded checksum is refused before unpickling.
+    import hybridseg.deep._pretrained as mod
+
+    bad = tmp_path / "camvid_unet.pt"
+    bad.write_bytes(b"not the shipped file")
+    monkeypatch.setattr(mod, "_file", lambda name: bad)
+    with pytest.raises(ValueError, match="does not have the SHA-256"):
+        load_pretrained("camvid-unet")
+    assert set(PRETRAINED) == {"camvid-unet"}
