@@ -30,6 +30,78 @@ def _positions(h, w, sxy, dtype, device):
     return torch.stack([grid_x.reshape(-1) / sxy, grid_y.reshape(-1) / sxy], 1)
 
 
+class _MeanFieldNumba(torch.autograd.Function):
+    """The whole mean field of one image on the CPU in float32, with the numba lattice and
+    the numba helpers of ``crf._learn``; backward walks the iterations in reverse with the
+    transposed filters (the derivation is in ``crf._learn``'s docstring), keeping every
+    ``Q_t`` and message ``M_t`` of the forward pass.
+
+    Inputs: ``neg_unary`` (HW, K) logits, the two kernel weights (0-d), ``mu`` (K, K) and
+    the unit-weight ``PairwiseKernel`` s. Output: the last update's logits ``z_T``.
+    """
+
+    @staticmethod
+    def forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter):
+        from ..crf._learn import _dot_and_axpy, _update
+        from ..crf._meanfield import _softmax_rows
+
+        a = np.ascontiguousarray(neg_unary.detach().numpy(), dtype=np.float32)
+        n, k = a.shape
+        weights = np.array([float(wg), float(wb)], np.float32)
+        mu32 = np.ascontiguousarray(mu.detach().numpy(), dtype=np.float32)
+        potts = not mu.requires_grad and np.array_equal(mu32, -np.eye(k, dtype=np.float32))
+        qs = [np.empty((n, k), np.float32)]
+        _softmax_rows(a, qs[0])
+        msgs = []
+        scratch = np.empty((n, k), np.float32)
+        for _ in range(n_iter):
+            msg = np.zeros((n, k), np.float32)
+            for w, kernel in zip(weights, kernels):
+                if w != 0.0:
+                    scratch[:] = 0.0
+                    kernel.filter_add(qs[-1], scratch)
+                    _dot_and_axpy(scratch, qs[-1], np.float32(-w), msg)
+            msgs.append(msg)
+            if len(msgs) < n_iter:
+                q = np.empty((n, k), np.float32)
+                _update(a, msg, mu32, potts, q)
+                qs.append(q)
+        z = a - msgs[-1] @ mu32.T
+        ctx.saved = (qs, msgs, weights, mu32, potts, kernels)
+        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        from ..crf._learn import _dot_and_axpy, _softmax_backward, _times_mu
+
+        qs, msgs, weights, mu32, potts, kernels = ctx.saved
+        g = np.ascontiguousarray(grad_out.numpy(), dtype=np.float32)
+        n, k = g.shape
+        grad_a = np.zeros((n, k), np.float32)
+        grad_w = np.zeros(2)
+        grad_mu = np.zeros((k, k))
+        grad_q = np.empty((n, k), np.float32)
+        g_mu = np.empty((n, k), np.float32)
+        scratch = np.empty((n, k), np.float32)
+        for t in range(len(msgs), 0, -1):
+            grad_a += g
+            grad_mu -= g.T.astype(np.float64) @ msgs[t - 1].astype(np.float64)
+            _times_mu(g, mu32, potts, g_mu)
+            q_prev = qs[t - 1]
+            grad_q[:] = 0.0
+            for m, kernel in enumerate(kernels):
+                scratch[:] = 0.0
+                kernel.filter_add(g_mu, scratch, transpose=True)
+                grad_w[m] -= _dot_and_axpy(scratch, q_prev, np.float32(weights[m]), grad_q)
+            g = np.empty((n, k), np.float32)
+            _softmax_backward(q_prev, grad_q, g)
+        grad_a += g
+        return (torch.from_numpy(grad_a), torch.tensor(grad_w[0], dtype=torch.float32),
+                torch.tensor(grad_w[1], dtype=torch.float32),
+                torch.from_numpy(grad_mu.astype(np.float32)), None, None)
+
+
 class CRFRNN(nn.Module):
     """The dense CRF's mean field as a recurrent layer on logits, trainable end to end.
 
@@ -213,6 +285,12 @@ class CRFRNN(nn.Module):
         for i in range(n):
             kg, kb = self.kernels(images[i], dtype)
             unary = logits[i].reshape(k, h * w).T                      # (HW, K)
+            if kg.engine == "numba":
+                z = _MeanFieldNumba.apply(unary.contiguous(), self.gaussian_weight,
+                                          self.bilateral_weight, self.compat,
+                                          (kg._numba, kb._numba), self.n_iter)
+                out.append(z.T.reshape(k, h, w))
+                continue
             z = unary
             for _ in range(self.n_iter):
                 q = torch.softmax(z, dim=1)

@@ -120,3 +120,27 @@ def test_bad_input():
         CRFRNN(0)
     with pytest.raises(ValueError, match="bilateral_srgb"):
         CRFRNN(3, bilateral_srgb=0)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_numba_engine_gradients_match_the_torch_lattice(trainable):
+    rng = np.random.default_rng(3)
+    image = torch.from_numpy(rng.integers(0, 255, (1, 3, 14, 17))).float()
+    base = torch.from_numpy(rng.normal(size=(1, 4, 14, 17)).astype(np.float32))
+    target = torch.from_numpy(rng.random((1, 4, 14, 17)))
+    grads = {}
+    for engine, dtype in (("numba", torch.float32), ("torch", torch.float64)):
+        layer = CRFRNN(4, n_iter=3, engine=engine, trainable=trainable,
+                       compat=[[0, 1, 2, 1], [1, 0, 1, 2], [2, 1, 0, 1], [1, 2, 1, 0]])
+        layer = layer.to(dtype)
+        x = base.detach().to(dtype).clone().requires_grad_()
+        out = layer(x, image.to(dtype))
+        (out * target.to(dtype)).sum().backward()
+        grads[engine] = [x.grad] + ([p.grad for p in (layer.gaussian_weight,
+                                                      layer.bilateral_weight, layer.compat)]
+                                    if trainable else [])
+        grads[engine + "_out"] = out
+    torch.testing.assert_close(grads["numba_out"].double(), grads["torch_out"], atol=1e-4,
+                               rtol=1e-4)
+    for a, b in zip(grads["numba"], grads["torch"]):
+        torch.testing.assert_close(a.double(), b, atol=2e-4, rtol=1e-3)
