@@ -193,11 +193,17 @@ class DenseCRF(BaseRefiner):
         Physical size of a pixel along each axis (``(dy, dx)``, or ``(dz, dy, dx)`` for a
         volume); the spatial standard deviations are then in those units. Default: 1 on
         every axis.
-    backend : {"numba", "pydensecrf", "exact"}, default="numba"
-        ``"numba"``: the permutohedral lattice, O(N). ``"pydensecrf"``: the reference
-        implementation (needs the ``peers`` extra; 2-D RGB uint8 images and the two
-        built-in kernels only). ``"exact"``: explicit O(N^2) Gaussian kernels, for tiny
-        images and tests.
+    backend : {"numba", "torch", "pydensecrf", "exact"}, default="numba"
+        ``"numba"``: the permutohedral lattice, O(N). ``"torch"``: the same lattice and
+        mean field in torch tensor operations, on ``device`` (a GPU where there is one:
+        the fastest way to refine a large batch of logits; needs the ``deep`` extra).
+        ``"pydensecrf"``: the reference implementation (needs the ``peers`` extra; 2-D RGB
+        uint8 images and the two built-in kernels only). ``"exact"``: explicit O(N^2)
+        Gaussian kernels, for tiny images and tests. ``fit`` learns with the numba
+        lattice for ``"torch"``.
+    device : str or torch.device, default="auto"
+        Where ``backend="torch"`` runs: ``"auto"`` is CUDA where available, else the CPU.
+        Ignored by the other backends.
     learn : {"weights", "grid", "none"}, default="weights"
         What ``fit(U, y)`` learns. ``"weights"``: the weights of the kernels (of those
         with a non-zero weight; a kernel with weight 0 stays dropped) and, with
@@ -278,7 +284,8 @@ class DenseCRF(BaseRefiner):
         "compat": [StrOptions({"potts", "learn"}), "array-like"],
         "extra_kernels": [None, list, tuple],
         "spacing": [None, "array-like"],
-        "backend": [StrOptions({"numba", "pydensecrf", "exact"})],
+        "backend": [StrOptions({"numba", "torch", "pydensecrf", "exact"})],
+        "device": "no_validation",
         "learn": [StrOptions({"weights", "grid", "none"})],
         "weight_grid": [None, "array-like"],
         "max_iter": [Interval(numbers.Integral, 0, None)],
@@ -299,6 +306,7 @@ class DenseCRF(BaseRefiner):
         extra_kernels=None,
         spacing=None,
         backend="numba",
+        device="auto",
         learn="weights",
         weight_grid=None,
         max_iter=30,
@@ -316,6 +324,7 @@ class DenseCRF(BaseRefiner):
         self.extra_kernels = extra_kernels
         self.spacing = spacing
         self.backend = backend
+        self.device = device
         self.learn = learn
         self.weight_grid = weight_grid
         self.max_iter = max_iter
@@ -498,6 +507,12 @@ class DenseCRF(BaseRefiner):
         if self.n_iter == 0 and not return_trace:
             neg_unary = (log_proba(s) if kind == "proba" else s).reshape(n, k)
             return softmax(neg_unary).reshape(*spatial, k).astype(np.float32)
+        if self.backend == "torch":
+            if return_trace:
+                raise ValueError("return_trace needs backend='numba' or 'exact'")
+            neg_unary = (log_proba(s) if kind == "proba" else s).reshape(n, k)
+            q = self._refine_torch(image, neg_unary, mu, spatial, features)
+            return q.reshape(*spatial, k)
         from ._meanfield import mean_field
 
         start = time.perf_counter()
@@ -516,6 +531,48 @@ class DenseCRF(BaseRefiner):
             changed=np.asarray(trace["changed"], dtype=np.float64),
             build_seconds=build,
         )
+
+    def _torch_device(self):
+        from ..deep._torch import require_torch
+
+        torch = require_torch()
+        if isinstance(self.device, str) and self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:i]' or a torch.device, "
+                             f"got {self.device!r}") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available here")
+        return device
+
+    def _refine_torch(self, image, neg_unary, mu, spatial, features):
+        """The mean field in torch on ``device``: (N, K) float32 marginals."""
+        from ..deep._torch import require_torch
+
+        torch = require_torch()
+        from ._torch_lattice import NormalizedKernel, lattice_filter
+
+        device = self._torch_device()
+        weights = self._weights()
+        kernels = []
+        for index, spec in enumerate(self._kernel_specs()):
+            if weights[index] > 0:
+                f = self._spec_features(index, spec, image, spatial, features)
+                kernels.append((float(weights[index]), NormalizedKernel(
+                    torch.from_numpy(f).to(device), torch.float32, "torch")))
+        a = torch.from_numpy(np.ascontiguousarray(neg_unary, dtype=np.float32)).to(device)
+        mu_t = None if mu is None else torch.as_tensor(
+            np.asarray(mu, dtype=np.float32)).to(device).T
+        with torch.no_grad():
+            q = torch.softmax(a, dim=1)
+            for _ in range(self.n_iter):
+                msg = torch.zeros_like(q)
+                for w, kernel in kernels:
+                    msg += w * lattice_filter(q, kernel)
+                q = torch.softmax(a + msg if mu_t is None else a - msg @ mu_t, dim=1)
+        return q.cpu().numpy()
 
     def _refine_pydensecrf(self, image, unary, mu, spatial, k):
         try:

@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from hybridseg import Unaries  # noqa: E402
 from hybridseg.crf._lattice import Lattice  # noqa: E402
 from hybridseg.crf._meanfield import PairwiseKernel  # noqa: E402
 from hybridseg.crf._torch_lattice import (  # noqa: E402
@@ -68,3 +69,28 @@ def test_bad_features():
         TorchLattice(torch.tensor([[float("nan"), 1.0]]))
     with pytest.raises(ValueError, match=r"\(N, d\)"):
         TorchLattice(torch.zeros(3))
+
+
+def test_dense_crf_torch_backend_agrees_with_numba():
+    from hybridseg.crf import DenseCRF, Kernel
+    from hybridseg.datasets import load_sample, make_noisy_scores
+
+    d = load_sample()
+    im, lab = d.images[4][:96, :128], d.labels[4][:96, :128]
+    logits = make_noisy_scores([lab], 11, blur=6, noise=3, random_state=1)[0]
+    for params in ({}, {"compat": np.linspace(0.5, 2, 11)},
+                   {"extra_kernels": [Kernel(2.0, "image", 30.0, None)]}):
+        ref = DenseCRF(n_iter=5, **params).refine(im, logits, kind="logits")
+        out = DenseCRF(n_iter=5, backend="torch", device="cpu", **params).refine(
+            im, logits, kind="logits")
+        assert out.shape == ref.shape and out.dtype == np.float32
+        assert (out.argmax(-1) == ref.argmax(-1)).mean() >= 0.995
+        np.testing.assert_allclose(out, ref, atol=1e-3)
+    U = Unaries([im], [logits], kind="logits")
+    proba = DenseCRF(n_iter=3, backend="torch").fit(U).predict_proba(U)[0]
+    np.testing.assert_allclose(proba.sum(-1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="return_trace"):
+        DenseCRF(backend="torch").refine(im, logits, kind="logits", return_trace=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            DenseCRF(backend="torch", device="cuda").refine(im, logits, kind="logits")
