@@ -1,4 +1,4 @@
-"""Deep stages on PyTorch: CNN segmenters, their losses and networks (CRF-as-RNN to come).
+"""Deep stages on PyTorch: CNN segmenters, their losses and networks, and CRF-as-RNN.
 
 torch is the ``deep`` extra: ``import hybridseg.deep`` works without it, and so do
 ``CNNSegmenter(...)``, ``clone`` and ``get_params``; the first use that needs torch (a
@@ -6,6 +6,8 @@ torch is the ``deep`` extra: ``import hybridseg.deep`` works without it, and so 
 install it.
 
 - ``hybridseg.deep.CNNSegmenter``: a torch network trained and used as a segmenter;
+- ``hybridseg.deep.CRFRNN``: the dense CRF's mean field as a differentiable layer, and
+  ``CRFRNNSegmenter``: a network with that layer, trained end to end;
 - ``hybridseg.deep.scores_from_logits``: any torch model's ``(N, K, H, W)`` output as the
   ``(H, W, K)`` scores a CRF refiner takes;
 - ``hybridseg.deep.load_pretrained``: small networks the project trained and ships
@@ -18,12 +20,13 @@ install it.
 
 import lazy_loader as _lazy
 
-# These three import torch only when used; losses and models need it at import.
+# These import torch only when used; losses, models and CRFRNN need it at import.
+from ._crfrnn_segmenter import CRFRNNSegmenter
 from ._logits import scores_from_logits
 from ._pretrained import PRETRAINED, load_pretrained
 from ._segmenter import CNNSegmenter
 
 __getattr__, __dir__, _lazy_all = _lazy.attach(
     __name__, submodules=["losses", "models"], submod_attrs={"_crfrnn": ["CRFRNN"]})
-__all__ = ["PRETRAINED", "CNNSegmenter", "load_pretrained", "scores_from_logits",
-           *_lazy_all]
+__all__ = ["PRETRAINED", "CNNSegmenter", "CRFRNNSegmenter", "load_pretrained",
+           "scores_from_logits", *_lazy_all]

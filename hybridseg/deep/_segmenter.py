@@ -364,6 +364,10 @@ class CNNSegmenter(BaseSegmenter):
         raise TypeError(f"model must be a registered name, a torch.nn.Module subclass or "
                         f"an instance, got {type(model).__name__}")
 
+    def _fixed_k(self):
+        """Whether the network given fixes K (a module instance), not the labels."""
+        return not isinstance(self.model, (str, type))
+
     @staticmethod
     def _first_conv_channels(model):
         torch = require_torch()
@@ -483,19 +487,19 @@ class CNNSegmenter(BaseSegmenter):
             return (1 - t) ** 0.9
         return 1.0
 
-    def _make_optimizer(self, params):
+    def _make_optimizer(self, params, lr):
         torch = require_torch()
         if callable(self.optimizer):
-            opt = self.optimizer(params, lr=self.lr)
+            opt = self.optimizer(params, lr=lr)
             if not isinstance(opt, torch.optim.Optimizer):
                 raise TypeError("optimizer, when a callable, must return a "
                                 "torch.optim.Optimizer")
             return opt
         if self.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        return torch.optim.SGD(params, lr=self.lr, momentum=0.9, nesterov=True,
+            return torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
                                weight_decay=self.weight_decay)
 
     def _class_weights(self, labels, n_classes):
@@ -591,7 +595,7 @@ class CNNSegmenter(BaseSegmenter):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             k_given = self.n_classes
-            if not isinstance(self.model, (str, type)):
+            if self._fixed_k():
                 model = self._build_model(self.n_channels_, None)
             else:
                 k_given = self._n_classes_from(labels)
@@ -605,10 +609,7 @@ class CNNSegmenter(BaseSegmenter):
             self.model_ = model.to(self.device_)
             self.stride_ = int(getattr(model, "stride", 1) or 1)
 
-            stats = np.concatenate([_as_float01(im).reshape(-1, self.n_channels_)
-                                    for im in images[:: max(1, len(images) // 64)]])
-            self.mean_ = stats.mean(0).astype(np.float32)
-            self.std_ = np.maximum(stats.std(0), 1e-6).astype(np.float32)
+            self._fit_stats(images)
 
             xs = self._prepare(images)
             self._check_size(xs)
@@ -646,6 +647,16 @@ class CNNSegmenter(BaseSegmenter):
             self._train(xs, ys, weight, val_images, val_labels, gen)
         return self
 
+    def _fit_stats(self, images):
+        """``mean_`` and ``std_`` per channel (of the images read as ``_as_float01``), and
+        ``input_unit_``: what ``_as_float01`` divided by (255 for uint8)."""
+        stats = np.concatenate([_as_float01(im).reshape(-1, self.n_channels_)
+                                for im in images[:: max(1, len(images) // 64)]])
+        self.mean_ = stats.mean(0).astype(np.float32)
+        self.std_ = np.maximum(stats.std(0), 1e-6).astype(np.float32)
+        units = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+        self.input_unit_ = units.get(images[0].dtype, 1.0)
+
     def _void_labels(self, m):
         m = np.asarray(m).astype(np.int64)
         if self.ignore_index is None:
@@ -674,29 +685,34 @@ class CNNSegmenter(BaseSegmenter):
             raise ValueError(f"the network outputs {k} channels but n_classes is {k_given}")
         return k
 
-    def _train(self, xs, ys, weight, val_images, val_labels, gen):
+    def _train(self, xs, ys, weight, val_images, val_labels, gen, *, epochs=None, lr=None,
+               desc=None):
+        """Train ``model_`` for ``epochs`` (default: the parameter) at peak ``lr``."""
         torch = require_torch()
         from .losses import make_loss
+
+        epochs = self.epochs if epochs is None else epochs
+        lr = self.lr if lr is None else lr
 
         model = self.model_
         loss_fn = make_loss(self.loss, weight=weight, ignore_index=self._void)
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(self.device_)
-        opt = self._make_optimizer([p for p in model.parameters() if p.requires_grad])
+        opt = self._make_optimizer([p for p in model.parameters() if p.requires_grad], lr)
         scaler = torch.amp.GradScaler("cuda", enabled=self._use_amp)
         ch, cw = self._crop_hw(xs)
         n = len(xs)
         bs = min(self.batch_size, n)
         steps_per_epoch = -(-n // bs)
-        total_steps = self.epochs * steps_per_epoch
+        total_steps = epochs * steps_per_epoch
         self.loss_curve_, self.validation_scores_ = [], []
         self.best_validation_score_ = None
         best_state, best_epoch, since_best = None, 0, 0
         step, start = 0, time.perf_counter()
         stop = False
-        with ProgressBar(self.epochs, f"fit {self._model_name()}",
+        with ProgressBar(epochs, desc or f"fit {self._model_name()}",
                          enabled=bool(self.verbose)) as bar:
-            for epoch in range(1, self.epochs + 1):
+            for epoch in range(1, epochs + 1):
                 model.train()
                 order = gen.permutation(n)
                 losses = []
@@ -713,7 +729,7 @@ class CNNSegmenter(BaseSegmenter):
                     if self.max_time is not None:
                         progress = max(progress, elapsed / self.max_time)
                     for g in opt.param_groups:
-                        g["lr"] = self.lr * self._lr_factor(progress)
+                        g["lr"] = lr * self._lr_factor(progress)
                     opt.zero_grad(set_to_none=True)
                     with self._autocast():
                         loss = loss_fn(self._forward(xb).float(), yb)
