@@ -42,6 +42,20 @@ def heldout_split(args):
     return (U[fit_idx], [y[i] for i in fit_idx], U[test_idx], [y[i] for i in test_idx], k)
 
 
+def scores_with_classes(y_true, y_pred, k, names):
+    """Mean IoU, pixel accuracy, boundary F1 and ``iou_<class>`` per class, as a dict."""
+    from hybridseg import metrics
+
+    iou = metrics.per_class_iou(y_true, y_pred, n_classes=k)
+    row = dict(
+        miou=float(np.nanmean(iou)),
+        pixel_acc=metrics.pixel_accuracy(y_true, y_pred, n_classes=k),
+        boundary_f1=metrics.boundary_f1(y_true, y_pred, n_classes=k),
+    )
+    row.update({f"iou_{n}": float(v) for n, v in zip(names, iou)})
+    return row
+
+
 def segmentation_scores(y_true, y_pred, n_classes):
     """Mean IoU, pixel accuracy and mean class accuracy as a dict."""
     return dict(

@@ -29,25 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _heldout import write_results
+from _heldout import scores_with_classes, write_results
 
-from hybridseg import metrics
 from hybridseg.classical import make_classical_pipeline
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("splitmerge", "pixel", "pixel+grid", "pixel+dense", "pixel+dense/weights")
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
-
-
-def _scores(y_true, y_pred, k, names):
-    iou = metrics.per_class_iou(y_true, y_pred, n_classes=k)
-    row = dict(
-        miou=float(np.nanmean(iou)),
-        pixel_acc=metrics.pixel_accuracy(y_true, y_pred, n_classes=k),
-        boundary_f1=metrics.boundary_f1(y_true, y_pred, n_classes=k),
-    )
-    row.update({f"iou_{n}": float(v) for n, v in zip(names, iou)})
-    return row
 
 
 def _timed(func, *args):
@@ -77,7 +65,7 @@ def run_isbi(args):
             crf = dict(pipe.steps).get("crf")
             rows.append(dict(method=name, fit_s=fit_s, predict_s=pred_s / len(X_test),
                              crf_params=_fitted(crf),
-                             **_scores(y_test, pred, k, names)))
+                             **scores_with_classes(y_test, pred, k, names)))
             _print_row(rows[-1])
     return rows, names
 
@@ -103,7 +91,7 @@ def run_camvid(args):
         pred, pred_s = _timed(sm.predict, test.images)
         rows.append(dict(method="splitmerge", fit_s=fit_s,
                          predict_s=pred_s / len(test.images),
-                         **_scores(test.labels, pred, k, names)))
+                         **scores_with_classes(test.labels, pred, k, names)))
         _print_row(rows[-1])
 
     pipe = make_classical_pipeline("pixel", random_state=args.seed, n_jobs=args.n_jobs)
@@ -112,7 +100,8 @@ def run_camvid(args):
     U_test, unary_s = _timed(pixel.transform, test.images)
     rows.append(dict(method="pixel", fit_s=pixel_fit_s,
                      predict_s=unary_s / len(test.images),
-                     **_scores(test.labels, [p.argmax(-1) for p in U_test.scores], k, names)))
+                     **scores_with_classes(test.labels, [p.argmax(-1) for p in U_test.scores],
+                                           k, names)))
     _print_row(rows[-1])
     U_val = pixel.transform(X_val)
     for name in [m for m in METHODS[2:] if m in args.methods]:
@@ -124,7 +113,8 @@ def run_camvid(args):
         pred, crf_s = _timed(crf.predict, U_test)
         rows.append(dict(method=name, fit_s=pixel_fit_s + crf_fit_s,
                          predict_s=(unary_s + crf_s) / len(test.images),
-                         crf_params=_fitted(crf), **_scores(test.labels, pred, k, names)))
+                         crf_params=_fitted(crf),
+                         **scores_with_classes(test.labels, pred, k, names)))
         _print_row(rows[-1])
     return rows, names
 

@@ -35,26 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _heldout import write_results
+from _heldout import scores_with_classes, write_results
 
-from hybridseg import metrics
 from hybridseg.crf import DenseCRF, GridCRF
 from hybridseg.datasets import load_camvid
 from hybridseg.deep import CNNSegmenter
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
-
-
-def _scores(y_true, y_pred, k, names):
-    iou = metrics.per_class_iou(y_true, y_pred, n_classes=k)
-    row = dict(
-        miou=float(np.nanmean(iou)),
-        pixel_acc=metrics.pixel_accuracy(y_true, y_pred, n_classes=k),
-        boundary_f1=metrics.boundary_f1(y_true, y_pred, n_classes=k),
-    )
-    row.update({f"iou_{n}": float(v) for n, v in zip(names, iou)})
-    return row
 
 
 def _print_row(r):
@@ -94,7 +82,7 @@ def evaluate(arch, seg, args, val_set, test_set, names):
         pred = seg.set_params(tta=False).predict(test_set.images)
         rows.append(dict(method=arch + "/no-tta",
                          predict_s=(time.perf_counter() - t0) / len(test_set.images),
-                         **_scores(test_set.labels, pred, k, names)))
+                         **scores_with_classes(test_set.labels, pred, k, names)))
         _print_row(rows[-1])
     seg.set_params(tta=args.tta)
     t0 = time.perf_counter()
@@ -105,8 +93,8 @@ def evaluate(arch, seg, args, val_set, test_set, names):
                 train_minutes=seg.fit_time_ / 60,
                 best_val_miou=seg.best_validation_score_)
     rows.append(dict(method=arch, predict_s=unary_s, **info,
-                     **_scores(test_set.labels, [p.argmax(-1) for p in U_test.scores], k,
-                               names)))
+                     **scores_with_classes(test_set.labels,
+                                           [p.argmax(-1) for p in U_test.scores], k, names)))
     _print_row(rows[-1])
     idx = np.linspace(0, len(val_set.images) - 1, args.n_val).round().astype(int)
     U_val = seg.transform([val_set.images[i] for i in idx])
@@ -125,7 +113,7 @@ def evaluate(arch, seg, args, val_set, test_set, names):
         crf_s = (time.perf_counter() - t0) / len(test_set.images)
         rows.append(dict(method=arch + suffix, predict_s=unary_s + crf_s, crf_fit_s=fit_s,
                          crf_params=_fitted(crf) if fit else "defaults", **info,
-                         **_scores(test_set.labels, pred, k, names)))
+                         **scores_with_classes(test_set.labels, pred, k, names)))
         _print_row(rows[-1])
     return rows
 

@@ -532,29 +532,14 @@ class DenseCRF(BaseRefiner):
             build_seconds=build,
         )
 
-    def _torch_device(self):
-        from ..deep._torch import require_torch
-
-        torch = require_torch()
-        if isinstance(self.device, str) and self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:i]' or a torch.device, "
-                             f"got {self.device!r}") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available here")
-        return device
-
     def _refine_torch(self, image, neg_unary, mu, spatial, features):
         """The mean field in torch on ``device``: (N, K) float32 marginals."""
-        from ..deep._torch import require_torch
+        from ..utils._torch import require_torch, resolve_device
 
         torch = require_torch()
         from ._torch_lattice import NormalizedKernel, lattice_filter
 
-        device = self._torch_device()
+        device = resolve_device(self.device)
         weights = self._weights()
         kernels = []
         for index, spec in enumerate(self._kernel_specs()):

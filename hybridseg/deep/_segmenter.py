@@ -30,7 +30,7 @@ from ..metrics import mean_iou
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._progress import ProgressBar
 from ..utils._validation import check_images, check_label_maps
-from ._torch import require_torch
+from ._torch import require_torch, resolve_device
 
 __all__ = ["CNNSegmenter"]
 
@@ -325,18 +325,7 @@ class CNNSegmenter(BaseSegmenter):
 
     # ------------------------------------------------------------------ building
     def _resolve_device(self):
-        torch = require_torch()
-        if isinstance(self.device, str) and self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:i]' or a torch.device, "
-                             f"got {self.device!r}") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available here; use "
-                             "device='auto' or 'cpu'")
-        return device
+        return resolve_device(self.device)
 
     def _build_model(self, in_channels, n_classes):
         """A fresh network (``n_classes`` None: a given instance decides K)."""
@@ -395,23 +384,23 @@ class CNNSegmenter(BaseSegmenter):
         return out
 
     def _rescale_image(self, t):
-        torch = require_torch()
-        if self.scale == 1.0:
-            return t
-        h, w = t.shape[-2:]
-        size = (max(1, round(h * self.scale)), max(1, round(w * self.scale)))
-        return torch.nn.functional.interpolate(
-            t[None], size=size, mode="bilinear", align_corners=False,
-            antialias=self.scale < 1.0)[0]
+        return self._rescale(t[None], "bilinear")[0]
 
     def _rescale_label(self, t):
+        return self._rescale(t[None, None].float(), "nearest-exact")[0, 0].long()
+
+    def _rescale(self, t, mode):
+        """A (1, C, H, W) tensor resized by ``scale`` (antialiased when shrinking)."""
         torch = require_torch()
         if self.scale == 1.0:
             return t
         h, w = t.shape[-2:]
         size = (max(1, round(h * self.scale)), max(1, round(w * self.scale)))
-        return torch.nn.functional.interpolate(
-            t[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
+        if mode == "bilinear":
+            return torch.nn.functional.interpolate(t, size=size, mode=mode,
+                                                   align_corners=False,
+                                                   antialias=self.scale < 1.0)
+        return torch.nn.functional.interpolate(t, size=size, mode=mode)
 
     def _check_size(self, tensors, name="X"):
         for i, t in enumerate(tensors):

@@ -1,18 +1,6 @@
-"""Import torch for the deep stages, with a clear error where it is missing."""
+"""torch for the deep stages: the shared helpers live in ``utils._torch`` (the CRFs' torch
+backend uses them too, and ``crf/`` never imports ``deep/``)."""
 
-from __future__ import annotations
+from ..utils._torch import require_torch, resolve_device
 
-_HINT = (
-    "the deep stages of hybridseg need PyTorch: install it first (on a CPU-only machine "
-    "`pip install torch --index-url https://download.pytorch.org/whl/cpu`, with a GPU as "
-    "https://pytorch.org says), or `pip install hybridseg[deep]`"
-)
-
-
-def require_torch():
-    """Return the ``torch`` module, or raise an ``ImportError`` that says how to get it."""
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - torch is installed where tests run
-        raise ImportError(_HINT) from exc
-    return torch
+__all__ = ["require_torch", "resolve_device"]
