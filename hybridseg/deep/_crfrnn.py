@@ -76,7 +76,8 @@ class _MeanFieldNumba(torch.autograd.Function):
         from ..crf._learn import _dot_and_axpy, _softmax_backward, _times_mu
 
         qs, msgs, weights, mu32, potts, kernels = ctx.saved
-        g = np.ascontiguousarray(grad_out.numpy(), dtype=np.float32)
+        want_mu = ctx.needs_input_grad[3]
+        g = np.array(grad_out.numpy(), dtype=np.float32, order="C")
         n, k = g.shape
         grad_a = np.zeros((n, k), np.float32)
         grad_w = np.zeros(2)
@@ -86,7 +87,8 @@ class _MeanFieldNumba(torch.autograd.Function):
         scratch = np.empty((n, k), np.float32)
         for t in range(len(msgs), 0, -1):
             grad_a += g
-            grad_mu -= g.T.astype(np.float64) @ msgs[t - 1].astype(np.float64)
+            if want_mu:  # a float32 (K, N) x (N, K) product, accumulated in float64
+                grad_mu -= (g.T @ msgs[t - 1]).astype(np.float64)
             _times_mu(g, mu32, potts, g_mu)
             q_prev = qs[t - 1]
             grad_q[:] = 0.0
@@ -94,7 +96,6 @@ class _MeanFieldNumba(torch.autograd.Function):
                 scratch[:] = 0.0
                 kernel.filter_add(g_mu, scratch, transpose=True)
                 grad_w[m] -= _dot_and_axpy(scratch, q_prev, np.float32(weights[m]), grad_q)
-            g = np.empty((n, k), np.float32)
             _softmax_backward(q_prev, grad_q, g)
         grad_a += g
         return (torch.from_numpy(grad_a), torch.tensor(grad_w[0], dtype=torch.float32),
