@@ -22,7 +22,7 @@ nn = torch.nn
 __all__ = ["CRFRNN"]
 
 
-def _positions(h, w, sxy, dtype, device):
+def _positions(h, w, sxy, device):
     """``(H W, 2)`` columns ``x / sxy, y / sxy`` (pydensecrf's order), row-major pixels."""
     ys = torch.arange(h, dtype=torch.float64, device=device)
     xs = torch.arange(w, dtype=torch.float64, device=device)
@@ -243,8 +243,8 @@ class CRFRNN(nn.Module):
 
         c, h, w = image.shape
         device = image.device
-        pos_g = _positions(h, w, self.gaussian_sxy, dtype, device)
-        pos_b = _positions(h, w, self.bilateral_sxy, dtype, device)
+        pos_g = _positions(h, w, self.gaussian_sxy, device)
+        pos_b = _positions(h, w, self.bilateral_sxy, device)
         colour = image.detach().to(torch.float64).reshape(c, -1).T / self.bilateral_srgb
         feats_b = torch.cat([pos_b, colour], 1)
         if self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
