@@ -56,6 +56,15 @@ def scores_with_classes(y_true, y_pred, k, names):
     return row
 
 
+def fitted_crf_params(crf):
+    """The parameters a CRF's ``fit`` chose, as ``"name=value; ..."`` ("" for None)."""
+    keys = ("weight_", "beta_scale_", "gaussian_weight_", "bilateral_weight_")
+    if crf is None:
+        return ""
+    return "; ".join(f"{key}={float(getattr(crf, key)):.3g}" for key in keys
+                     if hasattr(crf, key))
+
+
 def segmentation_scores(y_true, y_pred, n_classes):
     """Mean IoU, pixel accuracy and mean class accuracy as a dict."""
     return dict(

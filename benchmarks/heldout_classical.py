@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _heldout import scores_with_classes, write_results
+from _heldout import fitted_crf_params, scores_with_classes, write_results
 
 from hybridseg.classical import make_classical_pipeline
 
@@ -64,7 +64,7 @@ def run_isbi(args):
             pred, pred_s = _timed(pipe.predict, X_test)
             crf = dict(pipe.steps).get("crf")
             rows.append(dict(method=name, fit_s=fit_s, predict_s=pred_s / len(X_test),
-                             crf_params=_fitted(crf),
+                             crf_params=fitted_crf_params(crf),
                              **scores_with_classes(y_test, pred, k, names)))
             _print_row(rows[-1])
     return rows, names
@@ -113,18 +113,10 @@ def run_camvid(args):
         pred, crf_s = _timed(crf.predict, U_test)
         rows.append(dict(method=name, fit_s=pixel_fit_s + crf_fit_s,
                          predict_s=(unary_s + crf_s) / len(test.images),
-                         crf_params=_fitted(crf),
+                         crf_params=fitted_crf_params(crf),
                          **scores_with_classes(test.labels, pred, k, names)))
         _print_row(rows[-1])
     return rows, names
-
-
-def _fitted(crf):
-    keys = ("weight_", "beta_scale_", "gaussian_weight_", "bilateral_weight_")
-    if crf is None:
-        return ""
-    return "; ".join(f"{key}={float(getattr(crf, key)):.3g}" for key in keys
-                     if hasattr(crf, key))
 
 
 def _cache():

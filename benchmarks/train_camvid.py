@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _heldout import scores_with_classes, write_results
+from _heldout import fitted_crf_params, scores_with_classes, write_results
 
 from hybridseg.crf import DenseCRF, GridCRF
 from hybridseg.datasets import load_camvid
@@ -50,12 +50,6 @@ def _print_row(r):
           f"{100 * r['pixel_acc']:5.1f}  BF {100 * r['boundary_f1']:5.1f}  "
           f"predict {r['predict_s']:6.3f} s/image"
           + (f"  ({r['crf_params']})" if r.get("crf_params") else ""), flush=True)
-
-
-def _fitted(crf):
-    keys = ("weight_", "gaussian_weight_", "bilateral_weight_")
-    return "; ".join(f"{key}={float(getattr(crf, key)):.3g}" for key in keys
-                     if hasattr(crf, key))
 
 
 def train(arch, args, train_set, val_set):
@@ -112,7 +106,7 @@ def evaluate(arch, seg, args, val_set, test_set, names):
         pred = crf.predict(U_test)
         crf_s = (time.perf_counter() - t0) / len(test_set.images)
         rows.append(dict(method=arch + suffix, predict_s=unary_s + crf_s, crf_fit_s=fit_s,
-                         crf_params=_fitted(crf) if fit else "defaults", **info,
+                         crf_params=fitted_crf_params(crf) if fit else "defaults", **info,
                          **scores_with_classes(test_set.labels, pred, k, names)))
         _print_row(rows[-1])
     return rows

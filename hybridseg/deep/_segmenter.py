@@ -29,6 +29,7 @@ from ..base import BaseSegmenter
 from ..metrics import mean_iou
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._progress import ProgressBar
+from ..utils._scores import softmax
 from ..utils._validation import check_images, check_label_maps
 from ._torch import require_torch, resolve_device
 
@@ -808,14 +809,7 @@ class CNNSegmenter(BaseSegmenter):
         -------
         proba : list of (H, W, K) ndarray of float32
         """
-        return [self._softmax(z) for z in self.decision_function(X)]
-
-    @staticmethod
-    def _softmax(z):
-        z = z - z.max(axis=-1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=-1, keepdims=True)
-        return z
+        return [softmax(z) for z in self.decision_function(X)]
 
     def transform(self, X):
         """The images with their class scores, as input for a refiner.
