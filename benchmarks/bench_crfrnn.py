@@ -72,6 +72,49 @@ def _reference_port():
         alpha=80.0, beta=13.0, gamma=3.0, spatial_ker_weight=3.0, bilateral_ker_weight=10.0))
 
 
+def _phases(image, logits, device, row, repeat):
+    """Where the GPU dense CRF's time goes: the lattices, the iterations, the copies; and
+    the same with the ``index_add_`` splat instead of sparse products."""
+    from hybridseg.crf._torch_lattice import NormalizedKernel, lattice_filter
+    from hybridseg.deep._crfrnn import _positions
+
+    sync = torch.cuda.synchronize
+    h, w, k = logits.shape
+    im = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+
+    def build(splat):
+        feats = torch.cat([_positions(h, w, 80.0, device),
+                           im.reshape(-1, 3).double() / 13.0], 1).float()
+        return (NormalizedKernel(_positions(h, w, 3.0, device).float(), torch.float32,
+                                 "torch", splat),
+                NormalizedKernel(feats, torch.float32, "torch", splat))
+
+    a = torch.from_numpy(logits.reshape(-1, k))
+
+    def copies():  # as DenseCRF's torch backend does them: through page-locked buffers
+        t = a.pin_memory().to(device, non_blocking=True)
+        staging = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        staging.copy_(t, non_blocking=True)
+        sync()
+        staging.numpy().copy()
+
+    row("  copy logits to the GPU and back", 1, _median(copies, repeat, sync), device)
+    for splat in ("sparse", "index_add"):
+        row(f"  build both lattices ({splat})", 1,
+            _median(lambda splat=splat: build(splat), repeat, sync), device)
+        kg, kb = build(splat)
+        a_dev = a.to(device)
+
+        def iterations(kg=kg, kb=kb, a_dev=a_dev):
+            with torch.no_grad():
+                q = torch.softmax(a_dev, 1)
+                for _ in range(10):
+                    q = torch.softmax(a_dev + 3.0 * lattice_filter(q, kg)
+                                      + 10.0 * lattice_filter(q, kb), 1)
+
+        row(f"  10 iterations ({splat})", 1, _median(iterations, repeat, sync), device)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -147,6 +190,17 @@ def main(argv=None):
         gpu = DenseCRF(n_iter=10, backend="torch", device=device, **KERNELS)
         row("DenseCRF torch 720x960 K=21 10 it", 1,
             _median(lambda: gpu.refine(big, big_logits, kind="logits"), args.repeat), device)
+        _phases(big, big_logits, device, row, args.repeat)
+        layer = CRFRNN(21, n_iter=10, trainable=False, **KERNELS).to(device)
+        L = torch.from_numpy(big_logits).permute(2, 0, 1)[None].contiguous().to(device)
+        im = torch.from_numpy(big).permute(2, 0, 1)[None].float().to(device)
+
+        def resident():
+            with torch.no_grad():
+                torch.softmax(layer(L, im), 1)
+
+        row("CRFRNN no grad 720x960 K=21 10 it, tensors on GPU", 1,
+            _median(resident, args.repeat, sync), device)
         try:
             ref = DenseCRF(n_iter=10, backend="pydensecrf", **KERNELS)
             row("pydensecrf 720x960 K=21 10 it", 1,

@@ -533,21 +533,40 @@ class DenseCRF(BaseRefiner):
         )
 
     def _refine_torch(self, image, neg_unary, mu, spatial, features):
-        """The mean field in torch on ``device``: (N, K) float32 marginals."""
+        """The mean field in torch on ``device``: (N, K) float32 marginals.
+
+        The built-in kernels' features are computed on the device from the image, and
+        the scores travel through page-locked buffers: at 720x960 and K = 21 the copies
+        and the features on the host otherwise cost more than the GPU's mean field.
+        """
         from ..utils._torch import require_torch, resolve_device
 
         torch = require_torch()
         from ._torch_lattice import NormalizedKernel, lattice_filter
 
         device = resolve_device(self.device)
+        cuda = device.type == "cuda"
+
+        def upload(a):
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            return (t.pin_memory() if cuda else t).to(device, non_blocking=True)
+
         weights = self._weights()
+        image_t = None
         kernels = []
         for index, spec in enumerate(self._kernel_specs()):
-            if weights[index] > 0:
-                f = self._spec_features(index, spec, image, spatial, features)
-                kernels.append((float(weights[index]), NormalizedKernel(
-                    torch.from_numpy(f).to(device), torch.float32, "torch")))
-        a = torch.from_numpy(np.ascontiguousarray(neg_unary, dtype=np.float32)).to(device)
+            if weights[index] <= 0:
+                continue
+            if spec.features is None or (isinstance(spec.features, str)
+                                         and spec.features == "image"):
+                if image_t is None and spec.features is not None:
+                    image_t = upload(image)
+                f = self._device_features(index, spec, image_t, spatial, device)
+            else:
+                f = upload(self._spec_features(index, spec, image, spatial, features))
+            kernels.append((float(weights[index]),
+                            NormalizedKernel(f, torch.float32, "torch")))
+        a = upload(np.asarray(neg_unary, dtype=np.float32))
         mu_t = None if mu is None else torch.as_tensor(
             np.asarray(mu, dtype=np.float32)).to(device).T
         with torch.no_grad():
@@ -557,7 +576,41 @@ class DenseCRF(BaseRefiner):
                 for w, kernel in kernels:
                     msg += w * lattice_filter(q, kernel)
                 q = torch.softmax(a + msg if mu_t is None else a - msg @ mu_t, dim=1)
-        return q.cpu().numpy()
+            if not cuda:
+                return q.numpy()
+            staging = torch.empty(q.shape, dtype=q.dtype, pin_memory=True)
+            staging.copy_(q, non_blocking=True)
+            torch.cuda.current_stream(device).synchronize()
+            return staging.numpy().copy()  # the caller's array is not page-locked
+
+    def _device_features(self, index, spec, image_t, spatial, device):
+        """``_spec_features`` of a built-in kernel (positions and/or the image), computed
+        by torch on ``device``: the same float64 arithmetic, then float32."""
+        from ..utils._torch import require_torch
+
+        torch = require_torch()
+        name = self._kernel_name(index)
+        n = int(np.prod(spatial))
+        cols = []
+        if spec.sxy is not None:
+            sp = self._spacing(len(spatial)) or (1.0,) * len(spatial)
+            grids = torch.meshgrid(*[torch.arange(m, dtype=torch.float64, device=device)
+                                     for m in spatial], indexing="ij")
+            cols += [(grids[axis] * (sp[axis] / spec.sxy)).reshape(n)
+                     for axis in range(len(spatial) - 1, -1, -1)]  # x, then y
+        if spec.features is not None:
+            values = image_t.reshape(n, -1).to(torch.float64)
+            sfeat = np.broadcast_to(np.atleast_1d(np.asarray(spec.sfeat, np.float64)),
+                                    (values.shape[1],))
+            cols += [values[:, c] / float(sfeat[c]) for c in range(values.shape[1])]
+        f = torch.stack(cols, 1)
+        top = float(f.abs().max())
+        if top * np.sqrt(2.0 / 3.0) * (f.shape[1] + 1) > _MAX_LATTICE_COORD:
+            raise ValueError(
+                f"a standard deviation of the {name} kernel is too small for this image: "
+                f"features reach {top:.3g} standard deviations; use a larger sigma"
+            )
+        return f.to(torch.float32)
 
     def _refine_pydensecrf(self, image, unary, mu, spatial, k):
         try:

@@ -140,6 +140,45 @@ def _slice_potts_update(neg_unary, offsets, weights, lattices, q, k, n_chunks):
                 q[i, c] = row[c]
 
 
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
+def _slice_sum(offsets, weights, lattices, coefs, other, want_dots, out, dots, n_chunks):
+    """``out = sum_t coefs[t] S_t`` with ``S_t`` the slice of kernel ``t`` (its vertex
+    ``offsets``, slice ``weights`` and blurred ``lattices``), every kernel in one pass over
+    the rows; with ``want_dots``, also ``dots[chunk, t] = <S_t, other>`` over each chunk's
+    rows (float64), the products a kernel weight's gradient needs. Nothing is allocated
+    per row beyond one scratch row per chunk.
+    """
+    n, k = out.shape
+    n_ker = len(offsets)
+    for ch in prange(n_chunks):
+        row = np.empty(k, np.float32)
+        acc = np.empty(k, np.float32)
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            for c in range(k):
+                acc[c] = 0.0
+            for t in range(n_ker):
+                off = offsets[t]
+                w = weights[t]
+                lat = lattices[t]
+                for c in range(k):
+                    row[c] = 0.0
+                for r in range(off.shape[1]):
+                    o = off[i, r]
+                    wr = w[i, r]
+                    for c in range(k):
+                        row[c] += wr * lat[o, c]
+                a = coefs[t]
+                for c in range(k):
+                    acc[c] += a * row[c]
+                if want_dots:
+                    d = 0.0
+                    for c in range(k):
+                        d += np.float64(row[c]) * other[i, c]
+                    dots[ch, t] += d
+            for c in range(k):
+                out[i, c] = acc[c]
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _neg_unary_rows(scores, take_log, out):
     """``out[:, :k] = log(max(scores, 1e-30))`` (or ``scores``), padding columns ``-1e30``.

@@ -36,31 +36,41 @@ class _MeanFieldNumba(torch.autograd.Function):
     transposed filters (the derivation is in ``crf._learn``'s docstring), keeping every
     ``Q_t`` and message ``M_t`` of the forward pass.
 
+    Each iteration splats and blurs every kernel, then one fused pass slices them all into
+    the weighted message (``_slice_sum``); backward does the same with the transposed
+    filters, and the same pass yields the kernel weights' gradients.
+
     Inputs: ``neg_unary`` (HW, K) logits, the two kernel weights (0-d), ``mu`` (K, K) and
     the unit-weight ``PairwiseKernel`` s. Output: the last update's logits ``z_T``.
     """
 
     @staticmethod
     def forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter):
-        from ..crf._learn import _dot_and_axpy, _update
-        from ..crf._meanfield import _softmax_rows
+        from ..crf._learn import _update
+        from ..crf._meanfield import _slice_sum, _softmax_rows
 
         a = np.ascontiguousarray(neg_unary.detach().numpy(), dtype=np.float32)
         n, k = a.shape
         weights = np.array([float(wg), float(wb)], np.float32)
         mu32 = np.ascontiguousarray(mu.detach().numpy(), dtype=np.float32)
         potts = not mu.requires_grad and np.array_equal(mu32, -np.eye(k, dtype=np.float32))
+        n_chunks = _chunks(n)
+        live = [t for t in range(len(kernels)) if weights[t] != 0.0]
+        offsets = tuple(kernels[t].lattice.offsets for t in live)
+        slices = tuple(kernels[t].slice_weights for t in live)
+        coefs = weights[live]
+        dots = np.zeros((n_chunks, max(1, len(live))))
         qs = [np.empty((n, k), np.float32)]
         _softmax_rows(a, qs[0])
         msgs = []
-        scratch = np.empty((n, k), np.float32)
         for _ in range(n_iter):
-            msg = np.zeros((n, k), np.float32)
-            for w, kernel in zip(weights, kernels):
-                if w != 0.0:
-                    scratch[:] = 0.0
-                    kernel.filter_add(qs[-1], scratch)
-                    _dot_and_axpy(scratch, qs[-1], np.float32(-w), msg)
+            msg = np.empty((n, k), np.float32)
+            if live:
+                lattices = tuple(kernels[t].splat_blur(qs[-1]) for t in live)
+                _slice_sum(offsets, slices, lattices, coefs, msg, False, msg, dots,
+                           n_chunks)
+            else:
+                msg[:] = 0.0
             msgs.append(msg)
             if len(msgs) < n_iter:
                 q = np.empty((n, k), np.float32)
@@ -73,34 +83,51 @@ class _MeanFieldNumba(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        from ..crf._learn import _dot_and_axpy, _softmax_backward, _times_mu
+        from ..crf._lattice import _blur, _splat
+        from ..crf._learn import _softmax_backward, _times_mu
+        from ..crf._meanfield import _slice_sum
 
         qs, msgs, weights, mu32, potts, kernels = ctx.saved
         want_mu = ctx.needs_input_grad[3]
         g = np.array(grad_out.numpy(), dtype=np.float32, order="C")
         n, k = g.shape
+        n_chunks = _chunks(n)
+        # The transposed filters: splat with the slice weights, blur in reverse order,
+        # slice with the splat weights.
+        offsets = tuple(kern.lattice.offsets for kern in kernels)
+        slices = tuple(kern.splat_weights for kern in kernels)
+        coefs = -weights
         grad_a = np.zeros((n, k), np.float32)
         grad_w = np.zeros(2)
         grad_mu = np.zeros((k, k))
         grad_q = np.empty((n, k), np.float32)
         g_mu = np.empty((n, k), np.float32)
-        scratch = np.empty((n, k), np.float32)
+        dots = np.zeros((n_chunks, len(kernels)))
         for t in range(len(msgs), 0, -1):
             grad_a += g
             if want_mu:  # a float32 (K, N) x (N, K) product, accumulated in float64
                 grad_mu -= (g.T @ msgs[t - 1]).astype(np.float64)
             _times_mu(g, mu32, potts, g_mu)
             q_prev = qs[t - 1]
-            grad_q[:] = 0.0
-            for m, kernel in enumerate(kernels):
-                scratch[:] = 0.0
-                kernel.filter_add(g_mu, scratch, transpose=True)
-                grad_w[m] -= _dot_and_axpy(scratch, q_prev, np.float32(weights[m]), grad_q)
+            lattices = tuple(
+                _blur(_splat(kern.lattice.offsets, kern.slice_weights, g_mu,
+                             kern.lattice.n_lattice, kern.lattice.n_chunks),
+                      kern.lattice.neighbours, True) for kern in kernels)
+            dots[:] = 0.0
+            _slice_sum(offsets, slices, lattices, coefs, q_prev, True, grad_q, dots,
+                       n_chunks)
+            grad_w -= dots.sum(0)
             _softmax_backward(q_prev, grad_q, g)
         grad_a += g
         return (torch.from_numpy(grad_a), torch.tensor(grad_w[0], dtype=torch.float32),
                 torch.tensor(grad_w[1], dtype=torch.float32),
                 torch.from_numpy(grad_mu.astype(np.float32)), None, None)
+
+
+def _chunks(n):
+    import numba
+
+    return max(1, min(numba.get_num_threads(), n))
 
 
 class CRFRNN(nn.Module):

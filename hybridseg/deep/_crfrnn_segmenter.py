@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._param_validation import Interval
-from ._segmenter import CNNSegmenter
+from ._segmenter import CNNSegmenter, _is_shell
 from ._torch import require_torch
 
 __all__ = ["CRFRNNSegmenter"]
@@ -92,13 +92,19 @@ class CRFRNNSegmenter(CNNSegmenter):
     model : str, torch.nn.Module subclass or instance, or fitted CNNSegmenter, default="unet"
         The unary network, as ``CNNSegmenter`` takes it; or a fitted ``CNNSegmenter`` to
         start from (its network is copied, its input statistics and ``scale`` kept, and the
-        first stage skipped).
+        first stage skipped). ``clone`` (and so ``GridSearchCV``) unfits a fitted
+        estimator given as a parameter: wrap it in ``sklearn.frozen.FrozenEstimator`` to
+        keep it.
     unary_epochs : int, default=30
         Epochs of the first stage (0 skips it).
     epochs : int, default=10
         Epochs of end-to-end training.
     end_to_end_lr : float, optional
-        Peak learning rate of the second stage; by default ``lr / 10``.
+        Peak learning rate of the network in the second stage; by default ``lr / 10``.
+    crf_lr : float, default=1e-2
+        Peak learning rate of the layer's kernel weights and compatibility matrix in the
+        second stage (no weight decay on them). They are a handful of numbers of order 1
+        to 10 that the network's small learning rate would barely move; 0 freezes them.
     n_iter : int, default=5
         Mean-field iterations of the layer, in training and prediction.
     crf_params : dict, optional
@@ -119,12 +125,17 @@ class CRFRNNSegmenter(CNNSegmenter):
     unary_loss_curve_, unary_validation_scores_ : list of float
         The first stage's curves (empty when it was skipped); ``loss_curve_`` and
         ``validation_scores_`` are the second stage's.
+    initial_validation_score_ : float
+        Validation mean IoU of the start of the second stage (its epoch 0); with
+        ``early_stopping``, ``best_epoch_`` is 0 when no end-to-end epoch beat it and the
+        start was kept.
     """
 
     _parameter_constraints = {
         **CNNSegmenter._parameter_constraints,
         "unary_epochs": [Interval(numbers.Integral, 0, None)],
         "end_to_end_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "crf_lr": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter": [Interval(numbers.Integral, 0, None)],
         "crf_params": [None, dict],
     }
@@ -135,6 +146,7 @@ class CRFRNNSegmenter(CNNSegmenter):
         *,
         unary_epochs=30,
         end_to_end_lr=None,
+        crf_lr=1e-2,
         n_iter=5,
         crf_params=None,
         model_options=None,
@@ -180,15 +192,30 @@ class CRFRNNSegmenter(CNNSegmenter):
         )
         self.unary_epochs = unary_epochs
         self.end_to_end_lr = end_to_end_lr
+        self.crf_lr = crf_lr
         self.n_iter = n_iter
         self.crf_params = crf_params
 
     def _start(self):
-        """The fitted CNNSegmenter to start from, or None."""
-        if isinstance(self.model, CNNSegmenter):
-            check_is_fitted(self.model, "model_")
-            return self.model
+        """The fitted CNNSegmenter to start from (also inside scikit-learn's
+        ``FrozenEstimator``), or None."""
+        model = self.model
+        if type(model).__name__ == "FrozenEstimator" and isinstance(
+                getattr(model, "estimator", None), CNNSegmenter):
+            model = model.estimator
+        if isinstance(model, CNNSegmenter):
+            check_is_fitted(model, "model_")
+            return model
         return None
+
+    def fit(self, X, y, *, X_val=None, y_val=None):
+        start = self._start()
+        if start is not None and _is_shell(start.model_):
+            raise ValueError(
+                "this CRFRNNSegmenter was read from a file, which keeps the network it "
+                "started from without its weights: to fit again, pass the fitted "
+                "CNNSegmenter itself as model")
+        return super().fit(X, y, X_val=X_val, y_val=y_val)
 
     def _fixed_k(self):
         return self._start() is not None or super()._fixed_k()
@@ -220,7 +247,13 @@ class CRFRNNSegmenter(CNNSegmenter):
             if float(start.scale) != float(self.scale):
                 raise ValueError(f"scale={self.scale} but the CNNSegmenter to start from "
                                  f"works at scale={start.scale}: use the same scale")
-            unary = copy.deepcopy(start.model_).cpu()
+            unary = copy.deepcopy(start.model_)
+            if _is_shell(unary):
+                # Read from a file: the start kept its architecture only (the weights are
+                # in this segmenter's own state dict, loaded next).
+                unary = unary.to_empty(device="cpu")
+            else:
+                unary = unary.cpu()
             k = start.n_classes_
         else:
             unary = super()._build_model(in_channels, n_classes)
@@ -247,6 +280,17 @@ class CRFRNNSegmenter(CNNSegmenter):
         out = out["out"] if isinstance(out, dict) else out
         return int(out.shape[1])
 
+    def _saved_params(self):
+        params = super()._saved_params()
+        start = self._start()
+        if start is not None:
+            # The start's network is a copy of this one's unary part before training:
+            # store its architecture without its weights, not the weights twice.
+            shell = copy.copy(start)
+            shell.model_ = copy.deepcopy(start.model_).to("meta")
+            params["model"] = shell
+        return params
+
     def _fit_stats(self, images):
         start = self._start()
         if start is not None:
@@ -269,9 +313,25 @@ class CRFRNNSegmenter(CNNSegmenter):
         model.use_crf = True
         lr = self.end_to_end_lr if self.end_to_end_lr is not None else self.lr / 10
         if self.epochs:
+            # The start (the fitted or first-stage network with the initial layer) is
+            # scored as epoch 0: early stopping keeps it when no epoch beats it.
             super()._train(xs, ys, weight, val_images, val_labels, gen, epochs=self.epochs,
-                           lr=lr, desc=f"fit {self._model_name()} (end to end)")
+                           lr=lr, desc=f"fit {self._model_name()} (end to end)",
+                           score_start=True)
         model.eval()
+
+    def _param_groups(self, model, lr):
+        crf = model.crf
+        if not model.use_crf:
+            return super()._param_groups(model, lr)
+        own = {id(p) for p in crf.parameters()}
+        net = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+        layer = [p for p in crf.parameters() if p.requires_grad]
+        groups = [{"params": net}] if net else []
+        if layer and self.crf_lr > 0:
+            groups.append({"params": layer, "lr": self.crf_lr, "peak_lr": self.crf_lr,
+                           "weight_decay": 0.0})
+        return groups
 
     def crf_parameters(self):
         """The layer's kernel weights and compatibility matrix after training.

@@ -83,6 +83,12 @@ def _balanced_weights(labels, n_classes, ignore_index):
     return np.where(present, count.sum() / (k * np.where(present, count, 1.0)), 0.0)
 
 
+def _is_shell(module):
+    """Whether a network is an architecture without weights (tensors on torch's "meta"
+    device), as a ``CRFRNNSegmenter`` file stores the network it started from."""
+    return any(t.is_meta for t in module.state_dict().values())
+
+
 class CNNSegmenter(BaseSegmenter):
     """A convolutional network from PyTorch, trained and used as a segmenter.
 
@@ -675,9 +681,17 @@ class CNNSegmenter(BaseSegmenter):
             raise ValueError(f"the network outputs {k} channels but n_classes is {k_given}")
         return k
 
+    def _param_groups(self, model, lr):
+        """What the optimizer trains: parameters, or groups whose ``"peak_lr"`` replaces
+        ``lr`` in the schedule."""
+        return [p for p in model.parameters() if p.requires_grad]
+
     def _train(self, xs, ys, weight, val_images, val_labels, gen, *, epochs=None, lr=None,
-               desc=None):
-        """Train ``model_`` for ``epochs`` (default: the parameter) at peak ``lr``."""
+               desc=None, score_start=False):
+        """Train ``model_`` for ``epochs`` (default: the parameter) at peak ``lr``.
+
+        ``score_start`` scores the network on the validation images before the first
+        epoch, as epoch 0: early stopping then keeps the start when no epoch beats it."""
         torch = require_torch()
         from .losses import make_loss
 
@@ -688,7 +702,7 @@ class CNNSegmenter(BaseSegmenter):
         loss_fn = make_loss(self.loss, weight=weight, ignore_index=self._void)
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(self.device_)
-        opt = self._make_optimizer([p for p in model.parameters() if p.requires_grad], lr)
+        opt = self._make_optimizer(self._param_groups(model, lr), lr)
         scaler = torch.amp.GradScaler("cuda", enabled=self._use_amp)
         ch, cw = self._crop_hw(xs)
         n = len(xs)
@@ -699,6 +713,17 @@ class CNNSegmenter(BaseSegmenter):
         self.best_validation_score_ = None
         best_state, best_epoch, since_best = None, 0, 0
         step, start = 0, time.perf_counter()
+        if score_start and val_images is not None:
+            model.eval()
+            self.best_validation_score_ = float(mean_iou(
+                val_labels, self.predict(val_images), n_classes=self.n_classes_,
+                ignore_index=self.ignore_index))
+            self.initial_validation_score_ = self.best_validation_score_
+            if self.early_stopping:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if self.verbose:
+                print(f"{desc or 'fit'}: epoch 0 (the start) val mIoU "
+                      f"{100 * self.best_validation_score_:.1f}", flush=True)
         stop = False
         with ProgressBar(epochs, desc or f"fit {self._model_name()}",
                          enabled=bool(self.verbose)) as bar:
@@ -719,7 +744,7 @@ class CNNSegmenter(BaseSegmenter):
                     if self.max_time is not None:
                         progress = max(progress, elapsed / self.max_time)
                     for g in opt.param_groups:
-                        g["lr"] = lr * self._lr_factor(progress)
+                        g["lr"] = g.get("peak_lr", lr) * self._lr_factor(progress)
                     opt.zero_grad(set_to_none=True)
                     with self._autocast():
                         loss = loss_fn(self._forward(xb).float(), yb)
@@ -989,9 +1014,7 @@ class CNNSegmenter(BaseSegmenter):
         path = os.fspath(path)
         if os.path.lexists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        params = self.get_params(deep=False)
-        if not isinstance(self.model, str):
-            params["model"] = self.model  # a class or an unfitted instance: pickled
+        params = self._saved_params()
         fitted = {k: v for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("__") and k not in
                   ("model_", "device_")}
@@ -1013,6 +1036,13 @@ class CNNSegmenter(BaseSegmenter):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def _saved_params(self):
+        """The constructor parameters ``save`` stores."""
+        params = self.get_params(deep=False)
+        if not isinstance(self.model, str):
+            params["model"] = self.model  # a class or an unfitted instance: pickled
+        return params
 
     @classmethod
     def load(cls, path, *, device=None):
@@ -1074,15 +1104,21 @@ class CNNSegmenter(BaseSegmenter):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        if "model_" in state:  # keep pickles device-free
+        if "model_" in state and not _is_shell(self.model_):  # keep pickles device-free
             state["model_"] = copy.deepcopy(self.model_).cpu()
             state.pop("device_", None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if "model_" in state and "device_" not in state:
-            self.device_ = self._resolve_device()
+        if "model_" in state and "device_" not in state and not _is_shell(self.model_):
+            try:
+                self.device_ = self._resolve_device()
+            except ValueError as exc:  # e.g. pickled with device="cuda", read without one
+                torch = require_torch()
+                warnings.warn(f"{exc}: the unpickled {type(self).__name__}'s network is "
+                              "put on the CPU", UserWarning, stacklevel=2)
+                self.device_ = torch.device("cpu")
             self.model_ = self.model_.to(self.device_)
 
     def __sklearn_tags__(self):

@@ -86,3 +86,32 @@ def test_bad_features():
         Lattice(np.zeros((0, 2)))
     with pytest.raises(ValueError, match="NaN"):
         Lattice(np.array([[np.nan, 0.0]]))
+
+
+def test_fused_slice_sum_matches_numpy(rng):
+    """``_slice_sum`` (every kernel's slice, weighted, in one pass, with the dot products
+    for the weights' gradients) against its definition in numpy."""
+    from hybridseg.crf._meanfield import PairwiseKernel, _slice_sum
+
+    n, k = 400, 5
+    kernels = [PairwiseKernel(rng.normal(0, 2, (n, d)).astype(np.float32), 1.0)
+               for d in (2, 5)]
+    q = rng.random((n, k)).astype(np.float32)
+    other = rng.normal(0, 1, (n, k)).astype(np.float32)
+    coefs = np.array([3.0, -10.0], np.float32)
+    lattices = tuple(kern.splat_blur(q) for kern in kernels)
+    slices, want = [], np.zeros((n, k))
+    for kern, lat, a in zip(kernels, lattices, coefs):
+        off, w = kern.lattice.offsets, kern.slice_weights
+        s = (w[:, :, None].astype(np.float64) * lat[off]).sum(1)   # numpy slice
+        slices.append(s)
+        want += a * s
+    for n_chunks in (1, 3):
+        out = np.empty((n, k), np.float32)
+        dots = np.zeros((n_chunks, 2))
+        _slice_sum(tuple(kern.lattice.offsets for kern in kernels),
+                   tuple(kern.slice_weights for kern in kernels), lattices, coefs, other,
+                   True, out, dots, n_chunks)
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(dots.sum(0), [(s * other).sum() for s in slices],
+                                   rtol=1e-5)

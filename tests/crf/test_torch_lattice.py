@@ -89,6 +89,18 @@ def test_dense_crf_torch_backend_agrees_with_numba():
     U = Unaries([im], [logits], kind="logits")
     proba = DenseCRF(n_iter=3, backend="torch").fit(U).predict_proba(U)[0]
     np.testing.assert_allclose(proba.sum(-1), 1, atol=1e-5)
+    # Gray images, anisotropic spacing and volumes: features built on the device.
+    gray = im.mean(-1)
+    vol, vol_logits = np.stack([gray[:, :60], gray[:, 60:120]]), np.stack(
+        [logits[:, :60], logits[:, 60:120]])
+    for image, scores, params in ((gray, logits, {"spacing": (1.0, 2.0)}),
+                                  (vol, vol_logits, {"spacing": (3.0, 1.0, 1.0)})):
+        ref = DenseCRF(n_iter=5, bilateral_srgb=5.0, **params).refine(image, scores,
+                                                                      kind="logits")
+        out = DenseCRF(n_iter=5, bilateral_srgb=5.0, backend="torch", device="cpu",
+                       **params).refine(image, scores, kind="logits")
+        assert out.shape == ref.shape
+        np.testing.assert_allclose(out, ref, atol=1e-3)
     with pytest.raises(ValueError, match="return_trace"):
         DenseCRF(backend="torch").refine(im, logits, kind="logits", return_trace=True)
     if not torch.cuda.is_available():

@@ -69,6 +69,34 @@ def test_save_load_and_pickle(tmp_path):
     np.testing.assert_array_equal(seg.predict_proba(X[:1])[0], again.predict_proba(X[:1])[0])
 
 
+def test_started_segmenter_saves_its_start_once_and_clones_frozen(tmp_path):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = _data(n=2)
+    # The default U-Net (2 MB of weights), so that the weights dominate the file sizes.
+    cnn = CNNSegmenter("unet", epochs=1, batch_size=2, device="cpu",
+                       random_state=0).fit(X, y)
+    seg = CRFRNNSegmenter(cnn, epochs=1, n_iter=2, batch_size=2, device="cpu",
+                          random_state=0).fit(X, y)
+    cnn.save(tmp_path / "cnn.pt")
+    seg.save(tmp_path / "s.pt")
+    # The start is stored as an architecture: the file holds one copy of the weights.
+    assert (tmp_path / "s.pt").stat().st_size < 1.5 * (tmp_path / "cnn.pt").stat().st_size
+    back = CRFRNNSegmenter.load(tmp_path / "s.pt")
+    np.testing.assert_array_equal(seg.predict_proba(X[:1])[0], back.predict_proba(X[:1])[0])
+    again = pickle.loads(pickle.dumps(back))
+    np.testing.assert_array_equal(seg.predict_proba(X[:1])[0], again.predict_proba(X[:1])[0])
+    with pytest.raises(ValueError, match="pass the fitted CNNSegmenter itself"):
+        back.fit(X, y)
+    # clone unfits a plain fitted start; FrozenEstimator keeps it through clone.
+    with pytest.raises(Exception, match="not fitted"):
+        clone(seg).fit(X, y)
+    frozen = clone(CRFRNNSegmenter(FrozenEstimator(cnn), epochs=1, n_iter=2, batch_size=2,
+                                   device="cpu", random_state=0)).fit(X, y)
+    np.testing.assert_allclose(frozen.predict_proba(X[:1])[0], seg.predict_proba(X[:1])[0],
+                               atol=1e-5)
+
+
 def test_bad_crf_params():
     X, y = _data(n=2)
     with pytest.raises(ValueError, match="crf_params has unknown keys"):
@@ -76,3 +104,22 @@ def test_bad_crf_params():
                         device="cpu").fit(X, y)
     with pytest.raises(ValueError, match="unary_epochs"):
         CRFRNNSegmenter(unary_epochs=-1).fit(X, y)
+
+
+def test_layer_learning_rate_and_the_start_as_epoch_zero():
+    X, y = _data()
+    cnn = CNNSegmenter("unet", model_options=SMALL, epochs=2, batch_size=2, device="cpu",
+                       random_state=0).fit(X, y)
+    common = dict(epochs=2, n_iter=2, batch_size=2, device="cpu", random_state=0)
+    frozen = CRFRNNSegmenter(cnn, crf_lr=0, **common).fit(X, y)
+    assert frozen.crf_parameters()["bilateral_weight"] == 10.0
+    np.testing.assert_array_equal(frozen.crf_parameters()["compat"], -np.eye(2))
+    slow = CRFRNNSegmenter(cnn, crf_lr=1e-4, **common).fit(X, y).crf_parameters()
+    fast = CRFRNNSegmenter(cnn, crf_lr=1e-1, **common).fit(X, y).crf_parameters()
+    assert abs(fast["bilateral_weight"] - 10) > 10 * abs(slow["bilateral_weight"] - 10)
+    # Epoch 0 is the start: the epoch kept is the best of the start and every epoch.
+    kept = CRFRNNSegmenter(cnn, end_to_end_lr=50.0, crf_lr=50.0, early_stopping=True,
+                           **common).fit(X, y, X_val=X, y_val=y)
+    scores = [kept.initial_validation_score_, *kept.validation_scores_]
+    assert kept.best_validation_score_ == max(scores)
+    assert kept.best_epoch_ == int(np.argmax(scores))
