@@ -272,7 +272,7 @@ def main(argv=None):
             if args.pre_shrunk:  # read 360x480 images from now on, at 180x240 inside
                 seg.set_params(scale=0.5)
             seg.save(paths[name], overwrite=True)
-        print(f"models saved: {', '.join(str(p) for p in paths.values())}", flush=True)
+        print(f"models saved: {', '.join(str(paths[name]) for name in models)}", flush=True)
     if args.skip_test:
         return
     val_set = load_camvid(SHARED / "camvid", "val", n_jobs=2)

@@ -7,17 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hybridseg.crf import DenseCRF  # noqa: E402
-from hybridseg.datasets import load_sample, make_noisy_scores  # noqa: E402
 from hybridseg.deep import CRFRNN  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def scene():
-    d = load_sample()
-    im = np.ascontiguousarray(d.images[4][:90, :120])
-    lab = d.labels[4][:90, :120]
-    logits = make_noisy_scores([lab], 11, blur=6, noise=3, random_state=0)[0]
-    return im, logits
 
 
 def _tensors(im, logits, dtype=torch.float32):

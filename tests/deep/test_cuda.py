@@ -12,19 +12,10 @@ if not torch.cuda.is_available():
 
 from hybridseg.crf import DenseCRF  # noqa: E402
 from hybridseg.crf._torch_lattice import TorchLattice  # noqa: E402
-from hybridseg.datasets import load_sample, make_noisy_scores  # noqa: E402
+from hybridseg.datasets import load_sample  # noqa: E402
 from hybridseg.deep import CRFRNN, CNNSegmenter, CRFRNNSegmenter  # noqa: E402
 
 CUDA = torch.device("cuda")
-
-
-@pytest.fixture(scope="module")
-def scene():
-    d = load_sample()
-    im = np.ascontiguousarray(d.images[4][:90, :120])
-    lab = d.labels[4][:90, :120]
-    logits = make_noisy_scores([lab], 11, blur=6, noise=3, random_state=0)[0]
-    return im, logits
 
 
 def test_lattice_same_on_gpu():

@@ -191,6 +191,18 @@ def test_save_load_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["seg.pt"]  # no temporary left
 
 
+def test_unpickling_without_the_saved_device_falls_back_to_the_cpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    X, y = _data(n=2)
+    seg = _seg(epochs=1).fit(X, y)
+    seg.device = "cuda"  # as if fitted on a GPU machine
+    with pytest.warns(UserWarning, match="CUDA is not available.*put on the CPU"):
+        back = pickle.loads(pickle.dumps(seg))
+    assert back.device_.type == "cpu"
+    np.testing.assert_array_equal(back.predict_proba(X[:1])[0], seg.predict_proba(X[:1])[0])
+
+
 def test_save_load_a_user_module(tmp_path):
     X, y = _data(n=2)
     seg = _seg(model=DictNet(), epochs=1).fit(X, y)
