@@ -20,11 +20,12 @@ import numpy as np
 __all__ = ["DEMO_METHODS", "run_demo"]
 
 #: The rows of the demo, in order: a label-statistics floor, the classical pipelines, then
-#: the shipped CamVid U-Net alone and with a dense CRF (CamVid sample only).
+#: the shipped CamVid U-Net alone, with a dense CRF, and with the CRF-as-RNN layer trained
+#: end to end (CamVid sample only).
 DEMO_METHODS = ("prior", "splitmerge", "pixel", "pixel+grid", "pixel+dense", "unet",
-                "unet+dense")
-#: Rows that use the shipped network instead of fitting on the sample.
-PRETRAINED_METHODS = ("unet", "unet+dense")
+                "unet+dense", "unet+crfrnn")
+#: Rows that use the shipped networks instead of fitting on the sample.
+PRETRAINED_METHODS = ("unet", "unet+dense", "unet+crfrnn")
 
 _TITLES = {
     "prior": "spatial prior (no pixels)",
@@ -34,6 +35,7 @@ _TITLES = {
     "pixel+dense": "pixel + dense CRF",
     "unet": "U-Net (shipped)",
     "unet+dense": "U-Net + dense CRF",
+    "unet+crfrnn": "U-Net + CRF-as-RNN (shipped)",
 }
 
 
@@ -46,14 +48,16 @@ def default_methods(sample):
 
 
 class _Shipped:
-    """The shipped CamVid U-Net, optionally followed by a dense CRF with default kernels:
-    nothing is fitted on the sample."""
+    """A shipped CamVid network: the U-Net, optionally followed by a dense CRF with
+    default kernels, or the U-Net with its CRF-as-RNN layer; nothing is fitted on the
+    sample."""
 
-    def __init__(self, crf, n_jobs):
+    def __init__(self, name, n_jobs):
         from .deep._pretrained import load_pretrained
 
-        self.segmenter = load_pretrained("camvid-unet")
-        self.crf = crf
+        self.segmenter = load_pretrained("camvid-unet-crfrnn" if name == "unet+crfrnn"
+                                         else "camvid-unet")
+        self.crf = name == "unet+dense"
         self.n_jobs = n_jobs
 
     def fit(self, X, y):
@@ -91,7 +95,7 @@ def _estimator(name, *, random_state, n_jobs, memory):
     if name == "prior":
         return DummySegmenter("spatial_prior")
     if name in PRETRAINED_METHODS:
-        return _Shipped(crf=name.endswith("+dense"), n_jobs=n_jobs)
+        return _Shipped(name, n_jobs=n_jobs)
     pipe = make_classical_pipeline(name, random_state=random_state, n_jobs=n_jobs)
     # The pixel+grid and pixel+dense pipelines share one cross-fitted pixel classifier:
     # scikit-learn's Pipeline caches the fit_transform of its first step in ``memory``.
@@ -198,8 +202,9 @@ def format_table(results, title=None):
         lines.append(f"(fit s of {crf_rows[1]}: its CRF alone; the cross-fitted pixel "
                      f"classifier is shared with {crf_rows[0]})")
     if any(r["method"] in PRETRAINED_METHODS for r in results):
-        lines.append("(U-Net: shipped, trained on the 367 CamVid train images, not fitted "
-                     "here; the sample's test images are CamVid test images)")
+        lines.append("(U-Net and CRF-as-RNN: shipped, trained on the 367 CamVid train "
+                     "images, not fitted here; the sample's test images are CamVid test "
+                     "images)")
     return "\n".join(lines)
 
 

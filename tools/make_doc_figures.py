@@ -9,6 +9,9 @@ older than this script. Only PIL draws them (no matplotlib). Nothing is written 
 output folder: each figure is written to a temporary file there, then renamed over
 ``<out>/<name>`` (so a link at that name is replaced, not followed).
 
+``crfrnn_camvid.png`` shows the shipped CamVid networks (the U-Net alone, with a dense CRF
+after it, and with its CRF-as-RNN layer trained end to end) on the same two test images.
+
 ``dense_crf_two_lines.png`` shows ``DenseCRF().refine(image, logits, kind="logits")`` on
 the two test images of the embedded CamVid sample. The logits are *simulated* from the
 truth, not produced by a model: the one-hot truth blurred with a Gaussian, plus Gaussian
@@ -30,7 +33,7 @@ from hybridseg.viz import colorize, figure_grid, save_png, tile
 
 # Every file build() writes. A literal, so that docs/hooks/figures.py can read it without
 # importing this script (and hybridseg) when the figures are up to date.
-FIGURES = ("dense_crf_two_lines.png",)
+FIGURES = ("dense_crf_two_lines.png", "crfrnn_camvid.png")
 FIGURE = FIGURES[0]
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
@@ -90,6 +93,58 @@ def dense_crf_two_lines(out_dir):
     return path, scores
 
 
+def crfrnn_camvid(out_dir):
+    """Build ``crfrnn_camvid.png``: the shipped CamVid U-Net alone, with a post-hoc
+    ``DenseCRF`` (default kernels) and with its CRF-as-RNN layer trained end to end
+    (``load_pretrained("camvid-unet-crfrnn")``), on the two test images of the embedded
+    CamVid sample (CamVid test images that neither network saw).
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Existing folder the PNG is written into.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The PNG written.
+    scores : list of dict
+        Per image: ``name`` and the mean IoU of ``"unet"``, ``"dense"`` and ``"crfrnn"``.
+    """
+    from hybridseg.deep import load_pretrained
+
+    sample = load_sample("camvid")
+    n_classes = len(sample.class_names)
+    test = [i for i, s in enumerate(sample.split) if s == "test"]
+    images = [sample.images[i] for i in test]
+    unet = load_pretrained("camvid-unet", device="cpu")
+    crfrnn = load_pretrained("camvid-unet-crfrnn", device="cpu")
+    U = unet.transform(images)
+    preds = {"unet": [p.argmax(-1) for p in U.scores],
+             "dense": DenseCRF().fit(U).predict(U),
+             "crfrnn": crfrnn.predict(images)}
+    rows, scores = [], []
+    for j, i in enumerate(test):
+        label, name = sample.labels[i], sample.filenames[i]
+        row = [(tile(sample.images[i]), name.removesuffix(".png"))]
+        score = {"name": name}
+        for key in ("unet", "dense", "crfrnn"):
+            miou = mean_iou([label], [preds[key][j]], n_classes=n_classes,
+                            ignore_index=VOID)
+            score[key] = miou
+            row.append((tile(colorize(preds[key][j], sample.colors), labels=True),
+                        f"mIoU {miou:.3f}"))
+        row.append((tile(colorize(label, sample.colors), labels=True),
+                    "CamVid labels (void black)"))
+        rows.append(row)
+        scores.append(score)
+    titles = ["image", "U-Net", "U-Net + DenseCRF (post hoc)",
+              "U-Net + CRF-as-RNN (end to end)", "truth"]
+    path = Path(out_dir) / FIGURES[1]
+    save_png(figure_grid(rows, titles), path)
+    return path, scores
+
+
 def build(out_dir=DEFAULT_OUT):
     """Build every documentation figure into ``out_dir``, creating it if needed.
 
@@ -111,6 +166,11 @@ def build(out_dir=DEFAULT_OUT):
         print(f"  {s['name']}: simulated logits acc {100 * s['logits']['acc']:.1f}% "
               f"mIoU {s['logits']['miou']:.3f} -> after DenseCRF acc "
               f"{100 * s['crf']['acc']:.1f}% mIoU {s['crf']['miou']:.3f}")
+    path, deep_scores = crfrnn_camvid(out_dir)
+    print(f"{path} ({path.stat().st_size / 1e3:.0f} kB)")
+    for s in deep_scores:
+        print(f"  {s['name']}: mIoU U-Net {s['unet']:.3f}, + DenseCRF {s['dense']:.3f}, "
+              f"CRF-as-RNN {s['crfrnn']:.3f}")
     return scores
 
 

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._meanfield import _softmax_inplace, _softmax_rows
+from ._meanfield import _FASTMATH, _softmax_inplace, _softmax_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
 
@@ -65,7 +65,7 @@ def _log_loss_grad(q, labels, pixel_weights, grad):
     return total
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _update(neg_unary, msg, mu, potts, q):
     """``q = softmax(-U - msg mu^T)`` (``-U + msg`` for Potts, whose ``mu`` is ``-I``)."""
     n, k = q.shape
@@ -81,7 +81,7 @@ def _update(neg_unary, msg, mu, potts, q):
         _softmax_inplace(q[i])
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _times_mu(grad, mu, potts, out):
     """``out = grad mu`` (``-grad`` for Potts)."""
     n, k = grad.shape
