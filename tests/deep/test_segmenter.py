@@ -504,4 +504,11 @@ def test_the_shipped_camvid_unet(tmp_path, monkeypatch):
     monkeypatch.setattr(mod, "_file", lambda name: bad)
     with pytest.raises(ValueError, match="does not have the SHA-256"):
         load_pretrained("camvid-unet")
-    assert set(PRETRAINED) == {"camvid-unet"}
+    assert set(PRETRAINED) == {"camvid-unet", "camvid-unet-crfrnn"}
+    # The CRF-as-RNN one is a CRFRNNSegmenter on the same U-Net.
+    monkeypatch.undo()
+    from hybridseg.deep import CRFRNNSegmenter
+
+    crf = load_pretrained("camvid-unet-crfrnn", device="cpu")
+    assert isinstance(crf, CRFRNNSegmenter) and crf.n_classes_ == 11
+    assert crf.score([data.images[i] for i in test], [data.labels[i] for i in test]) > 0.35
