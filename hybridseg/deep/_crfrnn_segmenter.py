@@ -113,9 +113,9 @@ class CRFRNNSegmenter(CNNSegmenter):
         (``CRFRNN``'s defaults otherwise: ``DenseCRF``'s). Spatial standard deviations are
         in pixels of the input images; with ``scale`` they are scaled to the working
         resolution.
-    **cnn_parameters
-        See ``CNNSegmenter`` (``model_options``, ``batch_size``, ``lr``, ``loss``,
-        ``class_weight``, ``scale``, ``device``, ``amp``, ...).
+
+    Every other parameter (``model_options``, ``batch_size``, ``lr``, ``loss``,
+    ``class_weight``, ``scale``, ``device``, ``amp``, ...) is ``CNNSegmenter``'s.
 
     Attributes
     ----------
