@@ -114,9 +114,6 @@ class CRFRNNSegmenter(CNNSegmenter):
         in pixels of the input images; with ``scale`` they are scaled to the working
         resolution.
 
-    Every other parameter (``model_options``, ``batch_size``, ``lr``, ``loss``,
-    ``class_weight``, ``scale``, ``device``, ``amp``, ...) is ``CNNSegmenter``'s.
-
     Attributes
     ----------
     model_ : torch.nn.Module
