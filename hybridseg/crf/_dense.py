@@ -134,17 +134,22 @@ def _positions(spatial_shape, spacing, sxy):
     return cols
 
 
-def _feature_matrix(cols, name):
-    """Stack feature columns into ``(N, d)`` float32, refusing sigmas too small to embed."""
-    f = np.stack(cols, axis=1)
-    # The lattice scales features by at most sqrt(2/3)(d+1); keep the keys in int32.
-    top = np.abs(f).max()
-    if top * np.sqrt(2.0 / 3.0) * (f.shape[1] + 1) > _MAX_LATTICE_COORD:
+def _check_feature_range(top, n_features, name):
+    """Refuse features whose largest magnitude ``top`` (in standard deviations) is too
+    large to embed: the lattice scales features by at most sqrt(2/3)(d+1), and its keys
+    stay in int32."""
+    if top * np.sqrt(2.0 / 3.0) * (n_features + 1) > _MAX_LATTICE_COORD:
         raise ValueError(
             f"a standard deviation of the {name} kernel is too small for this image: "
             f"features reach {top:.3g} standard deviations; use a larger sigma (below "
             "about 1e-5 of the image's range nothing is smoothed anyway)"
         )
+
+
+def _feature_matrix(cols, name):
+    """Stack feature columns into ``(N, d)`` float32, refusing sigmas too small to embed."""
+    f = np.stack(cols, axis=1)
+    _check_feature_range(np.abs(f).max(), f.shape[1], name)
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
@@ -589,27 +594,20 @@ class DenseCRF(BaseRefiner):
         from ..utils._torch import require_torch
 
         torch = require_torch()
-        name = self._kernel_name(index)
+        from ._torch_lattice import grid_positions
+
         n = int(np.prod(spatial))
         cols = []
         if spec.sxy is not None:
-            sp = self._spacing(len(spatial)) or (1.0,) * len(spatial)
-            grids = torch.meshgrid(*[torch.arange(m, dtype=torch.float64, device=device)
-                                     for m in spatial], indexing="ij")
-            cols += [(grids[axis] * (sp[axis] / spec.sxy)).reshape(n)
-                     for axis in range(len(spatial) - 1, -1, -1)]  # x, then y
+            cols.append(grid_positions(spatial, spec.sxy, device,
+                                       self._spacing(len(spatial))))
         if spec.features is not None:
             values = image_t.reshape(n, -1).to(torch.float64)
             sfeat = np.broadcast_to(np.atleast_1d(np.asarray(spec.sfeat, np.float64)),
                                     (values.shape[1],))
-            cols += [values[:, c] / float(sfeat[c]) for c in range(values.shape[1])]
-        f = torch.stack(cols, 1)
-        top = float(f.abs().max())
-        if top * np.sqrt(2.0 / 3.0) * (f.shape[1] + 1) > _MAX_LATTICE_COORD:
-            raise ValueError(
-                f"a standard deviation of the {name} kernel is too small for this image: "
-                f"features reach {top:.3g} standard deviations; use a larger sigma"
-            )
+            cols.append(values / torch.tensor(sfeat, device=device))
+        f = torch.cat(cols, 1)
+        _check_feature_range(float(f.abs().max()), f.shape[1], self._kernel_name(index))
         return f.to(torch.float32)
 
     def _refine_pydensecrf(self, image, unary, mu, spatial, k):

@@ -26,7 +26,7 @@ import warnings
 
 import torch
 
-__all__ = ["NormalizedKernel", "TorchLattice", "lattice_filter"]
+__all__ = ["NormalizedKernel", "TorchLattice", "grid_positions", "lattice_filter"]
 
 _NORM_EPS = 1e-20
 
@@ -69,6 +69,18 @@ def _simplex(elevated):
     bary.scatter_add_(1, d - rank + 1, -vals)
     bary[:, 0] += 1.0 + bary[:, d + 1]
     return rem0.to(torch.int64), rank, bary[:, :dp1]
+
+
+def grid_positions(spatial, sxy, device, spacing=None):
+    """Pixel positions scaled for a kernel, on ``device``: ``(N, ndim)`` float64 columns
+    ``x, y[, z] * spacing / sxy`` over the row-major pixels of ``spatial``, in pydensecrf's
+    order and with the arithmetic of ``DenseCRF``'s numpy features."""
+    sp = (1.0,) * len(spatial) if spacing is None else spacing
+    grids = torch.meshgrid(*[torch.arange(m, dtype=torch.float64, device=device)
+                             for m in spatial], indexing="ij")
+    n = math.prod(spatial)
+    return torch.stack([(grids[axis] * (sp[axis] / sxy)).reshape(n)
+                        for axis in range(len(spatial) - 1, -1, -1)], 1)
 
 
 class _Packer:

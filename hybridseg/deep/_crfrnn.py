@@ -22,14 +22,6 @@ nn = torch.nn
 __all__ = ["CRFRNN"]
 
 
-def _positions(h, w, sxy, device):
-    """``(H W, 2)`` columns ``x / sxy, y / sxy`` (pydensecrf's order), row-major pixels."""
-    ys = torch.arange(h, dtype=torch.float64, device=device)
-    xs = torch.arange(w, dtype=torch.float64, device=device)
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x.reshape(-1) / sxy, grid_y.reshape(-1) / sxy], 1)
-
-
 class _MeanFieldNumba(torch.autograd.Function):
     """The whole mean field of one image on the CPU in float32, with the numba lattice and
     the numba helpers of ``crf._learn``; backward walks the iterations in reverse with the
@@ -291,12 +283,12 @@ class CRFRNN(nn.Module):
     def kernels(self, image, dtype):
         """The two normalised kernels of one ``(C, H, W)`` image (built once, reused by
         every iteration and channel)."""
-        from ..crf._torch_lattice import NormalizedKernel
+        from ..crf._torch_lattice import NormalizedKernel, grid_positions
 
         c, h, w = image.shape
         device = image.device
-        pos_g = _positions(h, w, self.gaussian_sxy, device)
-        pos_b = _positions(h, w, self.bilateral_sxy, device)
+        pos_g = grid_positions((h, w), self.gaussian_sxy, device)
+        pos_b = grid_positions((h, w), self.bilateral_sxy, device)
         colour = image.detach().to(torch.float64).reshape(c, -1).T / self.bilateral_srgb
         feats_b = torch.cat([pos_b, colour], 1)
         if self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
