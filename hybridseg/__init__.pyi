@@ -1,5 +1,6 @@
 # Names of the lazily loaded public surface (read by lazy_loader and by editors).
 from . import base, classical, crf, datasets, deep, dummy, metrics, utils, viz
+from ._persistence import load, save
 from ._show_versions import show_versions
 from ._unaries import Unaries
 
@@ -11,7 +12,9 @@ __all__ = [
     "datasets",
     "deep",
     "dummy",
+    "load",
     "metrics",
+    "save",
     "show_versions",
     "utils",
     "viz",
