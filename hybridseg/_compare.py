@@ -1,0 +1,728 @@
+"""``hybridseg compare``: classical and deep baselines side by side on one data set.
+
+Each method is fitted on the training split (the parameters of a CRF stage are tuned on the
+validation split), scored on the test split and measured (seconds, peak memory), each in a
+fresh process of its own so that one method's memory does not count against the next.
+What a method leaves (its fitted model, its row of figures, its labels on a few test
+images) is written to ``out`` as soon as it is done, so a rerun of the same configuration
+skips what is finished and picks up after an interruption. The report (``results.csv``,
+``results.json``, ``report.md``, ``report.html``, ``figure.png``) is written from those
+files at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["COMPARE_METHODS", "ComparisonResult", "compare", "method_names"]
+
+#: Architectures of the model zoo (``hybridseg.deep.models.MODELS``).
+ZOO = ("unet", "fcn", "segnet", "deeplabv3plus", "pspnet")
+
+#: The registry: each method name with what it is. Every architecture of the zoo also
+#: comes with ``+grid`` and ``+dense``, and ``crfrnn:ARCH`` trains the CRF-as-RNN layer on
+#: another backbone.
+COMPARE_METHODS = {
+    "splitmerge": "split-and-merge regions, classes by rules on region statistics",
+    "pixel": "pixel classifier (random forest) on hand-made features",
+    "pixel+grid": "pixel classifier, then a contrast-sensitive grid CRF tuned on val",
+    "pixel+dense": "pixel classifier, then the dense CRF, weights tuned on val",
+    **{arch: f"{arch} CNN trained from scratch" for arch in ZOO},
+    **{f"{arch}+grid": f"{arch}, then a contrast-sensitive grid CRF tuned on val"
+       for arch in ZOO},
+    **{f"{arch}+dense": f"{arch}, then the dense CRF, weights tuned on val" for arch in ZOO},
+    "crfrnn": "unet, then its CRF-as-RNN layer trained end to end with it",
+}
+
+#: Columns of ``results.csv`` before the ``iou_<class>`` ones.
+COLUMNS = ("method", "miou", "pixel_accuracy", "boundary_f1", "fit_seconds",
+           "predict_seconds_per_image", "peak_memory_mb")
+
+#: Validation images a CRF stage is tuned on, at most (evenly spaced over the split).
+MAX_TUNE_IMAGES = 24
+#: Test images shown in the figures.
+N_SHOWN = 4
+_RUN_FILE = "compare.json"
+_FORMAT = 1
+
+
+def method_names():
+    """Every name the registry knows, ``crfrnn:ARCH`` spelled out for each architecture.
+
+    Returns
+    -------
+    names : list of str
+    """
+    return [*COMPARE_METHODS, *(f"crfrnn:{arch}" for arch in ZOO)]
+
+
+def _parse(name):
+    """``(base, refine)`` of a registry name: ``("pixel", "dense")``, ``("crfrnn:unet",
+    None)``."""
+    if name == "crfrnn":
+        return "crfrnn:unet", None
+    if name.startswith("crfrnn:") and name[len("crfrnn:"):] in ZOO:
+        return name, None
+    if name in COMPARE_METHODS:
+        base, _, refine = name.partition("+")
+        return base, refine or None
+    close = difflib.get_close_matches(name, method_names(), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"unknown method {name!r}{hint}; methods are: "
+                     f"{', '.join(method_names())}, or your own estimator passed in a "
+                     "dict to hybridseg.compare")
+
+
+def _slug(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "-plus-"))
+
+
+# ------------------------------------------------------------------------------ data
+def _spread(n, k):
+    """``k`` indices spread evenly over ``range(n)``."""
+    if k >= n:
+        return list(range(n))
+    return sorted({round(i) for i in np.linspace(0, n - 1, k).tolist()})
+
+
+def _carve(train, seed):
+    """Split a validation set from a training set that has none: a fifth of it (at least
+    one image, at most 20), drawn with ``seed``."""
+    X, y, _ = train
+    if len(X) < 2:
+        raise ValueError("the training split needs at least 2 images to set one aside "
+                         "for validation")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(X))
+    n_val = min(max(1, len(X) // 5), 20)
+    val, tr = sorted(order[:n_val]), sorted(order[n_val:])
+    pick = lambda idx: ([X[i] for i in idx], [y[i] for i in idx], [train[2][i] for i in idx])  # noqa: E731
+    return pick(tr), pick(val)
+
+
+def _folder_splits(root):
+    """``{split: (images_dir, labels_dir)}`` of a data set folder, in either layout:
+    ``train/`` + ``trainannot/`` (SegNet's), or ``train/images/`` + ``train/labels/``."""
+    out = {}
+    for split in ("train", "val", "test"):
+        if (root / split / "images").is_dir() and (root / split / "labels").is_dir():
+            out[split] = (root / split / "images", root / split / "labels")
+        elif (root / split).is_dir() and (root / f"{split}annot").is_dir():
+            out[split] = (root / split, root / f"{split}annot")
+    if "train" not in out or "test" not in out:
+        raise ValueError(
+            f"dataset folder {root} needs train and test splits: train/ with trainannot/ "
+            "(and test/, testannot/, optionally val/, valannot/), or train/images/ with "
+            "train/labels/ and the same for test (and val)")
+    return out
+
+
+def load_splits(dataset, data_root=None, *, limit_train=None, limit_test=None, seed=0):
+    """The train, val and test splits of a data set, as ``compare`` reads them.
+
+    Parameters
+    ----------
+    dataset : str or path-like
+        ``"camvid"`` (train / val / test as published; ``data_root`` defaults to the
+        copy ``fetch_camvid`` downloaded), ``"isbi"`` (slices 0-19 train, 20-24 val,
+        25-29 test: contiguous blocks, as neighbouring slices look alike), ``"sample"`` or
+        ``"sample:membrane"`` (the embedded samples; one training image is set aside for
+        validation), or a folder (see ``_folder_splits``; without ``val`` a fifth of train
+        is set aside, drawn with ``seed``).
+    data_root : str or path-like, optional
+        Where CamVid or ISBI lie.
+    limit_train, limit_test : int, optional
+        Use only the first images of train and of test; val is then cut to a third of
+        ``limit_train`` (at least one image).
+    seed : int, default=0
+
+    Returns
+    -------
+    data : dict
+        ``train``, ``val``, ``test``: ``(images, labels, filenames)``; ``class_names``,
+        ``colors`` ((K, 3) uint8), ``ignore_index``, ``name``.
+    """
+    from . import datasets as ds
+
+    def take(d):
+        return list(d.images), list(d.labels), [str(f) for f in d.filenames]
+
+    name = str(dataset)
+    if name == "camvid":
+        parts = {s: ds.load_camvid(data_root, s) for s in ("train", "val", "test")}
+        meta = parts["test"]
+        splits = {s: take(d) for s, d in parts.items()}
+    elif name == "isbi":
+        if data_root is None:
+            raise ValueError("dataset 'isbi' needs --data-root: the folder with image/ "
+                             "and label/ (0.png ... 29.png)")
+        meta = ds.load_isbi_membrane(data_root)
+        X, y, f = take(meta)
+        n = len(X)
+        a, b = (20, 25) if n >= 30 else (max(1, n * 2 // 3 - 1), max(2, n * 5 // 6))
+        splits = {"train": (X[:a], y[:a], f[:a]), "val": (X[a:b], y[a:b], f[a:b]),
+                  "test": (X[b:], y[b:], f[b:])}
+    elif name in ("sample", "sample:camvid", "sample:membrane"):
+        meta = ds.load_sample("membrane" if name.endswith("membrane") else "camvid")
+        X, y, f = take(meta)
+        tr = [i for i, s in enumerate(meta.split) if s == "train"]
+        te = [i for i, s in enumerate(meta.split) if s == "test"]
+        splits = {"train": ([X[i] for i in tr[:-1]], [y[i] for i in tr[:-1]],
+                            [f[i] for i in tr[:-1]]),
+                  "val": ([X[tr[-1]]], [y[tr[-1]]], [f[tr[-1]]]),
+                  "test": ([X[i] for i in te], [y[i] for i in te], [f[i] for i in te])}
+    else:
+        root = Path(name)
+        if not root.is_dir():
+            raise ValueError(f"dataset must be 'camvid', 'isbi', 'sample' or a folder, "
+                             f"got {name!r} (no such folder)")
+        names_file = root / "classes.txt"
+        class_names = ([ln.strip() for ln in names_file.read_text().splitlines()
+                        if ln.strip()] if names_file.is_file() else None)
+        parts = {s: ds.load_folder(i, lab, class_names=class_names, recursive=True)
+                 for s, (i, lab) in _folder_splits(root).items()}
+        k = max(d.n_classes for d in parts.values())
+        meta = parts["train"] if parts["train"].n_classes == k else parts["test"]
+        splits = {s: take(d) for s, d in parts.items()}
+        if "val" not in splits:
+            splits["train"], splits["val"] = _carve(splits["train"], seed)
+    if limit_train is not None:
+        splits["train"] = tuple(v[:limit_train] for v in splits["train"])
+        n_val = max(1, math.ceil(limit_train / 3))
+        splits["val"] = tuple(v[:n_val] for v in splits["val"])
+    if limit_test is not None:
+        splits["test"] = tuple(v[:limit_test] for v in splits["test"])
+    for s in ("train", "val", "test"):
+        if not splits[s][0]:
+            raise ValueError(f"the {s} split of {name!r} holds no images")
+    k = len(meta.class_names)
+    colors = meta.get("colors")
+    if colors is None:
+        colors = _palette(k)
+    return dict(splits, class_names=tuple(meta.class_names), colors=np.asarray(colors),
+                ignore_index=int(meta.ignore_index), name=name)
+
+
+def _palette(k):
+    """K distinct colours (golden-angle hues) for classes that come without colours."""
+    import colorsys
+
+    return np.array([[int(255 * c) for c in colorsys.hsv_to_rgb((i * 0.618034) % 1, 0.65,
+                                                                 0.95)] for i in range(k)],
+                    np.uint8)
+
+
+# --------------------------------------------------------------------------- methods
+def _working_scale(images):
+    """The scale the networks work at: images whose long side exceeds 300 pixels are
+    halved (360x480 CamVid frames train at 180x240, as the shipped U-Net did)."""
+    side = max(max(im.shape[:2]) for im in images)
+    return 0.5 if side > 300 else 1.0
+
+
+def _cnn(arch, data, budget, seed, verbose):
+    from .deep import CNNSegmenter
+
+    return CNNSegmenter(
+        arch, epochs=40, lr=2e-3, batch_size=8, class_weight="median_frequency",
+        scale=_working_scale(data["train"][0]), early_stopping=True,
+        n_iter_no_change=10_000, max_time=None if budget is None else 60 * budget,
+        random_state=seed, verbose=int(verbose),
+    )
+
+
+def _refiner(kind, deep, n_jobs):
+    """The CRF stage of ``<base>+grid`` or ``<base>+dense``, ready to be tuned on val."""
+    from .classical import make_classical_pipeline
+    from .crf import DenseCRF
+
+    if kind == "grid":
+        return make_classical_pipeline("pixel+grid", n_jobs=n_jobs).steps[1][1]
+    if deep:  # calibrated network probabilities: 5 iterations, weights by mIoU on val
+        return DenseCRF(n_iter=5, learn="grid", n_jobs=n_jobs)
+    return make_classical_pipeline("pixel+dense", n_jobs=n_jobs).steps[1][1]
+
+
+def _base_estimator(base, data, budget, seed, n_jobs, verbose):
+    from .classical import make_classical_pipeline
+
+    if base == "splitmerge":
+        return make_classical_pipeline("splitmerge", random_state=seed)
+    if base == "pixel":
+        return make_classical_pipeline("pixel", random_state=seed, n_jobs=n_jobs).steps[0][1]
+    return _cnn(base, data, budget, seed, verbose)
+
+
+def _peak_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _fit_base(base, data, config, out, verbose):
+    """The fitted base of a method, from ``out/models`` when an earlier method (or run)
+    fitted it; with its fit seconds, peak memory and notes."""
+    from ._persistence import load, save
+
+    model_file = out / "models" / f"{_slug(base)}.hseg"
+    meta_file = model_file.with_suffix(".json")
+    if model_file.is_file() and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        if meta.get("config") == config:
+            if verbose:
+                print(f"  {base}: fitted earlier, read from {model_file}", file=sys.stderr)
+            return load(model_file), meta
+    X, y, _ = data["train"]
+    Xv, yv, _ = data["val"]
+    seed, budget, n_jobs = config["seed"], config["budget"], config["n_jobs"]
+    notes = {}
+    t0 = time.perf_counter()
+    if base.startswith("crfrnn:"):
+        from sklearn.frozen import FrozenEstimator
+
+        from .deep import CRFRNNSegmenter
+
+        start, start_meta = _fit_base(base.split(":", 1)[1], data, config, out, verbose)
+        t0 = time.perf_counter()
+        est = CRFRNNSegmenter(
+            FrozenEstimator(start), epochs=8, end_to_end_lr=2e-5, crf_lr=1e-2, n_iter=5,
+            class_weight=None, scale=start.scale, early_stopping=True,
+            n_iter_no_change=10_000, max_time=None if budget is None else 60 * budget,
+            random_state=seed, verbose=int(verbose))
+        est.fit(X, y, X_val=Xv, y_val=yv)
+        seconds = time.perf_counter() - t0 + start_meta["fit_seconds"]
+        notes["start"] = f"{start_meta['notes'].get('epochs', '?')}-epoch {base[7:]}"
+        notes["crf_parameters"] = {k: np.asarray(v).round(3).tolist()
+                                   for k, v in est.crf_parameters().items()}
+        peak = max(_peak_mb(), start_meta["peak_memory_mb"])
+    else:
+        est = _base_estimator(base, data, budget, seed, n_jobs, verbose)
+        if base in ZOO:
+            est.fit(X, y, X_val=Xv, y_val=yv)
+        else:
+            est.fit(X, y)
+        seconds = time.perf_counter() - t0
+        peak = _peak_mb()
+    if hasattr(est, "n_epochs_"):
+        notes.update(epochs=int(est.n_epochs_), best_epoch=int(est.best_epoch_),
+                     best_val_miou=round(float(est.best_validation_score_), 4))
+    (out / "models").mkdir(exist_ok=True)
+    save(est, model_file, overwrite=True)
+    meta = dict(config=config, fit_seconds=seconds, peak_memory_mb=peak, notes=notes)
+    _write_json(meta_file, meta)
+    return est, meta
+
+
+def _write_json(path, obj):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _fit_method(name, estimator, data, config, out, verbose):
+    """The fitted model of one method (a registry name, or ``estimator``, the user's own
+    under the label ``name``), its fit seconds, peak memory and notes."""
+    from ._persistence import save
+
+    if estimator is not None:  # the user's own
+        from sklearn.base import clone
+
+        X, y, _ = data["train"]
+        t0 = time.perf_counter()
+        est = clone(estimator).fit(X, y)
+        seconds = time.perf_counter() - t0
+        save(est, out / "models" / f"{_slug(name)}.hseg", overwrite=True)
+        return est, seconds, _peak_mb(), {}
+    base, refine = _parse(name)
+    est, meta = _fit_base(base, data, config, out, verbose)
+    if refine is None:
+        return est, meta["fit_seconds"], max(meta["peak_memory_mb"], _peak_mb()), \
+            meta["notes"]
+    from sklearn.pipeline import Pipeline
+
+    Xv, yv, _ = data["val"]
+    idx = _spread(len(Xv), MAX_TUNE_IMAGES)
+    crf = _refiner(refine, base in ZOO, config["n_jobs"])
+    t0 = time.perf_counter()
+    crf.fit(est.transform([Xv[i] for i in idx]), [yv[i] for i in idx])
+    tune = time.perf_counter() - t0
+    pipe = Pipeline([("segmenter", est), ("crf", crf)])
+    save(pipe, out / "models" / f"{_slug(name)}.hseg", overwrite=True)
+    notes = dict(meta["notes"], crf_tuned_seconds=round(tune, 1),
+                 crf_tuned_on=f"{len(idx)} val images",
+                 crf_parameters={k: round(float(getattr(crf, k)), 3) for k in
+                                 ("weight_", "beta_scale_", "gaussian_weight_",
+                                  "bilateral_weight_") if hasattr(crf, k)})
+    return pipe, meta["fit_seconds"] + tune, max(meta["peak_memory_mb"], _peak_mb()), notes
+
+
+def _evaluate(model, data, k, verbose, name):
+    from . import metrics
+    from .utils._progress import ProgressBar
+
+    X, y, _ = data["test"]
+    preds = []
+    chunk = 8
+    t0 = time.perf_counter()
+    with ProgressBar(len(X), f"  {name}: test", enabled=verbose) as bar:
+        for i in range(0, len(X), chunk):
+            part = model.predict(X[i:i + chunk])
+            preds.extend(np.asarray(p) for p in part)
+            bar.update(len(part))
+    per_image = (time.perf_counter() - t0) / len(X)
+    ignore = data["ignore_index"]
+    iou = metrics.per_class_iou(y, preds, n_classes=k, ignore_index=ignore)
+    row = dict(miou=float(np.nanmean(iou)),
+               pixel_accuracy=float(metrics.pixel_accuracy(y, preds, n_classes=k,
+                                                           ignore_index=ignore)),
+               boundary_f1=float(metrics.boundary_f1(y, preds, n_classes=k,
+                                                     ignore_index=ignore)),
+               predict_seconds_per_image=per_image)
+    row.update({f"iou_{c}": float(v) for c, v in zip(data["class_names"], iou)})
+    return row, preds
+
+
+def _run_method(label, name, estimator, config, out, verbose):
+    """Fit, score and measure one method (registry ``name``, or the user's ``estimator``)
+    shown as ``label``; write ``methods/<label>.json`` and its labels of the shown test
+    images. Runs in a child process of its own (or in this one)."""
+    import warnings
+
+    out = Path(out)
+    data = load_splits(config["dataset"], config["data_root"],
+                       limit_train=config["limit_train"], limit_test=config["limit_test"],
+                       seed=config["seed"])
+    k = len(data["class_names"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        model, fit_seconds, fit_peak, notes = _fit_method(
+            label if estimator is not None else name, estimator, data, config, out, verbose)
+        row, preds = _evaluate(model, data, k, verbose, label)
+    row = {"method": label, **row, "fit_seconds": fit_seconds,
+           "peak_memory_mb": max(fit_peak, _peak_mb())}
+    shown = _spread(len(preds), N_SHOWN)
+    dtype = np.uint8 if k <= 255 else np.uint16
+    np.savez_compressed(out / "methods" / f"{_slug(label)}.npz",
+                        **{f"p{i}": preds[i].astype(dtype) for i in shown})
+    record = dict(config=config, spec=_spec(name, estimator), row=row, notes=notes)
+    _write_json(out / "methods" / f"{_slug(label)}.json", record)
+    return record
+
+
+def _spec(name, estimator):
+    """What a method was, for deciding whether a result on disk is still this method."""
+    return name if estimator is None else f"{type(estimator).__name__}: {estimator!r}"
+
+
+def _child(label, name, estimator, config, out, verbose):  # pragma: no cover - a child
+    try:
+        _run_method(label, name, estimator, config, out, verbose)
+    except Exception as exc:  # reported by the parent
+        (Path(out) / "methods" / f"{_slug(label)}.error").write_text(
+            f"{type(exc).__name__}: {exc}\n")
+        raise SystemExit(1) from None
+
+
+# ---------------------------------------------------------------------------- result
+class ComparisonResult:
+    """What ``compare`` measured: one row per method, where the report lies.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per finished method, in the order asked: the ``results.csv`` columns.
+    failed : dict
+        ``{method: message}`` for the methods that raised.
+    out : pathlib.Path
+        The folder holding the report and the fitted models.
+    class_names : tuple of str
+    """
+
+    def __init__(self, rows, failed, out, class_names, notes):
+        self.rows = rows
+        self.failed = failed
+        self.out = out
+        self.class_names = class_names
+        self.notes = notes
+
+    def __getitem__(self, method):
+        for r in self.rows:
+            if r["method"] == method:
+                return r
+        raise KeyError(method)
+
+    def to_markdown(self):
+        """The main table as Markdown (the one in ``report.md``)."""
+        return _main_table(self.rows)
+
+    def __repr__(self):
+        return f"<ComparisonResult: {len(self.rows)} methods in {self.out}>\n" + \
+            self.to_markdown()
+
+
+def _main_table(rows):
+    head = ("| method | mIoU | pixel acc. | boundary F1 | fit s | predict s/image | "
+            "peak MB |\n|---|---:|---:|---:|---:|---:|---:|\n")
+    return head + "".join(
+        f"| {r['method']} | {100 * r['miou']:.1f} | {100 * r['pixel_accuracy']:.1f} | "
+        f"{100 * r['boundary_f1']:.1f} | {r['fit_seconds']:.0f} | "
+        f"{r['predict_seconds_per_image']:.3f} | {r['peak_memory_mb']:.0f} |\n"
+        for r in rows)
+
+
+# ---------------------------------------------------------------------------- public
+def _check_methods(methods):
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if isinstance(methods, dict):
+        items = []
+        for name, est in methods.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"method names must be non-empty str, got {name!r}")
+            if isinstance(est, str):
+                _parse(est)
+                items.append((name, est, None))
+            elif hasattr(est, "fit") and hasattr(est, "predict"):
+                items.append((name, None, est))
+            else:
+                raise TypeError(f"methods[{name!r}] must be a registry name or an "
+                                f"estimator with fit and predict, got {type(est).__name__}")
+    else:
+        try:
+            names = list(methods)
+        except TypeError:
+            raise TypeError("methods must be a list of names, a comma-separated str or a "
+                            f"dict of names to estimators, got {type(methods).__name__}") \
+                from None
+        for m in names:
+            if not isinstance(m, str):
+                raise TypeError(f"method names must be str, got {type(m).__name__}")
+            _parse(m)
+        items = [(m, m, None) for m in names]
+    if not items:
+        raise ValueError("methods is empty: name at least one method")
+    seen = {}
+    for name, _, _ in items:
+        if _slug(name) in seen:
+            raise ValueError(f"methods {seen[_slug(name)]!r} and {name!r} would share "
+                             "one file name in out; rename one")
+        seen[_slug(name)] = name
+    return items
+
+
+def _check_limit(value, what):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
+            limit_test=None, budget=None, seed=0, n_jobs=None, isolate=True,
+            verbose=True):
+    """Fit, score and measure segmentation methods side by side on one data set.
+
+    Each method is fitted on the training split, its CRF stage (if any) tuned on the
+    validation split, and it is scored on the test split: mean IoU, IoU per class, pixel
+    accuracy, boundary F1, fit seconds, predict seconds per image and peak memory (the
+    resident set of the process the method ran in). ``out`` receives ``results.csv``,
+    ``results.json``, ``report.md``, a self-contained ``report.html`` and ``figure.png``,
+    and keeps the fitted models (``models/``, readable with ``hybridseg.load``) and each
+    method's row (``methods/``): rerun the same configuration and finished methods are
+    skipped, so an interrupted comparison resumes where it stopped.
+
+    Parameters
+    ----------
+    methods : list of str, str, or dict
+        Registry names (``method_names()``: ``splitmerge``, ``pixel``, ``pixel+grid``,
+        ``pixel+dense``, each zoo architecture ``unet``, ``fcn``, ``segnet``,
+        ``deeplabv3plus``, ``pspnet`` alone and with ``+grid`` / ``+dense``, ``crfrnn``
+        and ``crfrnn:ARCH``), comma-separated in one str, or a dict mapping names to your
+        own estimators or Pipelines (fitted on train with ``fit(X, y)``; a clone, so
+        yours stays untouched) or to registry names. Methods that share a base share its
+        fit: ``pixel+dense`` reuses the fitted ``pixel``, ``crfrnn`` starts from ``unet``.
+    dataset : {"camvid", "isbi", "sample", "sample:membrane"} or path-like
+        A folder holds ``train/`` + ``trainannot/`` and ``test/`` + ``testannot/`` (and
+        optionally ``val/`` + ``valannot/``), or ``train/images/`` + ``train/labels/``
+        and so on; ``classes.txt`` there names the classes, one per line.
+    data_root : str or path-like, optional
+        Where CamVid (default: the copy ``hybridseg.datasets.fetch_camvid`` downloaded)
+        or the ISBI stack lies.
+    out : str or path-like, optional
+        The output folder (created); default ``hybridseg-compare-<dataset>``.
+    limit_train, limit_test : int, optional
+        Use only the first images of train (val is cut to a third as many) and of test.
+    budget : float, optional
+        Minutes of training each network may take (its learning-rate schedule runs on
+        this budget when the epochs would take longer). The classical stages have no
+        training loop to cut: their cost is set by their sample sizes.
+    seed : int, default=0
+        Seed of every random draw.
+    n_jobs : int, optional
+        Parallel jobs of the stages that take them.
+    isolate : bool, default=True
+        Run each method in a fresh process, so its peak memory is its own and a crash
+        does not take the others down. Your estimators must then pickle.
+    verbose : bool, default=True
+        Progress bars and a line per method on stderr.
+
+    Returns
+    -------
+    result : ComparisonResult
+        ``rows`` (one dict per method, the ``results.csv`` columns), ``failed``, ``out``.
+
+    Raises
+    ------
+    ValueError
+        An unknown method, a data set that cannot be read, or an ``out`` folder that holds
+        a comparison made with other settings.
+    """
+    items = _check_methods(methods)
+    limit_train = _check_limit(limit_train, "limit_train")
+    limit_test = _check_limit(limit_test, "limit_test")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(
+            budget, (int, float)) or not budget > 0):
+        raise ValueError(f"budget must be a positive number of minutes, got {budget!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    name = str(dataset)
+    if name not in ("camvid", "isbi", "sample", "sample:camvid", "sample:membrane"):
+        name = os.path.abspath(os.fspath(dataset))
+    config = dict(format=_FORMAT, dataset=name,
+                  data_root=None if data_root is None else os.path.abspath(data_root),
+                  limit_train=limit_train, limit_test=limit_test,
+                  budget=None if budget is None else float(budget), seed=int(seed),
+                  n_jobs=n_jobs)
+    if out is None:
+        out = f"hybridseg-compare-{_slug(Path(name).name if os.sep in name else name)}"
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder, and {out} is a file")
+    data = load_splits(name, data_root, limit_train=limit_train, limit_test=limit_test,
+                       seed=seed)  # fail early on a data set that cannot be read
+    _claim(out, config)
+    if verbose:
+        n = {s: len(data[s][0]) for s in ("train", "val", "test")}
+        print(f"compare on {name}: {n['train']} train, {n['val']} val, {n['test']} test "
+              f"images, {len(data['class_names'])} classes; out {out}", file=sys.stderr)
+    records, failed = {}, {}
+    for i, (label, registry, est) in enumerate(items, 1):
+        method = registry if est is None else label
+        done = out / "methods" / f"{_slug(label)}.json"
+        if done.is_file():
+            rec = json.loads(done.read_text())
+            if rec.get("config") == config and rec.get("spec") == _spec(method, est):
+                if verbose:
+                    print(f"[{i}/{len(items)}] {label}: done earlier, kept",
+                          file=sys.stderr)
+                records[label] = rec
+                continue
+        if verbose:
+            print(f"[{i}/{len(items)}] {label}: {COMPARE_METHODS.get(method, 'yours')}",
+                  file=sys.stderr)
+        error = out / "methods" / f"{_slug(label)}.error"
+        error.unlink(missing_ok=True)
+        try:
+            rec = _launch(label, registry, est, config, out, verbose, isolate)
+        except Exception as exc:  # one method failing does not stop the rest
+            msg = error.read_text().strip() if error.is_file() else \
+                f"{type(exc).__name__}: {exc}"
+            failed[label] = msg
+            if verbose:
+                print(f"  {label} failed: {msg}", file=sys.stderr)
+            continue
+        rec["row"]["method"] = label
+        records[label] = rec
+        if verbose:
+            r = rec["row"]
+            print(f"  {label}: mIoU {100 * r['miou']:.1f}, fit {r['fit_seconds']:.0f} s, "
+                  f"{r['predict_seconds_per_image']:.3f} s/image, "
+                  f"{r['peak_memory_mb']:.0f} MB", file=sys.stderr)
+    rows = [records[label]["row"] for label, _, _ in items if label in records]
+    notes = {label: records[label].get("notes", {}) for label in records}
+    result = ComparisonResult(rows, failed, out, data["class_names"], notes)
+    if rows:
+        from ._report import write_report
+
+        write_report(result, data, config)
+    return result
+
+
+def _claim(out, config):
+    """Create ``out`` or check that it holds a run of this configuration."""
+    run = out / _RUN_FILE
+    if run.is_file():
+        try:
+            old = json.loads(run.read_text())
+        except ValueError:
+            old = None
+        if old != config:
+            diff = ([f"{k} {old.get(k)!r} there, {v!r} now" for k, v in config.items()
+                     if old.get(k) != v] if isinstance(old, dict) else ["unreadable"])
+            raise ValueError(f"{out} holds a comparison made with other settings "
+                             f"({'; '.join(diff)}); choose another out folder")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not a comparison folder; choose another out "
+                         "folder (nothing in it is written over)")
+    (out / "methods").mkdir(parents=True, exist_ok=True)
+    (out / "models").mkdir(exist_ok=True)
+    if not run.is_file():
+        _write_json(run, config)
+
+
+def _launch(label, name, est, config, out, verbose, isolate):
+    if not isolate:
+        return _run_method(label, name, est, config, out, verbose)
+    import multiprocessing as mp
+
+    proc = mp.get_context("spawn").Process(
+        target=_child, args=(label, name, est, config, str(out), verbose))
+    proc.start()
+    try:
+        proc.join()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.join()
+        raise
+    done = out / "methods" / f"{_slug(label)}.json"
+    if proc.exitcode != 0 or not done.is_file():
+        raise RuntimeError(f"the method's process ended with status {proc.exitcode}")
+    return json.loads(done.read_text())
+
+
+def config_digest(config):
+    """A short digest of a configuration (shown in the report)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def write_csv(path, rows, class_names):
+    """``results.csv``: ``COLUMNS`` then ``iou_<class>``, one row per method."""
+    cols = [*COLUMNS, *(f"iou_{c}" for c in class_names)]
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: (f"{r[c]:.6g}" if isinstance(r.get(c), float) else r.get(c))
+                        for c in cols})
+    os.replace(tmp, path)

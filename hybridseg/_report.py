@@ -1,0 +1,295 @@
+"""The report of ``hybridseg compare``: ``results.csv``, ``results.json``, ``report.md``,
+a self-contained ``report.html`` (styles, chart and images inline, nothing fetched) and
+``figure.png``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_report"]
+
+
+def _shown(result, data):
+    """For each shown test image: the image, its truth and each method's labels."""
+    from ._compare import N_SHOWN, _slug, _spread
+
+    X, y, files = data["test"]
+    idx = _spread(len(X), N_SHOWN)
+    preds = {}
+    for r in result.rows:
+        f = result.out / "methods" / f"{_slug(r['method'])}.npz"
+        if f.is_file():
+            with np.load(f) as z:
+                preds[r["method"]] = {i: z[f"p{i}"] for i in idx if f"p{i}" in z.files}
+    return [(X[i], y[i], Path(files[i]).name, {m: p[i] for m, p in preds.items() if i in p})
+            for i in idx]
+
+
+def _rgb(image):
+    im = np.asarray(image)
+    if im.dtype != np.uint8:
+        lo, hi = float(im.min()), float(im.max())
+        im = ((im - lo) / (hi - lo or 1) * 255).astype(np.uint8)
+    return np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im[..., :3]
+
+
+def _figure(result, data, shown, path):
+    from . import metrics
+    from .viz import colorize, figure_grid, save_png, tile
+
+    k, colors = len(data["class_names"]), data["colors"]
+    rows = []
+    for im, lab, name, preds in shown:
+        row = [(tile(_rgb(im)), name), (tile(colorize(lab, colors), labels=True),
+                                        "truth (void black)")]
+        for r in result.rows:
+            p = preds.get(r["method"])
+            if p is None:
+                continue
+            miou = metrics.mean_iou([lab], [p], n_classes=k,
+                                    ignore_index=data["ignore_index"])
+            row.append((tile(colorize(p, colors), labels=True), f"mIoU {100 * miou:.1f}"))
+        rows.append(row)
+    titles = ["image", "truth"] + [r["method"] for r in result.rows]
+    save_png(figure_grid(rows, titles), path)
+
+
+def _png_uri(rgb):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _thumb(rgb, labels=False, width=240):
+    from PIL import Image
+
+    im = Image.fromarray(rgb)
+    h = max(1, round(im.height * width / im.width))
+    return np.asarray(im.resize((width, h), Image.NEAREST if labels else Image.LANCZOS))
+
+
+def _per_class_md(rows, class_names):
+    head = "| method | " + " | ".join(class_names) + " |\n"
+    head += "|---|" + "---:|" * len(class_names) + "\n"
+    return head + "".join(
+        f"| {r['method']} | " + " | ".join(
+            "n/a" if np.isnan(r[f"iou_{c}"]) else f"{100 * r[f'iou_{c}']:.1f}"
+            for c in class_names) + " |\n" for r in rows)
+
+
+def _config_lines(config, data):
+    n = {s: len(data[s][0]) for s in ("train", "val", "test")}
+    budget = "none" if config["budget"] is None else f"{config['budget']:g} min per network"
+    return [
+        f"data set: {config['dataset']}"
+        + (f" (from {config['data_root']})" if config["data_root"] else ""),
+        f"images: {n['train']} train, {n['val']} val, {n['test']} test; "
+        f"{len(data['class_names'])} classes",
+        f"training budget: {budget}; seed {config['seed']}",
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}",
+    ]
+
+
+def _notes_md(result):
+    lines = []
+    for method, notes in result.notes.items():
+        if notes:
+            lines.append(f"- **{method}**: " + "; ".join(
+                f"{k.replace('_', ' ')} {v}" for k, v in notes.items()))
+    return "\n".join(lines)
+
+
+def _markdown(result, data, config):
+    from ._compare import COMPARE_METHODS
+
+    parts = ["# Comparison on " + os.path.basename(config["dataset"]), "",
+             *(f"- {line}" for line in _config_lines(config, data)), "",
+             "mIoU, pixel accuracy and boundary F1 in percent on the test split; fit seconds "
+             "include the tuning of a CRF stage on val and the fit of the base a method "
+             "shares with others; peak memory is the resident set of the process the "
+             "method ran in.", "", result.to_markdown(), "", "## IoU per class", "",
+             _per_class_md(result.rows, result.class_names), "## Methods", ""]
+    parts += [f"- **{r['method']}**: {COMPARE_METHODS.get(r['method'], 'your estimator')}"
+              for r in result.rows]
+    notes = _notes_md(result)
+    if notes:
+        parts += ["", "## What each fit chose", "", notes]
+    if result.failed:
+        parts += ["", "## Failed", ""] + [f"- **{m}**: {msg}" for m, msg in
+                                          result.failed.items()]
+    parts += ["", "![image, truth and each method's labels on test images](figure.png)", ""]
+    return "\n".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;
+max-width:1400px;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f2f2f2}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.best{font-weight:bold;background:#e8f4e8}
+.grid td{border:none;padding:2px;text-align:center;font-size:.8em;vertical-align:top}
+.grid img{display:block}
+.legend span{display:inline-block;margin-right:1.2em}
+.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;
+vertical-align:middle}
+"""
+
+_PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb",
+            "#332288", "#117733", "#882255", "#999933", "#44aa99")
+
+
+def _html_table(rows):
+    cols = [("mIoU", "miou", 100, 1, max), ("pixel acc.", "pixel_accuracy", 100, 1, max),
+            ("boundary F1", "boundary_f1", 100, 1, max), ("fit s", "fit_seconds", 1, 0, min),
+            ("predict s/image", "predict_seconds_per_image", 1, 3, min),
+            ("peak MB", "peak_memory_mb", 1, 0, min)]
+    best = {key: pick(r[key] for r in rows) for _, key, _, _, pick in cols}
+    out = ["<table><tr><th>method</th>" + "".join(f"<th>{t}</th>" for t, *_ in cols)
+           + "</tr>"]
+    for r in rows:
+        cells = "".join(
+            f'<td class="num{" best" if r[key] == best[key] and len(rows) > 1 else ""}">'
+            f"{scale * r[key]:.{digits}f}</td>" for _, key, scale, digits, _ in cols)
+        out.append(f"<tr><td>{html.escape(r['method'])}</td>{cells}</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _html_per_class(rows, class_names):
+    out = ["<table><tr><th>method</th>" + "".join(
+        f"<th>{html.escape(c)}</th>" for c in class_names) + "</tr>"]
+    for r in rows:
+        vals = [r[f"iou_{c}"] for c in class_names]
+        out.append(f"<tr><td>{html.escape(r['method'])}</td>" + "".join(
+            '<td class="num">n/a</td>' if np.isnan(v) else
+            f'<td class="num">{100 * v:.1f}</td>' for v in vals) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _svg_chart(rows, class_names):
+    """Grouped horizontal bars: IoU per class (one group per class, one bar per method)."""
+    bar, gap, label_w, plot_w = 9, 10, 130, 560
+    n = len(rows)
+    group_h = n * bar + gap
+    height = len(class_names) * group_h + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 60}" '
+             f'height="{height}" role="img" aria-label="IoU per class and method">']
+    for t in range(0, 101, 20):
+        x = label_w + plot_w * t / 100
+        parts.append(f'<line x1="{x}" y1="10" x2="{x}" y2="{height - 25}" stroke="#ddd"/>'
+                     f'<text x="{x}" y="{height - 10}" font-size="11" '
+                     f'text-anchor="middle">{t}</text>')
+    for ci, c in enumerate(class_names):
+        y0 = 10 + ci * group_h
+        parts.append(f'<text x="{label_w - 6}" y="{y0 + n * bar / 2 + 4}" font-size="12" '
+                     f'text-anchor="end">{html.escape(c)}</text>')
+        for mi, r in enumerate(rows):
+            v = r[f"iou_{c}"]
+            w = 0 if np.isnan(v) else plot_w * v
+            colour = _PALETTE[mi % len(_PALETTE)]
+            title = f"{r['method']}: {c} " + ("n/a" if np.isnan(v) else f"{100 * v:.1f}")
+            parts.append(f'<rect x="{label_w}" y="{y0 + mi * bar}" width="{w:.1f}" '
+                         f'height="{bar - 1}" fill="{colour}"><title>{html.escape(title)}'
+                         "</title></rect>")
+    parts.append("</svg>")
+    legend = "".join(f'<span><i style="background:{_PALETTE[i % len(_PALETTE)]}"></i>'
+                     f"{html.escape(r['method'])}</span>" for i, r in enumerate(rows))
+    return f'<div class="legend">{legend}</div>\n' + "".join(parts)
+
+
+def _html_grid(result, data, shown):
+    from .viz import colorize
+
+    colors = data["colors"]
+    heads = ["image", "truth"] + [r["method"] for r in result.rows]
+    out = ['<table class="grid"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+           + "</tr>"]
+    for im, lab, name, preds in shown:
+        cells = [(_thumb(_rgb(im)), name),
+                 (_thumb(colorize(lab, colors), labels=True), "truth")]
+        for r in result.rows:
+            p = preds.get(r["method"])
+            if p is not None:
+                cells.append((_thumb(colorize(p, colors), labels=True), r["method"]))
+        out.append("<tr>" + "".join(
+            f'<td><img src="{_png_uri(t)}" width="{t.shape[1]}" height="{t.shape[0]}" '
+            f'alt="{html.escape(alt)}"></td>' for t, alt in cells) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _html(result, data, config, shown):
+    title = "Comparison on " + os.path.basename(config["dataset"])
+    body = [f"<h1>{html.escape(title)}</h1>", "<ul>"]
+    body += [f"<li>{html.escape(line)}</li>" for line in _config_lines(config, data)]
+    body += ["</ul>", "<p>mIoU, pixel accuracy and boundary F1 in percent on the test "
+             "split (best in green); fit seconds include tuning a CRF stage on val; peak "
+             "memory is the resident set of the process the method ran in.</p>",
+             _html_table(result.rows), "<h2>IoU per class</h2>",
+             _svg_chart(result.rows, result.class_names),
+             _html_per_class(result.rows, result.class_names),
+             "<h2>Test images</h2>", _html_grid(result, data, shown)]
+    notes = [(m, n) for m, n in result.notes.items() if n]
+    if notes:
+        body.append("<h2>What each fit chose</h2><ul>")
+        body += [f"<li><b>{html.escape(m)}</b>: " + html.escape("; ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in n.items())) + "</li>" for m, n in notes]
+        body.append("</ul>")
+    if result.failed:
+        body.append("<h2>Failed</h2><ul>")
+        body += [f"<li><b>{html.escape(m)}</b>: {html.escape(msg)}</li>"
+                 for m, msg in result.failed.items()]
+        body.append("</ul>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _write_text(path, text):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(result, data, config):
+    """Write the report files of a comparison into ``result.out``.
+
+    Parameters
+    ----------
+    result : ComparisonResult
+    data : dict
+        The splits, from ``load_splits``.
+    config : dict
+        The run's settings.
+    """
+    from ._compare import write_csv
+    from ._version import __version__
+
+    out = result.out
+    write_csv(out / "results.csv", result.rows, result.class_names)
+    summary = dict(config=config, hybridseg_version=__version__,
+                   written=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   class_names=list(result.class_names),
+                   n_images={s: len(data[s][0]) for s in ("train", "val", "test")},
+                   results=[{k: None if isinstance(v, float) and np.isnan(v) else v
+                             for k, v in r.items()} for r in result.rows],
+                   notes=result.notes, failed=result.failed)
+    _write_text(out / "results.json",
+                json.dumps(summary, indent=2, default=lambda v: getattr(v, "item", str)(v))
+                + "\n")
+    _write_text(out / "report.md", _markdown(result, data, config))
+    shown = _shown(result, data)
+    _figure(result, data, shown, out / "figure.png")
+    _write_text(out / "report.html", _html(result, data, config, shown))
