@@ -1,0 +1,229 @@
+"""hybridseg.compare: the registry, the output folder (files, columns, self-contained
+HTML), resuming, user estimators, folder data sets and bad input."""
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hybridseg
+from hybridseg._compare import COLUMNS, _parse, load_splits, method_names
+from hybridseg.cli import main
+from hybridseg.datasets import load_sample
+from hybridseg.dummy import DummySegmenter
+
+FAST = {"prior": DummySegmenter(strategy="spatial_prior"), "split": "splitmerge"}
+
+
+def _strict_json(path):
+    def reject(name):
+        raise ValueError(f"{path} holds {name}")
+
+    return json.loads(Path(path).read_text(), parse_constant=reject)
+
+
+def test_the_registry_names_every_method():
+    names = method_names()
+    for name in ("splitmerge", "pixel", "pixel+grid", "pixel+dense", "crfrnn"):
+        assert name in names
+    for arch in ("unet", "fcn", "segnet", "deeplabv3plus", "pspnet"):
+        assert {arch, f"{arch}+grid", f"{arch}+dense", f"crfrnn:{arch}"} <= set(names)
+    assert _parse("pixel+dense") == ("pixel", "dense")
+    assert _parse("crfrnn") == ("crfrnn:unet", None)
+    assert _parse("crfrnn:fcn") == ("crfrnn:fcn", None)
+    with pytest.raises(ValueError, match=r"unknown method 'unte'.*did you mean unet"):
+        _parse("unte")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    result = hybridseg.compare(FAST, "sample", out=out, isolate=False, verbose=False)
+    return result, out
+
+
+def test_the_output_folder_holds_the_report(run):
+    result, out = run
+    assert [r["method"] for r in result.rows] == ["prior", "split"]
+    assert not result.failed
+    for name in ("results.csv", "results.json", "report.md", "report.html", "figure.png",
+                 "models/prior.hseg", "models/splitmerge.hseg"):
+        assert (out / name).is_file(), name
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    names = load_sample().class_names
+    assert list(rows[0]) == [*COLUMNS, *(f"iou_{c}" for c in names)]
+    for row in rows:
+        for key in ("miou", "pixel_accuracy", "boundary_f1"):
+            assert 0 <= float(row[key]) <= 1
+        assert float(row["fit_seconds"]) >= 0 and float(row["peak_memory_mb"]) > 0
+    summary = _strict_json(out / "results.json")
+    assert [r["method"] for r in summary["results"]] == ["prior", "split"]
+    assert summary["n_images"] == {"train": 3, "val": 1, "test": 2}
+    md = (out / "report.md").read_text()
+    assert "| method | mIoU |" in md and "figure.png" in md and "## IoU per class" in md
+    fig = np.asarray(Image.open(out / "figure.png"))
+    assert fig.ndim == 3 and fig.shape[0] > 100
+
+
+def test_the_scores_are_the_metrics_of_the_saved_models(run):
+    result, out = run
+    from hybridseg import metrics
+
+    data = load_splits("sample")
+    X, y, _ = data["test"]
+    model = hybridseg.load(out / "models" / "prior.hseg")
+    pred = model.predict(X)
+    assert result["prior"]["miou"] == pytest.approx(
+        metrics.mean_iou(y, pred, n_classes=11), abs=1e-9)
+    assert result["prior"]["pixel_accuracy"] == pytest.approx(
+        metrics.pixel_accuracy(y, pred, n_classes=11), abs=1e-9)
+
+
+def test_the_html_report_is_self_contained(run):
+    _, out = run
+    page = (out / "report.html").read_text()
+    srcs = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<svg" in page and "IoU per class" in page
+    assert "<script" not in page
+    # image, truth and two methods for each of the two test images
+    assert len(re.findall(r"<img ", page)) == 2 * 4
+
+
+def test_a_rerun_of_the_same_configuration_keeps_finished_methods(run, capsys):
+    _, out = run
+    before = {p: p.stat().st_mtime_ns for p in (out / "methods").glob("*.json")}
+    result = hybridseg.compare(FAST, "sample", out=out, isolate=False, verbose=True)
+    assert "done earlier, kept" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in (out / "methods").glob("*.json")} == before
+    assert [r["method"] for r in result.rows] == ["prior", "split"]
+
+
+def test_a_method_that_was_not_finished_is_run_again_reusing_its_base(tmp_path, capsys):
+    out = tmp_path / "o"
+    methods = {"prior": DummySegmenter(strategy="prior"), "pixel+dense": "pixel+dense"}
+    first = hybridseg.compare(methods, "sample:membrane", out=out, isolate=False)
+    # as if the run had been killed while pixel+dense was being scored
+    (out / "methods" / "pixel-plus-dense.json").unlink()
+    kept = (out / "methods" / "prior.json").stat().st_mtime_ns
+    capsys.readouterr()
+    again = hybridseg.compare(methods, "sample:membrane", out=out, isolate=False)
+    err = capsys.readouterr().err
+    assert "prior: done earlier" in err and "pixel: fitted earlier" in err
+    assert (out / "methods" / "prior.json").stat().st_mtime_ns == kept
+    assert again["pixel+dense"]["miou"] == pytest.approx(first["pixel+dense"]["miou"])
+
+
+def test_a_killed_run_resumes(tmp_path):
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "hybridseg", "compare", "--dataset", "sample:membrane",
+           "--methods", "splitmerge,pixel", "--out", str(out),
+           "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    done = out / "methods" / "splitmerge.json"
+    deadline = time.monotonic() + 120
+    while not done.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and the method's process
+    proc.wait()
+    assert done.is_file()
+    kept = done.stat().st_mtime_ns
+    assert not (out / "results.csv").exists()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert done.stat().st_mtime_ns == kept
+    with open(out / "results.csv", newline="") as f:
+        assert [row["method"] for row in csv.DictReader(f)] == ["splitmerge", "pixel"]
+    leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_a_failing_method_is_reported_and_the_others_kept(tmp_path):
+    class Broken(DummySegmenter):
+        def fit(self, X, y):
+            raise RuntimeError("this estimator always fails")
+
+    result = hybridseg.compare({"ok": DummySegmenter(), "broken": Broken()}, "sample",
+                               out=tmp_path / "o", isolate=False, verbose=False)
+    assert [r["method"] for r in result.rows] == ["ok"]
+    assert "always fails" in result.failed["broken"]
+    assert "always fails" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_a_folder_data_set(tmp_path):
+    d = load_sample()
+    for split, idx in (("train", [0, 1, 2]), ("test", [4, 5])):
+        for sub, arrays in ((split, d.images), (f"{split}annot", d.labels)):
+            (tmp_path / "data" / sub).mkdir(parents=True)
+            for i in idx:
+                Image.fromarray(arrays[i][::4, ::4]).save(tmp_path / "data" / sub / f"{i}.png")
+    (tmp_path / "data" / "classes.txt").write_text("\n".join(d.class_names) + "\n")
+    data = load_splits(tmp_path / "data")
+    assert [len(data[s][0]) for s in ("train", "val", "test")] == [2, 1, 2]
+    assert data["class_names"] == tuple(d.class_names)
+    result = hybridseg.compare({"prior": DummySegmenter()}, tmp_path / "data",
+                               out=tmp_path / "o", isolate=False, verbose=False)
+    assert 0 <= result["prior"]["miou"] <= 1
+    assert [c.removeprefix("iou_") for c in result["prior"] if c.startswith("iou_")] == \
+        list(d.class_names)
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="methods is empty"):
+        hybridseg.compare([], "sample", out=tmp_path / "a")
+    with pytest.raises(ValueError, match="unknown method 'pixle'"):
+        hybridseg.compare("splitmerge,pixle", "sample", out=tmp_path / "a")
+    with pytest.raises(TypeError, match=r"methods\['x'\] must be a registry name or an "
+                                        "estimator"):
+        hybridseg.compare({"x": 3}, "sample", out=tmp_path / "a")
+    with pytest.raises(ValueError, match="limit_train must be a positive int"):
+        hybridseg.compare(["splitmerge"], "sample", limit_train=0, out=tmp_path / "a")
+    with pytest.raises(ValueError, match="budget must be a positive number"):
+        hybridseg.compare(["splitmerge"], "sample", budget=-1, out=tmp_path / "a")
+    with pytest.raises(ValueError, match="no such folder"):
+        hybridseg.compare(["splitmerge"], tmp_path / "missing", out=tmp_path / "a")
+    with pytest.raises(ValueError, match="'isbi' needs --data-root"):
+        hybridseg.compare(["splitmerge"], "isbi", out=tmp_path / "a")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="needs train and test splits"):
+        hybridseg.compare(["splitmerge"], tmp_path / "empty", out=tmp_path / "a")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        hybridseg.compare(["splitmerge"], "sample", out=tmp_path / "file")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    with pytest.raises(ValueError, match="not a comparison folder"):
+        hybridseg.compare(["splitmerge"], "sample", out=tmp_path / "mine")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    assert not (tmp_path / "a").exists()
+
+
+def test_other_settings_in_the_same_folder_are_refused(run):
+    _, out = run
+    with pytest.raises(ValueError, match=r"other settings \(seed 0 there, 1 now\)"):
+        hybridseg.compare(FAST, "sample", out=out, seed=1, isolate=False)
+
+
+def test_the_command_line(tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = main(["compare", "--dataset", "sample:membrane", "--methods", "splitmerge",
+               "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "| splitmerge |" in captured.out and "report.html" in captured.out
+    rows = list(csv.DictReader(open(out / "results.csv", newline="")))
+    assert [c for c in rows[0] if c.startswith("iou_")] == ["iou_membrane", "iou_cell"]
+    assert main(["compare", "--dataset", "sample", "--methods", "nope", "--out",
+                 str(tmp_path / "x")]) == 1
+    assert "unknown method 'nope'" in capsys.readouterr().err
