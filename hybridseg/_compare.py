@@ -435,13 +435,18 @@ def _spec(name, estimator):
     return name if estimator is None else f"{type(estimator).__name__}: {estimator!r}"
 
 
-def _child(label, name, estimator, config, out, verbose):  # pragma: no cover - a child
+def _child(job_file):  # pragma: no cover - runs in the method's own process
+    """Entry point of a method's process: run the pickled job, return the exit status."""
+    import pickle
+
+    label, name, estimator, config, out, verbose = pickle.loads(Path(job_file).read_bytes())
     try:
         _run_method(label, name, estimator, config, out, verbose)
     except Exception as exc:  # reported by the parent
         (Path(out) / "methods" / f"{_slug(label)}.error").write_text(
             f"{type(exc).__name__}: {exc}\n")
-        raise SystemExit(1) from None
+        return 1
+    return 0
 
 
 # ---------------------------------------------------------------------------- result
@@ -693,22 +698,47 @@ def _claim(out, config):
 
 
 def _launch(label, name, est, config, out, verbose, isolate):
-    if not isolate:
-        return _run_method(label, name, est, config, out, verbose)
-    import multiprocessing as mp
+    """Run one method in a fresh Python process (``isolate``), else in this one.
 
-    proc = mp.get_context("spawn").Process(
-        target=_child, args=(label, name, est, config, str(out), verbose))
-    proc.start()
+    The child is a plain ``python -c`` that reads a pickled job, not a ``multiprocessing``
+    spawn, so a script calling ``compare`` needs no ``if __name__ == "__main__"`` guard.
+    An estimator whose class lives in the calling script cannot be unpickled there: such
+    a method runs in this process.
+    """
+    import pickle
+    import subprocess
+
+    job = None
+    if isolate:
+        try:
+            job = pickle.dumps((label, name, est, config, str(out), bool(verbose)))
+        except Exception as exc:  # a lambda, a local class: no child can read it
+            reason = f"it does not pickle ({exc})"
+        else:
+            reason = "its class is defined in __main__"
+            if b"__main__" in job:
+                job = None
+        if job is None and verbose:
+            print(f"  {label}: runs in this process, as {reason}", file=sys.stderr)
+    if job is None:
+        return _run_method(label, name, est, config, out, verbose)
+    job_file = out / "methods" / f".{_slug(label)}.job"
+    job_file.write_bytes(job)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = "import sys; from hybridseg._compare import _child; sys.exit(_child(sys.argv[1]))"
     try:
-        proc.join()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.join()
-        raise
+        proc = subprocess.Popen([sys.executable, "-c", code, str(job_file)], env=env)
+        try:
+            status = proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+    finally:
+        job_file.unlink(missing_ok=True)
     done = out / "methods" / f"{_slug(label)}.json"
-    if proc.exitcode != 0 or not done.is_file():
-        raise RuntimeError(f"the method's process ended with status {proc.exitcode}")
+    if status != 0 or not done.is_file():
+        raise RuntimeError(f"the method's process ended with status {status}")
     return json.loads(done.read_text())
 
 

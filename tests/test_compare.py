@@ -227,3 +227,23 @@ def test_the_command_line(tmp_path, capsys):
     assert main(["compare", "--dataset", "sample", "--methods", "nope", "--out",
                  str(tmp_path / "x")]) == 1
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_a_script_without_a_main_guard(tmp_path):
+    """Methods run in ``python -c`` children, not multiprocessing spawns: a plain script
+    works, and its own estimator class (in ``__main__``) runs in the script's process."""
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import hybridseg\n"
+        "from hybridseg.dummy import DummySegmenter\n"
+        "class Mine(DummySegmenter):\n"
+        "    pass\n"
+        "r = hybridseg.compare({'prior': DummySegmenter(), 'mine': Mine()},\n"
+        "                      'sample:membrane', out='o')\n"
+        "print([row['method'] for row in r.rows], r.failed)\n")
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['prior', 'mine'] {}"
+    assert "mine: runs in this process, as its class is defined in __main__" in out.stderr
+    assert out.stderr.count("compare on sample:membrane") == 1  # not rerun by a child

@@ -553,7 +553,9 @@ class DenseCRF(BaseRefiner):
         cuda = device.type == "cuda"
 
         def upload(a):
-            t = torch.from_numpy(np.ascontiguousarray(a))
+            a = np.ascontiguousarray(a)
+            # torch warns on a read-only array (a loaded sample's image); it is only read
+            t = torch.from_numpy(a if a.flags.writeable else a.copy())
             return (t.pin_memory() if cuda else t).to(device, non_blocking=True)
 
         weights = self._weights()
