@@ -102,13 +102,22 @@ def _config_lines(config, data):
     ]
 
 
+def _note(notes):
+    """A method's notes as one line: ``crf parameters: gaussian weight 3, ...``."""
+    def words(key):
+        return key.rstrip("_").replace("_", " ")
+
+    def value(v):
+        if isinstance(v, dict):
+            return ", ".join(f"{words(k)} {value(x)}" for k, x in v.items())
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return "; ".join(f"{words(k)}: {value(v)}" for k, v in notes.items())
+
+
 def _notes_md(result):
-    lines = []
-    for method, notes in result.notes.items():
-        if notes:
-            lines.append(f"- **{method}**: " + "; ".join(
-                f"{k.replace('_', ' ')} {v}" for k, v in notes.items()))
-    return "\n".join(lines)
+    return "\n".join(f"- **{method}**: {_note(notes)}"
+                     for method, notes in result.notes.items() if notes)
 
 
 def _markdown(result, data, config):
@@ -215,15 +224,17 @@ def _html_grid(result, data, shown):
 
     colors = data["colors"]
     heads = ["image", "truth"] + [r["method"] for r in result.rows]
+    width = max(120, min(240, 1360 // len(heads)))  # the grid fits a wide screen
     out = ['<table class="grid"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
            + "</tr>"]
     for im, lab, name, preds in shown:
-        cells = [(_thumb(_rgb(im)), name),
-                 (_thumb(colorize(lab, colors), labels=True), "truth")]
+        cells = [(_thumb(_rgb(im), width=width), name),
+                 (_thumb(colorize(lab, colors), labels=True, width=width), "truth")]
         for r in result.rows:
             p = preds.get(r["method"])
             if p is not None:
-                cells.append((_thumb(colorize(p, colors), labels=True), r["method"]))
+                cells.append((_thumb(colorize(p, colors), labels=True, width=width),
+                              r["method"]))
         out.append("<tr>" + "".join(
             f'<td><img src="{_png_uri(t)}" width="{t.shape[1]}" height="{t.shape[0]}" '
             f'alt="{html.escape(alt)}"></td>' for t, alt in cells) + "</tr>")
@@ -244,8 +255,8 @@ def _html(result, data, config, shown):
     notes = [(m, n) for m, n in result.notes.items() if n]
     if notes:
         body.append("<h2>What each fit chose</h2><ul>")
-        body += [f"<li><b>{html.escape(m)}</b>: " + html.escape("; ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in n.items())) + "</li>" for m, n in notes]
+        body += [f"<li><b>{html.escape(m)}</b>: {html.escape(_note(n))}</li>"
+                 for m, n in notes]
         body.append("</ul>")
     if result.failed:
         body.append("<h2>Failed</h2><ul>")
