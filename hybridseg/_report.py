@@ -88,6 +88,27 @@ def _per_class_md(rows, class_names):
             for c in class_names) + " |\n" for r in rows)
 
 
+def command_line(config, methods):
+    """The ``hybridseg compare`` command that reruns a configuration (None when a method
+    is the user's own estimator, which no command can name)."""
+    from ._compare import _parse
+
+    try:
+        for m in methods:
+            _parse(m)
+    except ValueError:
+        return None
+    parts = ["hybridseg compare", f"--dataset {config['dataset']}"]
+    if config["data_root"]:
+        parts.append(f"--data-root {config['data_root']}")
+    parts.append(f"--methods {','.join(methods)}")
+    for key in ("limit_train", "limit_test", "budget", "n_jobs"):
+        if config.get(key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {config[key]:g}")
+    parts.append(f"--seed {config['seed']}")
+    return " ".join(parts)
+
+
 def _config_lines(config, data):
     n = {s: len(data[s][0]) for s in ("train", "val", "test")}
     budget = "none" if config["budget"] is None else f"{config['budget']:g} min per network"
@@ -130,8 +151,12 @@ def _markdown(result, data, config):
              "shares with others; peak memory is the resident set of the process the "
              "method ran in.", "", result.to_markdown(), "", "## IoU per class", "",
              _per_class_md(result.rows, result.class_names), "## Methods", ""]
+    command = command_line(config, [r["method"] for r in result.rows])
     parts += [f"- **{r['method']}**: {COMPARE_METHODS.get(r['method'], 'your estimator')}"
               for r in result.rows]
+    if command:
+        parts += ["", "Rerun (finished methods are kept; a fresh --out starts over):", "",
+                  "```bash", command, "```"]
     notes = _notes_md(result)
     if notes:
         parts += ["", "## What each fit chose", "", notes]
