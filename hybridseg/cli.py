@@ -3,8 +3,7 @@
 Each sub-command is one function registered with ``command``; its ``configure`` hook
 adds its arguments and its body imports what it needs only when it runs, so
 ``hybridseg --help`` stays instant and a command that needs torch does not make the others
-need it. ``info`` and ``demo`` are here; later front ends (``compare``, ``segment``) slot in
-the same way.
+need it. ``info``, ``compare``, ``demo`` and ``segment`` are here.
 """
 
 from __future__ import annotations
@@ -63,6 +62,61 @@ def _info(args):
     return 0
 
 
+def _configure_compare(parser):
+    from pathlib import Path
+
+    parser.add_argument("--dataset", required=True, metavar="NAME|PATH",
+                        help="camvid, isbi, sample (sample:membrane), or a folder with "
+                             "train/ trainannot/ test/ testannot/ [val/ valannot/]")
+    parser.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                        help="where CamVid (default: the fetch_camvid copy) or the ISBI "
+                             "stack (image/, label/) lies")
+    parser.add_argument("--methods", required=True, metavar="LIST",
+                        help="comma-separated: splitmerge, pixel, pixel+grid, pixel+dense, "
+                             "unet, fcn, segnet, deeplabv3plus, pspnet (each also +grid, "
+                             "+dense), crfrnn, crfrnn:ARCH")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: hybridseg-compare-<dataset>); rerun "
+                             "with the same settings to resume")
+    parser.add_argument("--limit-train", type=int, default=None, metavar="N",
+                        help="use the first N training images (val: N/3)")
+    parser.add_argument("--limit-test", type=int, default=None, metavar="N",
+                        help="use the first N test images")
+    parser.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                        help="training minutes each network may take")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                        help="parallel jobs of the stages that take them")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+@command("compare", help="fit and score methods side by side on a data set: report",
+         configure=_configure_compare)
+def _compare(args):
+    """Fit each method on the training split (a CRF stage tuned on val), score it on the
+    test split (mIoU, IoU per class, pixel accuracy, boundary F1) and measure it (fit
+    seconds, predict seconds per image, peak memory), each in a process of its own. Writes
+    results.csv, results.json, report.md, report.html (self-contained) and figure.png to
+    --out, with the fitted models (models/, read them with hybridseg.load). Rerunning the
+    same command skips the methods already done, so an interrupted run resumes.
+
+    Examples:
+      hybridseg compare --dataset sample --methods splitmerge,pixel,pixel+dense
+      hybridseg compare --dataset camvid --data-root data/camvid --budget 20 \\
+          --methods splitmerge,pixel,pixel+grid,pixel+dense,unet,unet+dense,crfrnn"""
+    from ._compare import compare
+
+    result = compare(args.methods, args.dataset, data_root=args.data_root, out=args.out,
+                     limit_train=args.limit_train, limit_test=args.limit_test,
+                     budget=args.budget, seed=args.seed, n_jobs=args.n_jobs,
+                     verbose=not args.quiet)
+    print(result.to_markdown())
+    for method, message in result.failed.items():
+        print(f"{method} failed: {message}", file=sys.stderr)
+    print(f"report: {result.out / 'report.html'}")
+    return 1 if result.failed else 0
+
+
 def _configure_demo(parser):
     from pathlib import Path
 
@@ -117,6 +171,87 @@ def _demo(args):
     print(format_table(results, title=f"embedded {args.sample} sample, test images"))
     print(f"figure: {out}")
     return 0
+
+
+def _configure_segment(parser):
+    parser.add_argument("input", metavar="INPUT",
+                        help="a folder of images (searched recursively), a glob pattern "
+                             "in quotes ('photos/**/*.jpg') or one image file; png, "
+                             "jpg/jpeg, tif/tiff, bmp, ppm and pgm are read")
+    parser.add_argument("output", metavar="OUTPUT",
+                        help="the output folder (created when missing): OUTPUT/<relative "
+                             "path>.png for each image")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help="a fitted segmenter or Pipeline written by hybridseg.save "
+                             "(it is unpickled: use files you trust only)")
+    parser.add_argument("--refine", choices=["none", "dense", "grid"], default="none",
+                        help="add a DenseCRF or GridCRF with default parameters on top of "
+                             "the model's probabilities (default: none)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="recompute and replace outputs that exist (default: keep "
+                             "them and skip their images)")
+    parser.add_argument("--save-proba", action="store_true",
+                        help="also write OUTPUT/<relative path>.npy, the (H, W, K) class "
+                             "probabilities as float16")
+    parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                        help="worker processes on this machine, each loading the model "
+                             "once (-1: one per core; default: 1, in this process, or "
+                             "every worker of --scheduler)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on a Dask cluster: tcp://HOST:PORT of a running "
+                             "scheduler (its workers must see INPUT, OUTPUT and the model "
+                             "at the same paths), or local:N to start N worker processes "
+                             "here; needs pip install 'hybridseg[dask]'")
+    parser.add_argument("--report", default=None, metavar="JSON",
+                        help="also write the run's report (counts, failures with their "
+                             "messages, seconds, images/s) to this JSON file")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (failures and the summary are still "
+                             "printed)")
+
+
+@command("segment", help="label every image of a folder with a saved model",
+         configure=_configure_segment)
+def _segment(args):
+    """Segment every image under INPUT with the model saved in --model (hybridseg.save)
+    and write OUTPUT/<relative path>.png, a label map (uint8; uint16 with more than 255
+    classes); --save-proba adds float16 class probabilities as .npy.
+
+    Outputs are written to hidden temporary files and renamed, so no partial .png or .npy
+    is ever visible. Outputs that exist are kept (same bytes, same time) and their images
+    skipped unless --overwrite: run the same command again after an interruption and it
+    finishes the rest. An image that cannot be read or segmented is reported by name and
+    skipped; the others are still written, and the exit status is 1 when any failed.
+
+    Examples:
+      hybridseg segment photos/ labels/ --model unet.hseg --refine dense --n-jobs 2
+      hybridseg segment 'scans/**/*.tif' out/ --model pixel.hseg --save-proba
+      hybridseg segment photos/ labels/ --model unet.hseg --scheduler tcp://head:8786"""
+    import os
+
+    from ._segment import segment
+
+    if args.report is not None:
+        if os.path.isdir(args.report):
+            raise ValueError(f"--report must name a file, got the folder {args.report}")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.report))):
+            raise FileNotFoundError(f"the folder of --report does not exist: {args.report}")
+    try:
+        report = segment(args.input, args.output, args.model, refine=args.refine,
+                         overwrite=args.overwrite, save_proba=args.save_proba,
+                         n_jobs=args.n_jobs, scheduler=args.scheduler,
+                         verbose=not args.quiet)
+    except (ImportError, RuntimeError) as exc:
+        print(f"hybridseg segment: error: {exc}", file=sys.stderr)
+        return 1
+    if args.quiet:
+        for rel, message in report.failed:
+            print(f"{rel}: {message}", file=sys.stderr)
+        print(f"segment: {report.summary()}", file=sys.stderr)
+    if args.report is not None:
+        with open(args.report, "w", encoding="utf-8") as f:
+            json.dump(report.to_dict(), f, indent=2)
+    return 0 if report.ok else 1
 
 
 def build_parser():

@@ -1,0 +1,743 @@
+"""``segment``: label every image of a folder (or a glob) with a saved model.
+
+The front end of ``hybridseg segment``. It streams (one image at a time per worker, only a
+small status per image comes back, so memory does not grow with the number of images),
+resumes (outputs that exist are kept and skipped), never shows a partial file (each output
+is written to a hidden temporary file in its folder and renamed), reports an image that
+cannot be segmented by name and goes on with the others, and runs on local processes or on
+a Dask cluster through joblib, with the same results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import os
+import re
+import sys
+import threading
+import time
+
+import numpy as np
+
+__all__ = ["SegmentReport", "segment"]
+
+#: Image files that ``segment`` reads (case-insensitive suffixes).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
+_REFINE = ("none", "dense", "grid")
+# The temporary name of an output being written: ".<name>.png.<pid>.tmp" (never ends in
+# .png or .npy, so that no reader mistakes it for an output).
+_TMP_RE = re.compile(r"^\.(?P<name>.+\.(?:png|npy))\.(?P<pid>[0-9]+)\.tmp$")
+_MAX_MESSAGE = 300
+_NO_MODEL = "cannot load the model: "
+
+# Models loaded in this process, by (path, mtime_ns, size, refine): a worker loads the model
+# once and keeps it for every image it is given (and for later runs while the file is the
+# same). The lock keeps threads of one Dask worker from loading it twice at once.
+_MODELS = {}
+_MODELS_LOCK = threading.Lock()
+# numba's "workqueue" threading layer aborts the process on parallel launches from several
+# threads at once: with it (or before the layer is known) threads of one process predict
+# one after the other.
+_SERIAL = threading.Lock()
+
+
+@dataclasses.dataclass
+class SegmentReport:
+    """What a ``segment`` run did.
+
+    Attributes
+    ----------
+    output : str
+        The output folder.
+    n_inputs : int
+        Images found under the input.
+    written : int
+        Images whose outputs this run wrote.
+    skipped : int
+        Images whose outputs existed already and were kept.
+    failed : list of (str, str)
+        ``(relative path, message)`` of each image that could not be segmented.
+    seconds : float
+        Wall-clock time of the run, setup included.
+    """
+
+    output: str
+    n_inputs: int
+    written: int = 0
+    skipped: int = 0
+    failed: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        """True when no image failed."""
+        return not self.failed
+
+    @property
+    def images_per_second(self):
+        """Images written per second of wall-clock time (0 when none was written)."""
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self):
+        """One line: ``N written, M skipped (existed), F failed: names...``."""
+        line = (f"{self.written} written, {self.skipped} skipped (existed), "
+                f"{len(self.failed)} failed")
+        if self.failed:
+            names = [rel for rel, _ in self.failed]
+            shown = ", ".join(names[:10]) + (f", ... ({len(names) - 10} more)"
+                                             if len(names) > 10 else "")
+            line += f": {shown}"
+        return (f"{line}; {self.seconds:.1f} s, {self.images_per_second:.2f} images/s; "
+                f"outputs in {self.output}")
+
+    def to_dict(self):
+        """The report as a JSON-ready dict (with ``images_per_second``)."""
+        d = dataclasses.asdict(self)
+        d["failed"] = [list(f) for f in self.failed]
+        d["images_per_second"] = self.images_per_second
+        return d
+
+    def __str__(self):
+        return self.summary()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    """What every task needs besides its image: small, pickled with each batch."""
+
+    model: str          # absolute path of the model file
+    model_stamp: tuple  # (mtime_ns, size) of the model file when the run started
+    refine: str
+    output: str         # absolute path of the output folder
+    threads: int | None           # numba/torch threads per task; None leaves them alone
+    host_threads: dict | None     # Dask: worker threads per host, to divide the cores
+
+
+# ----------------------------------------------------------------------------- inputs
+def _is_image_name(name):
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _has_magic(text):
+    return re.search(r"[*?[]", text) is not None
+
+
+def _inside(path, folder):
+    """Whether ``path`` is ``folder`` or lies under it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _list_inputs(input, output):
+    """The images of ``input`` as sorted ``(path, relative path)`` pairs.
+
+    A folder is searched recursively (hidden files and folders, and the output folder
+    when it lies inside, are left out); a glob pattern (``*``, ``?``, ``[...]``, and
+    ``**`` for any depth) gives paths relative to its leading part without wildcards; a
+    single image file is taken alone.
+    """
+    text = os.path.expanduser(os.fspath(input))
+    out_real = os.path.realpath(output)
+    pairs = []
+    if os.path.isdir(text):
+        root = os.path.abspath(text)
+        if os.path.realpath(root) == out_real:
+            raise ValueError(f"OUTPUT must not be the INPUT folder ({text}): the label maps "
+                             "would mix with the images; choose another OUTPUT")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".")
+                and os.path.realpath(os.path.join(dirpath, d)) != out_real)
+            for name in filenames:
+                if name.startswith(".") or not _is_image_name(name):
+                    continue
+                path = os.path.join(dirpath, name)
+                pairs.append((path, os.path.relpath(path, root)))
+        where = f"under {text}"
+    elif os.path.isfile(text) and not _has_magic(text):
+        if not _is_image_name(text):
+            raise ValueError(f"INPUT {text} is not an image file (expected one of "
+                             f"{', '.join(IMAGE_SUFFIXES)}), a folder or a glob pattern")
+        path = os.path.abspath(text)
+        pairs.append((path, os.path.basename(path)))
+        where = text
+    elif _has_magic(text):
+        parts = text.split(os.sep)
+        lead = []
+        for part in parts:
+            if _has_magic(part):
+                break
+            lead.append(part)
+        base = os.sep.join(lead) or (os.sep if lead else os.curdir)
+        base = os.path.abspath(base)
+        for path in glob.glob(text, recursive=True):
+            if not _is_image_name(path) or os.path.isdir(path):
+                continue
+            path = os.path.abspath(path)
+            if _inside(os.path.realpath(path), out_real):
+                continue
+            pairs.append((path, os.path.relpath(path, base)))
+        where = f"matching {text}"
+    else:
+        raise FileNotFoundError(f"INPUT {text} does not exist (give a folder, an image file "
+                                "or a glob pattern such as 'photos/**/*.jpg')")
+    if not pairs:
+        raise ValueError(f"no image ({', '.join(IMAGE_SUFFIXES)}) {where}")
+    pairs.sort(key=lambda p: p[1])
+    return pairs
+
+
+def _output_name(rel):
+    return os.path.splitext(rel)[0] + ".png"
+
+
+def _plan(pairs, output, *, save_proba, overwrite):
+    """Tasks ``(source, relative .png, write png, write npy)`` and the number skipped.
+
+    Refuses, before anything runs, two inputs that would write the same output, and an
+    output that would be one of the inputs.
+    """
+    seen = {}
+    inputs = {os.path.realpath(src) for src, _ in pairs}
+    tasks, skipped = [], 0
+    for src, rel in pairs:
+        rel_png = _output_name(rel)
+        key = os.path.normcase(rel_png)
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {rel} would both be written to "
+                             f"{os.path.join(output, rel_png)}: rename one of them or "
+                             "segment them into different OUTPUT folders")
+        seen[key] = rel
+        png = os.path.join(output, rel_png)
+        npy = os.path.splitext(png)[0] + ".npy"
+        if os.path.realpath(png) in inputs or (save_proba and os.path.realpath(npy) in inputs):
+            raise ValueError(f"the output {png} would replace the input image {src}; "
+                             "choose another OUTPUT")
+        write_png = overwrite or not os.path.lexists(png)
+        write_npy = save_proba and (overwrite or not os.path.lexists(npy))
+        if write_png or write_npy:
+            tasks.append((src, rel_png, write_png, write_npy))
+        else:
+            skipped += 1
+    return tasks, skipped
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill would terminate the process there
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_temps(output):
+    """Delete ``.<name>.png.<pid>.tmp`` / ``.npy`` temporaries a killed run left in
+    ``output`` (those of a live process on this machine are left alone)."""
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(output):
+        for name in filenames:
+            m = _TMP_RE.match(name)
+            if m is None or _pid_alive(int(m.group("pid"))):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(dirpath, name))
+                removed += 1
+    return removed
+
+
+# ------------------------------------------------------------------------------ model
+def _model_stamp(path):
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _load_model(path, stamp, refine):
+    """The model (and the refiner ``--refine`` adds), loaded once per process."""
+    key = (path, stamp, refine)
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            from ._persistence import load
+
+            if _model_stamp(path) != stamp:
+                raise ValueError(f"the model file {path} changed during the run")
+            estimator = load(path)
+            if not hasattr(estimator, "predict_proba"):
+                raise ValueError(f"the model in {path} ({type(estimator).__name__}) has no "
+                                 "predict_proba: save a fitted segmenter or a Pipeline "
+                                 "ending in a refiner")
+            refiner = None
+            if refine == "dense":
+                from .crf import DenseCRF
+
+                refiner = DenseCRF()
+            elif refine == "grid":
+                from .crf import GridCRF
+
+                refiner = GridCRF()
+            for old in [k for k in _MODELS if k[0] == path]:  # an older version of the file
+                del _MODELS[old]
+            _MODELS[key] = (estimator, refiner)
+        return _MODELS[key]
+
+
+def _check_model_file(path, stamp, refine):
+    """Refuse a file that is not a model, reading only its header where it can."""
+    from ._persistence import read_header
+
+    try:
+        read_header(path)
+    except ValueError:  # not ours, or a CNNSegmenter.save file: load tells which
+        _load_model(path, stamp, refine)
+
+
+def _first_stage(model):
+    """The stage that reads the images: the model, or a Pipeline's first step."""
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list):
+        for _, step in steps:
+            if step is not None and step != "passthrough":
+                return step
+    return model
+
+
+def _check_image_fits(model, image):
+    """Refuse, with a clear message, an image the model cannot take."""
+    first = _first_stage(model)
+    c = 1 if image.ndim == 2 else image.shape[2]
+    n_channels = getattr(first, "n_channels_", None)
+    fixed = bool(first._fixed_channels()) if hasattr(first, "_fixed_channels") else False
+    # Classical stages take a gray image for a colour model (they repeat the channel);
+    # a network's first convolution takes exactly the channels it was trained on.
+    if n_channels is not None and c != n_channels and (fixed or c != 1):
+        raise ValueError(f"has {c} channel{'s' * (c != 1)}, the model takes "
+                         f"{n_channels}")
+    if hasattr(first, "_min_image_side"):
+        side = int(first._min_image_side())
+        h, w = image.shape[:2]
+        if min(h, w) < side:
+            raise ValueError(f"is {h}x{w}, smaller than the smallest side the model takes "
+                             f"({side} pixels, the network's stride)")
+
+
+# ----------------------------------------------------------------------------- worker
+def _limit_threads(cfg):
+    """Give each task its share of the cores (numba and torch), so that several worker
+    processes do not oversubscribe them."""
+    n = cfg.threads
+    if cfg.host_threads is not None:
+        try:
+            from distributed import get_worker
+            from distributed.comm import get_address_host
+
+            worker = get_worker()
+            total = cfg.host_threads.get(get_address_host(worker.address))
+            total = total or worker.state.nthreads
+        except (ImportError, ValueError, AttributeError):
+            return
+        from joblib import cpu_count
+
+        n = max(1, cpu_count() // max(int(total), 1))
+    if n is None:
+        return
+    import numba
+
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _numba_guard():
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return _SERIAL
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        return _SERIAL
+    return contextlib.nullcontext() if layer != "workqueue" else _SERIAL
+
+
+def _read_image(path):
+    from .datasets._base import read_image
+
+    image = read_image(path)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(f"is not a 2-D image (array of shape {image.shape})")
+    return image
+
+
+def _predict(model, refiner, image):
+    """``(H, W, K)`` float32 probabilities of one image."""
+    with _numba_guard():
+        proba = model.predict_proba([image])[0]
+        if refiner is not None:
+            proba = refiner.refine(image, proba, kind="proba")
+    proba = np.asarray(proba)
+    h, w = image.shape[:2]
+    if proba.ndim != 3 or proba.shape[:2] != (h, w):
+        raise ValueError(f"the model returned scores of shape {proba.shape} for a {h}x{w} "
+                         "image; expected (H, W, K)")
+    return proba
+
+
+def _labels(proba):
+    k = proba.shape[-1]
+    if k > 65536:
+        raise ValueError(f"the model has {k} classes: a PNG label map holds at most 65536")
+    return np.argmax(proba, axis=-1).astype(np.uint8 if k <= 255 else np.uint16)
+
+
+def _write_atomic(path, write):
+    """Write ``path`` through ``write(file)`` into a hidden temporary file of the same
+    folder, then rename it: readers see the whole file or none. The temporary file is
+    removed on any error (a killed process leaves it for the next run to remove)."""
+    directory, name = os.path.split(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _save_png(labels):
+    from PIL import Image
+
+    return lambda f: Image.fromarray(labels).save(f, format="PNG")
+
+
+def _save_npy(proba):
+    return lambda f: np.save(f, proba.astype(np.float16), allow_pickle=False)
+
+
+def _one_line(exc):
+    """An exception as one short line (numba's and torch's messages run to pages)."""
+    text = str(exc).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first or type(exc).__name__
+    if len(first) > _MAX_MESSAGE:
+        first = first[:_MAX_MESSAGE - 3] + "..."
+    return first
+
+
+def _segment_one(task, cfg):
+    """Segment one image and write its outputs; never raises (but on interrupts).
+
+    Returns
+    -------
+    status : (str, str or None, float)
+        The relative output path, None or the error message, and the seconds spent.
+    """
+    src, rel_png, write_png, write_npy = task
+    t0 = time.perf_counter()
+    stage = "model"
+    try:
+        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine)
+        _limit_threads(cfg)
+        stage = "read"
+        image = _read_image(src)
+        stage = "check"
+        _check_image_fits(model, image)
+        stage = "predict"
+        proba = _predict(model, refiner, image)
+        labels = _labels(proba)
+        stage = "write"
+        png = os.path.join(cfg.output, rel_png)
+        if write_npy:  # first, so that an existing .png means the image is done
+            _write_atomic(os.path.splitext(png)[0] + ".npy", _save_npy(proba))
+        if write_png:
+            _write_atomic(png, _save_png(labels))
+    except Exception as exc:
+        what = {
+            "model": _NO_MODEL,
+            "read": "cannot be read: ",
+            "check": "",
+            "predict": "failed in the model: ",
+            "write": "cannot be written: ",
+        }[stage]
+        return rel_png, what + _one_line(exc), time.perf_counter() - t0
+    return rel_png, None, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------ runs
+def _check_args(refine, overwrite, save_proba, n_jobs, verbose):
+    if not isinstance(refine, str) or refine not in _REFINE:
+        raise ValueError(f"refine must be one of {', '.join(map(repr, _REFINE))}, "
+                         f"got {refine!r}")
+    for name, value in (("overwrite", overwrite), ("save_proba", save_proba),
+                        ("verbose", verbose)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(
+            n_jobs, (int, np.integer)) or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None, a positive int, or a negative int "
+                         f"(-1: every core), got {n_jobs!r}")
+
+
+def _check_paths(input, output, model):
+    for name, value in (("input", input), ("output", output), ("model", model)):
+        if not isinstance(value, (str, os.PathLike)):
+            hint = (" (save a fitted estimator with hybridseg.save and pass its path)"
+                    if name == "model" else "")
+            raise TypeError(f"{name} must be a path, got {type(value).__name__}{hint}")
+    output = os.path.abspath(os.path.expanduser(os.fspath(output)))
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ValueError(f"OUTPUT {output} exists and is not a folder; give a folder "
+                         "(it is created when missing)")
+    model = os.path.abspath(os.path.expanduser(os.fspath(model)))
+    if not os.path.exists(model):
+        raise FileNotFoundError(f"the model file {model} does not exist")
+    if os.path.isdir(model):
+        raise ValueError(f"the model {model} is a folder; give a file written by "
+                         "hybridseg.save")
+    return output, model
+
+
+def _dask_client(scheduler, stack):
+    """A ``distributed.Client`` for ``scheduler`` (closed with ``stack``)."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError("scheduler needs dask.distributed, which is not installed: "
+                          "pip install 'hybridseg[dask]'") from exc
+    if isinstance(scheduler, distributed.Client):
+        return scheduler
+    if not isinstance(scheduler, str):
+        raise TypeError(f"scheduler must be None, an address such as 'tcp://HOST:8786', "
+                        f"'local:N' or a distributed.Client, got {type(scheduler).__name__}")
+    if scheduler == "local" or scheduler.startswith("local:"):
+        n = scheduler.partition(":")[2]
+        if n and (not n.isdigit() or int(n) < 1):
+            raise ValueError(f"scheduler 'local:N' needs a positive number of workers N, "
+                             f"got {scheduler!r}")
+        from joblib import cpu_count
+
+        cluster = stack.enter_context(distributed.LocalCluster(
+            n_workers=int(n) if n else cpu_count(), threads_per_worker=1, processes=True,
+            dashboard_address=None))
+        return stack.enter_context(distributed.Client(cluster))
+    if "://" not in scheduler:
+        raise ValueError(f"scheduler must be an address such as 'tcp://HOST:8786', or "
+                         f"'local:N' for a local cluster of N workers, got {scheduler!r}")
+    return stack.enter_context(distributed.Client(scheduler))
+
+
+def _host_threads(client):
+    from distributed.comm import get_address_host
+
+    totals = {}
+    for address, n in client.nthreads().items():
+        host = get_address_host(address)
+        totals[host] = totals.get(host, 0) + int(n)
+    return totals
+
+
+def segment(input, output, model, *, refine="none", overwrite=False, save_proba=False,
+            n_jobs=None, scheduler=None, verbose=True):
+    """Segment every image under ``input`` with a saved model; write label maps to
+    ``output``.
+
+    Each image ``input/<rel>.<ext>`` becomes ``output/<rel>.png``, a label map ``(H, W)``
+    of uint8 (uint16 when the model has more than 255 classes), the argmax of the
+    model's ``(H, W, K)`` probabilities, i.e. what ``model.predict`` gives. The run
+    streams: each worker reads, segments and writes one image at a time and sends back
+    only a small status, so memory does not grow with the number of images.
+
+    Outputs are written to a hidden temporary file in their folder
+    (``.<name>.png.<pid>.tmp``) and renamed, so no partial file ever has a ``.png`` or
+    ``.npy`` name; temporaries a killed run left behind are removed at the start of the
+    next. Outputs that exist are kept as they are (same bytes, same modification time)
+    unless ``overwrite``: running the same command again after an interruption finishes
+    the rest. An image that cannot be read or segmented (a corrupt file, a gray image for
+    a colour network, an image smaller than the network's stride) is reported by name and
+    skipped; every other image is still written.
+
+    Loading the model unpickles the file: use model files you trust only.
+
+    Parameters
+    ----------
+    input : str or path-like
+        A folder (searched recursively; hidden files and folders skipped), a glob pattern
+        (``"photos/*.jpg"``, ``"data/**/*.png"``; output paths are relative to the
+        pattern's leading part without wildcards) or one image file. Images are png,
+        jpg/jpeg, tif/tiff, bmp, ppm and pgm files.
+    output : str or path-like
+        The output folder, created when missing; it must not be the input folder.
+    model : str or path-like
+        A file written by ``hybridseg.save``: a fitted segmenter (``predict_proba(X)``
+        gives ``(H, W, K)`` probabilities) or a ``Pipeline`` ending in a refiner.
+    refine : {"none", "dense", "grid"}, default="none"
+        Add a ``DenseCRF()`` or a ``GridCRF()`` with default parameters on top of the
+        model's probabilities (``refine(image, proba, kind="proba")``).
+    overwrite : bool, default=False
+        Recompute and replace outputs that exist.
+    save_proba : bool, default=False
+        Also write ``output/<rel>.npy``, the ``(H, W, K)`` probabilities as float16
+        (written before the ``.png``, so an existing ``.png`` marks a finished image).
+    n_jobs : int, optional
+        Worker processes on this machine (joblib's default backend, loky; -1 for every
+        core); each loads the model once and uses its share of the cores for numba and
+        torch. None means 1 (in this process) unless a ``joblib.parallel_config`` context
+        says otherwise; with ``scheduler``, None means every worker thread of the cluster.
+    scheduler : str or distributed.Client, optional
+        Run on a Dask cluster through joblib's dask backend: ``"tcp://HOST:PORT"`` (a
+        running ``dask scheduler``), ``"local:N"`` (a ``LocalCluster`` of N single-thread
+        worker processes started for this run; ``"local"`` for one per core) or a
+        ``distributed.Client``. The workers must see ``input``, ``output`` and ``model``
+        under the same absolute paths (a shared filesystem) and have hybridseg installed.
+        Needs the ``dask`` extra (``pip install 'hybridseg[dask]'``).
+    verbose : bool, default=True
+        Print a progress bar, each failure as it happens and a summary on stderr.
+
+    Returns
+    -------
+    report : SegmentReport
+        ``written``, ``skipped`` and ``failed`` (``(relative path, message)`` pairs)
+        counts, ``seconds`` and ``images_per_second``; ``report.ok`` is False when any
+        image failed.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``input`` or ``model`` does not exist.
+    ValueError
+        ``input`` holds no image, ``output`` is a file or the input folder, two inputs
+        would write the same output (``a.jpg`` and ``a.png``), or ``model`` is not a
+        hybridseg model file. Nothing is written then.
+    ImportError
+        ``scheduler`` is given and dask.distributed is not installed.
+
+    Examples
+    --------
+    >>> import hybridseg
+    >>> report = hybridseg.segment("photos", "labels", "unet.hseg",
+    ...                            refine="dense", n_jobs=2)  # doctest: +SKIP
+    >>> report.summary()  # doctest: +SKIP
+    '233 written, 0 skipped (existed), 0 failed; 120.4 s, 1.94 images/s; ...'
+    """
+    t0 = time.perf_counter()
+    _check_args(refine, overwrite, save_proba, n_jobs, verbose)
+    output, model_path = _check_paths(input, output, model)
+    pairs = _list_inputs(input, output)
+    tasks, skipped = _plan(pairs, output, save_proba=bool(save_proba),
+                           overwrite=bool(overwrite))
+    stamp = _model_stamp(model_path)
+    import joblib
+
+    active = None
+    if scheduler is None:
+        jobs = joblib.effective_n_jobs(n_jobs)
+        in_process = jobs == 1 or len(tasks) <= 1
+        active = None if in_process else _active_dask_client()  # a parallel_config
+    else:
+        jobs = -1 if n_jobs is None else int(n_jobs)
+        in_process = False
+    # A file that is not a model is a setup error, reported before anything runs. The
+    # in-process run loads the model here; workers load it themselves, so this process
+    # reads only the file's header and never holds a copy of the model.
+    if in_process:
+        _load_model(model_path, stamp, refine)
+    else:
+        _check_model_file(model_path, stamp, refine)
+    os.makedirs(output, exist_ok=True)
+    _remove_stale_temps(output)
+    report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped)
+
+    from .utils._progress import ProgressBar
+
+    err = sys.stderr
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            active = _dask_client(scheduler, stack)
+            stack.enter_context(joblib.parallel_config(backend="dask", client=active))
+        if in_process:
+            where, threads, host_threads = "in this process", None, None
+        elif active is not None:
+            host_threads = _host_threads(active)
+            where = f"on a Dask cluster ({sum(host_threads.values())} worker threads)"
+            threads = None
+        else:
+            jobs = min(jobs, len(tasks))
+            where = f"on {jobs} local worker processes"
+            threads, host_threads = max(1, joblib.cpu_count() // jobs), None
+        cfg = _Config(model=model_path, model_stamp=stamp, refine=refine, output=output,
+                      threads=threads, host_threads=host_threads)
+        if verbose:
+            print(f"segment: {len(pairs)} images, {skipped} done already (kept), "
+                  f"{len(tasks)} to segment {where}", file=err, flush=True)
+        bar = stack.enter_context(ProgressBar(len(tasks), "segment", file=err,
+                                              enabled=verbose and bool(tasks)))
+        if in_process:
+            results = (_segment_one(t, cfg) for t in tasks)
+        else:
+            results = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                joblib.delayed(_segment_one)(t, cfg) for t in tasks)
+        try:
+            for rel, message, _seconds in results:
+                if message is None:
+                    report.written += 1
+                elif message.startswith(_NO_MODEL) and not in_process:
+                    raise RuntimeError(
+                        f"the workers cannot load the model {model_path}: "
+                        f"{message[len(_NO_MODEL):]} (workers must see the model, the "
+                        "images and OUTPUT at the same paths as this machine)")
+                else:
+                    report.failed.append((rel, message))
+                    bar.write(f"{rel}: {message}")
+                bar.update(note=rel if len(rel) <= 40 else "..." + rel[-37:])
+        except KeyboardInterrupt:
+            report.seconds = time.perf_counter() - t0
+            if verbose:
+                bar.close()
+                print(f"segment: interrupted after {report.summary()}; run the same "
+                      "command again to finish the rest", file=err, flush=True)
+            raise
+        except Exception as exc:
+            if not _is_worker_loss(exc):
+                raise
+            raise RuntimeError(
+                f"a worker stopped ({type(exc).__name__}: {_one_line(exc)}; out of "
+                f"memory?); {report.written} outputs were written and are kept: run "
+                "the same command again to finish the rest") from exc
+    report.failed.sort()
+    report.seconds = time.perf_counter() - t0
+    if verbose:
+        print(f"segment: {report.summary()}", file=err, flush=True)
+    return report
+
+
+def _active_dask_client():
+    """The client of joblib's active backend when it is the dask one, else None."""
+    try:
+        from joblib.parallel import get_active_backend
+
+        backend, _ = get_active_backend()
+    except (ImportError, AttributeError):  # pragma: no cover - older joblib
+        return None
+    return getattr(backend, "client", None)
+
+
+def _is_worker_loss(exc):
+    """Whether ``exc`` says that a worker process died (not an error of one image)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TerminatedWorkerError", "BrokenProcessPool", "KilledWorker",
+                         "CommClosedError"})
