@@ -15,7 +15,9 @@ The two lines are::
 
 ``GridCRF`` takes the same call. The script prints the mean IoU of the network alone and
 with each CRF on the embedded sample's two CamVid test images (which the shipped network
-never saw), and writes a figure when ``--out`` is given (never over an existing file).
+never saw), and writes a figure when ``--out`` is given (never over an existing file) or,
+without ``--out``, to ``crf_on_any_logits.png`` in ``$HYBRIDSEG_GALLERY_OUT`` when that is
+set (as the docs build does for its gallery).
 """
 
 import argparse
@@ -76,6 +78,9 @@ def main(argv=None):
     ap.add_argument("--model", choices=["shipped", "torchvision"], default="shipped")
     ap.add_argument("--out", default=None, help="write a figure here (PNG)")
     args = ap.parse_args(argv)
+    out = args.out
+    if out is None and os.environ.get("HYBRIDSEG_GALLERY_OUT"):
+        out = os.path.join(os.environ["HYBRIDSEG_GALLERY_OUT"], "crf_on_any_logits.png")
     data = load_sample("camvid")
     test = [i for i, s in enumerate(data.split) if s == "test"]
     images = [data.images[i] for i in test]
@@ -94,17 +99,17 @@ def main(argv=None):
             "+ GridCRF": [p.argmax(-1) for p in grid]}
     for name, pred in rows.items():
         print(f"{name:<12} mIoU {100 * metrics.mean_iou(truth, pred, n_classes=k):5.1f}")
-    if args.out:
+    if out:
         from hybridseg.viz import colorize, figure_grid, save_png, tile
 
-        if os.path.lexists(args.out):
-            raise SystemExit(f"{args.out} exists: choose another --out")
+        if os.path.lexists(out):
+            raise SystemExit(f"{out} exists: choose another --out")
         fig = [[(tile(im), "image"), (tile(colorize(t, data.colors), labels=True), "truth")]
                + [(tile(colorize(p[i], data.colors), labels=True), name)
                   for name, p in rows.items()]
                for i, (im, t) in enumerate(zip(images, truth))]
-        save_png(figure_grid(fig, ["image", "truth", *rows]), args.out)
-        print(f"figure: {args.out}")
+        save_png(figure_grid(fig, ["image", "truth", *rows]), out)
+        print(f"figure: {os.path.basename(out)}")
     return rows
 
 
