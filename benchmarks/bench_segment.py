@@ -242,7 +242,8 @@ def main():
         n = len(sources) if args.n_images is None else min(args.n_images, len(sources))
         speed_in = test_dir if n == len(sources) else link_images(sources[:n], n,
                                                                   tmp / "speed_in")
-        print(f"model: {model.stat().st_size / 2**20:.1f} MiB (U-Net + DenseCRF Pipeline); "
+        kind = "U-Net" if args.no_crf else "U-Net + DenseCRF Pipeline"
+        print(f"model: {model.stat().st_size / 2**20:.1f} MiB ({kind}); "
               f"{n} CamVid test images; load average {os.getloadavg()}", flush=True)
         outs = {}
         for mode in modes:
