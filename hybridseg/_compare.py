@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
+import io
 import json
 import math
 import os
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .utils._io import write_text_atomic
 
 __all__ = ["COMPARE_METHODS", "ComparisonResult", "compare", "method_names"]
 
@@ -256,6 +258,17 @@ def _refiner(kind, deep, n_jobs):
     return make_classical_pipeline("pixel+dense", n_jobs=n_jobs).steps[1][1]
 
 
+def _tune_on_val(kind, segmenter, deep, data, n_jobs):
+    """A ``kind`` CRF stage fitted on ``segmenter``'s scores of val images (at most
+    ``MAX_TUNE_IMAGES[kind]``, spread evenly), with the images used and the seconds."""
+    Xv, yv, _ = data["val"]
+    idx = _spread(len(Xv), MAX_TUNE_IMAGES[kind])
+    crf = _refiner(kind, deep, n_jobs)
+    t0 = time.perf_counter()
+    crf.fit(segmenter.transform([Xv[i] for i in idx]), [yv[i] for i in idx])
+    return crf, len(idx), time.perf_counter() - t0
+
+
 def _base_estimator(base, data, budget, seed, n_jobs, verbose):
     from .classical import make_classical_pipeline
 
@@ -301,9 +314,7 @@ def _fit_base(base, data, config, out, verbose):
         # scores chose on val (as for <arch>+dense), not from defaults made for road
         # scenes: on the thin ISBI membranes those smoothed the start from 74 to 56 val
         # mIoU, and 6 epochs did not win it back.
-        idx = _spread(len(Xv), MAX_TUNE_IMAGES["dense"])
-        tuned = _refiner("dense", True, n_jobs).fit(start.transform([Xv[i] for i in idx]),
-                                                    [yv[i] for i in idx])
+        tuned, _, _ = _tune_on_val("dense", start, True, data, n_jobs)
         crf_params = dict(gaussian_weight=float(tuned.gaussian_weight_),
                           bilateral_weight=float(tuned.bilateral_weight_))
         notes["crf_start"] = {k: round(v, 3) for k, v in crf_params.items()}
@@ -337,9 +348,7 @@ def _fit_base(base, data, config, out, verbose):
 
 
 def _write_json(path, obj):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(v):
@@ -371,16 +380,11 @@ def _fit_method(name, estimator, data, config, out, verbose):
             meta["notes"]
     from sklearn.pipeline import Pipeline
 
-    Xv, yv, _ = data["val"]
-    idx = _spread(len(Xv), MAX_TUNE_IMAGES[refine])
-    crf = _refiner(refine, base in ZOO, config["n_jobs"])
-    t0 = time.perf_counter()
-    crf.fit(est.transform([Xv[i] for i in idx]), [yv[i] for i in idx])
-    tune = time.perf_counter() - t0
+    crf, n_tuned, tune = _tune_on_val(refine, est, base in ZOO, data, config["n_jobs"])
     pipe = Pipeline([("segmenter", est), ("crf", crf)])
     save(pipe, out / "models" / f"{_slug(name)}.hseg", overwrite=True)
     notes = dict(meta["notes"], crf_tuned_seconds=round(tune, 1),
-                 crf_tuned_on=f"{len(idx)} val images",
+                 crf_tuned_on=f"{n_tuned} val images",
                  crf_parameters={k: round(float(getattr(crf, k)), 3) for k in
                                  ("weight_", "beta_scale_", "gaussian_weight_",
                                   "bilateral_weight_") if hasattr(crf, k)})
@@ -413,16 +417,18 @@ def _evaluate(model, data, k, verbose, name):
     return row, preds
 
 
-def _run_method(label, name, estimator, config, out, verbose):
+def _run_method(label, name, estimator, config, out, verbose, data=None):
     """Fit, score and measure one method (registry ``name``, or the user's ``estimator``)
     shown as ``label``; write ``methods/<label>.json`` and its labels of the shown test
-    images. Runs in a child process of its own (or in this one)."""
+    images. Runs in a child process of its own, which reads the data set, or in this one
+    with the ``data`` already read."""
     import warnings
 
     out = Path(out)
-    data = load_splits(config["dataset"], config["data_root"],
-                       limit_train=config["limit_train"], limit_test=config["limit_test"],
-                       seed=config["seed"])
+    if data is None:
+        data = load_splits(config["dataset"], config["data_root"],
+                           limit_train=config["limit_train"],
+                           limit_test=config["limit_test"], seed=config["seed"])
     k = len(data["class_names"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
@@ -546,14 +552,6 @@ def _check_methods(methods):
     return items
 
 
-def _check_limit(value, what):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
             limit_test=None, budget=None, seed=0, n_jobs=None, isolate=True,
             verbose=True):
@@ -615,8 +613,10 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         a comparison made with other settings.
     """
     items = _check_methods(methods)
-    limit_train = _check_limit(limit_train, "limit_train")
-    limit_test = _check_limit(limit_test, "limit_test")
+    from .datasets._base import check_limit
+
+    limit_train = check_limit(limit_train, "limit_train")
+    limit_test = check_limit(limit_test, "limit_test")
     if budget is not None and (isinstance(budget, bool) or not isinstance(
             budget, (int, float)) or not budget > 0):
         raise ValueError(f"budget must be a positive number of minutes, got {budget!r}")
@@ -660,7 +660,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         error = out / "methods" / f"{_slug(label)}.error"
         error.unlink(missing_ok=True)
         try:
-            rec = _launch(label, registry, est, config, out, verbose, isolate)
+            rec = _launch(label, registry, est, config, out, verbose, isolate, data)
         except Exception as exc:  # one method failing does not stop the rest
             msg = error.read_text().strip() if error.is_file() else \
                 f"{type(exc).__name__}: {exc}"
@@ -707,7 +707,7 @@ def _claim(out, config):
         _write_json(run, config)
 
 
-def _launch(label, name, est, config, out, verbose, isolate):
+def _launch(label, name, est, config, out, verbose, isolate, data):
     """Run one method in a fresh Python process (``isolate``), else in this one.
 
     The child is a plain ``python -c`` that reads a pickled job, not a ``multiprocessing``
@@ -731,7 +731,7 @@ def _launch(label, name, est, config, out, verbose, isolate):
         if job is None and verbose:
             print(f"  {label}: runs in this process, as {reason}", file=sys.stderr)
     if job is None:
-        return _run_method(label, name, est, config, out, verbose)
+        return _run_method(label, name, est, config, out, verbose, data)
     job_file = out / "methods" / f".{_slug(label)}.job"
     job_file.write_bytes(job)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -752,19 +752,13 @@ def _launch(label, name, est, config, out, verbose, isolate):
     return json.loads(done.read_text())
 
 
-def config_digest(config):
-    """A short digest of a configuration (shown in the report)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def write_csv(path, rows, class_names):
     """``results.csv``: ``COLUMNS`` then ``iou_<class>``, one row per method."""
     cols = [*COLUMNS, *(f"iou_{c}" for c in class_names)]
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: (f"{r[c]:.6g}" if isinstance(r.get(c), float) else r.get(c))
-                        for c in cols})
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r.get(c), float) else r.get(c))
+                    for c in cols})
+    write_text_atomic(path, buf.getvalue())

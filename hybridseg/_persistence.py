@@ -26,6 +26,8 @@ import platform
 import sys
 import zipfile
 
+from .utils._io import write_atomic
+
 __all__ = ["FORMAT_VERSION", "load", "read_header", "save"]
 
 #: Version of the file layout written by ``save``; ``load`` refuses newer ones.
@@ -186,9 +188,8 @@ def save(estimator, path, *, overwrite=False):
                      for m in pickler.networks if any(True for _ in m.parameters())],
         "n_tensors": len(pickler.tensors),
     }
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w") as zf:
+    def write(f):
+        with zipfile.ZipFile(f, "w") as zf:
             zf.writestr(_HEADER, json.dumps(header, indent=2) + "\n",
                         compress_type=zipfile.ZIP_DEFLATED)
             zf.writestr(_PICKLE, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
@@ -196,10 +197,8 @@ def save(estimator, path, *, overwrite=False):
                 tbuf = io.BytesIO()
                 torch.save(pickler.tensors, tbuf)
                 zf.writestr(_TENSORS, tbuf.getvalue(), compress_type=zipfile.ZIP_STORED)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    write_atomic(path, write)
     return path
 
 

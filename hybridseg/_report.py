@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .utils._io import write_text_atomic as _write_text
+
 __all__ = ["write_report"]
 
 
@@ -293,12 +295,6 @@ def _html(result, data, config, shown):
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def _write_text(path, text):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(result, data, config):
     """Write the report files of a comparison into ``result.out``.
 
@@ -310,7 +306,7 @@ def write_report(result, data, config):
     config : dict
         The run's settings.
     """
-    from ._compare import write_csv
+    from ._compare import _jsonable, write_csv
     from ._version import __version__
 
     out = result.out
@@ -323,7 +319,7 @@ def write_report(result, data, config):
                              for k, v in r.items()} for r in result.rows],
                    notes=result.notes, failed=result.failed)
     _write_text(out / "results.json",
-                json.dumps(summary, indent=2, default=lambda v: getattr(v, "item", str)(v))
+                json.dumps(summary, indent=2, default=_jsonable)
                 + "\n")
     _write_text(out / "report.md", _markdown(result, data, config))
     shown = _shown(result, data)

@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from .utils._io import write_atomic
+
 __all__ = ["SegmentReport", "segment"]
 
 #: Image files that ``segment`` reads (case-insensitive suffixes).
@@ -400,25 +402,6 @@ def _labels(proba):
     return np.argmax(proba, axis=-1).astype(np.uint8 if k <= 255 else np.uint16)
 
 
-def _write_atomic(path, write):
-    """Write ``path`` through ``write(file)`` into a hidden temporary file of the same
-    folder, then rename it: readers see the whole file or none. The temporary file is
-    removed on any error (a killed process leaves it for the next run to remove)."""
-    directory, name = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def _save_png(labels):
     from PIL import Image
 
@@ -463,9 +446,9 @@ def _segment_one(task, cfg):
         stage = "write"
         png = os.path.join(cfg.output, rel_png)
         if write_npy:  # first, so that an existing .png means the image is done
-            _write_atomic(os.path.splitext(png)[0] + ".npy", _save_npy(proba))
+            write_atomic(os.path.splitext(png)[0] + ".npy", _save_npy(proba))
         if write_png:
-            _write_atomic(png, _save_png(labels))
+            write_atomic(png, _save_png(labels))
     except Exception as exc:
         what = {
             "model": _NO_MODEL,

@@ -131,11 +131,11 @@ def compact_labels(arr):
     return arr.astype(np.int32, copy=False)
 
 
-def check_limit(limit):
+def check_limit(limit, name="limit"):
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        raise ValueError(f"{name} must be a positive int or None, got {limit!r}")
     return int(limit)
 
 
