@@ -1,10 +1,10 @@
 # Names of the lazily loaded public surface (read by lazy_loader and by editors).
 from . import base, classical, crf, datasets, deep, dummy, metrics, utils, viz
-from ._compare import compare
 from ._persistence import load, save
-from ._segment import segment
 from ._show_versions import show_versions
-from ._unaries import Unaries
+from .apps._compare import compare
+from .apps._segment import segment
+from .utils._unaries import Unaries
 
 __all__ = [
     "Unaries",

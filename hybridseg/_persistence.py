@@ -1,117 +1,19 @@
-"""``hybridseg.save`` and ``hybridseg.load``: one file for any fitted stage or Pipeline.
+"""``hybridseg.save``, ``hybridseg.load`` and ``hybridseg.read_header``: one file for any
+fitted stage or Pipeline.
 
-A model file is a zip archive (``unzip -l`` lists it) with three members:
-
-- ``hybridseg-model.json``: what the file is (a magic string, the format version, the
-  versions of hybridseg, Python, numpy, scikit-learn and torch that wrote it, the
-  estimator's class and, for each torch network inside, its class and parameter count);
-- ``estimator.pkl``: the estimator, pickled, with every torch tensor left out and replaced
-  by a reference;
-- ``tensors.pt``: those tensors, by reference, in one ``torch.save`` archive read back with
-  ``weights_only=True`` (present only when the estimator holds torch tensors, so a classical
-  model is read without torch installed).
-
-So a network's weights are stored as its state dict's tensors on the CPU, never as CUDA
-storages, and a file written on a GPU machine loads on a CPU-only one. Loading runs
-``pickle`` on ``estimator.pkl``: load only files from people you trust.
+The format itself (a zip archive with a JSON header, the pickled estimator and its torch
+tensors apart) lives in ``utils/_serialize.py``, which every stage's own ``save`` uses too.
+This module adds what needs the stages: files of the earlier ``CNNSegmenter.save`` format
+(a torch archive) are read by ``deep/_legacy.py``. Loading runs ``pickle``: load only files
+from people you trust.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import pickle
-import platform
-import sys
-import zipfile
-
-from .utils._io import write_atomic
+from .utils import _serialize
+from .utils._serialize import FORMAT_VERSION
 
 __all__ = ["FORMAT_VERSION", "load", "read_header", "save"]
-
-#: Version of the file layout written by ``save``; ``load`` refuses newer ones.
-FORMAT_VERSION = 1
-_MAGIC = "hybridseg-model"
-_HEADER = "hybridseg-model.json"
-_PICKLE = "estimator.pkl"
-_TENSORS = "tensors.pt"
-
-
-def _torch_if_loaded():
-    """torch when it is already imported (an estimator holding tensors imported it)."""
-    return sys.modules.get("torch")
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles an estimator with each torch tensor replaced by a reference into a table."""
-
-    def __init__(self, file, torch):
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._torch = torch
-        self.tensors = {}
-        self._ids = {}
-        self._inner = set()
-        self._alive = []
-        self.networks = []
-
-    def persistent_id(self, obj):
-        torch = self._torch
-        if torch is None:
-            return None
-        if isinstance(obj, torch.nn.Module):
-            # Note each outermost network once, for the header (submodules come after).
-            if id(obj) not in self._inner:
-                self.networks.append(obj)
-                self._inner.update(id(m) for m in obj.modules())
-            return None
-        if not isinstance(obj, torch.Tensor):
-            return None
-        key = self._ids.get(id(obj))
-        if key is None:
-            key = f"t{len(self.tensors)}"
-            self._ids[id(obj)] = key
-            self._alive.append(obj)  # an id is only unique while its object lives
-            t = obj
-            if t.device.type not in ("cpu", "meta"):
-                t = (torch.nn.Parameter(t.detach().cpu(), requires_grad=t.requires_grad)
-                     if isinstance(t, torch.nn.Parameter) else t.detach().cpu())
-            self.tensors[key] = t
-        return ("tensor", key)
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, tensors):
-        super().__init__(file)
-        self._tensors = tensors
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "tensor"):
-            raise pickle.UnpicklingError(f"unknown reference {pid!r} in the model file")
-        try:
-            return self._tensors[pid[1]]
-        except (KeyError, TypeError):
-            raise pickle.UnpicklingError(
-                f"the model file refers to tensor {pid[1]!r}, which it does not hold"
-            ) from None
-
-
-def _versions(torch):
-    import numpy
-    import sklearn
-
-    from ._version import __version__
-
-    out = {"hybridseg": __version__, "python": platform.python_version(),
-           "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
-    if torch is not None:
-        out["torch"] = torch.__version__
-    return out
-
-
-def _class_path(obj):
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def save(estimator, path, *, overwrite=False):
@@ -155,90 +57,7 @@ def save(estimator, path, *, overwrite=False):
     ...     hybridseg.load(f).predict([np.zeros((2, 3))])[0].tolist()
     [[1, 1, 1], [1, 1, 1]]
     """
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path must be a str or path-like, got {type(path).__name__}") \
-            from None
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path is a folder, not a file name: {path}")
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"the folder to save into does not exist: {directory}")
-
-    torch = _torch_if_loaded()
-    buf = io.BytesIO()
-    pickler = _Pickler(buf, torch)
-    try:
-        pickler.dump(estimator)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise TypeError(f"cannot save {type(estimator).__name__}: it does not pickle "
-                        f"({exc})") from exc
-    header = {
-        "magic": _MAGIC,
-        "format_version": FORMAT_VERSION,
-        "versions": _versions(torch if pickler.tensors else None),
-        "estimator": _class_path(estimator),
-        "networks": [{"class": _class_path(m),
-                      "parameters": int(sum(p.numel() for p in m.parameters()))}
-                     for m in pickler.networks if any(True for _ in m.parameters())],
-        "n_tensors": len(pickler.tensors),
-    }
-    def write(f):
-        with zipfile.ZipFile(f, "w") as zf:
-            zf.writestr(_HEADER, json.dumps(header, indent=2) + "\n",
-                        compress_type=zipfile.ZIP_DEFLATED)
-            zf.writestr(_PICKLE, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
-            if pickler.tensors:
-                tbuf = io.BytesIO()
-                torch.save(pickler.tensors, tbuf)
-                zf.writestr(_TENSORS, tbuf.getvalue(), compress_type=zipfile.ZIP_STORED)
-
-    write_atomic(path, write)
-    return path
-
-
-def _open(path):
-    """The open archive and its header, or a clear error for a file that is not ours."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path must be a str or path-like, got {type(path).__name__}") \
-            from None
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model file at {path}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path is a folder, not a model file: {path}")
-    not_ours = f"{path} is not a hybridseg model file (written by hybridseg.save)"
-    if not zipfile.is_zipfile(path):
-        raise ValueError(not_ours)
-    zf = zipfile.ZipFile(path)
-    names = set(zf.namelist())
-    if _HEADER not in names:
-        zf.close()
-        if any(n.endswith("/data.pkl") for n in names):
-            return None, None  # a torch archive: perhaps CNNSegmenter.save's own format
-        raise ValueError(not_ours)
-    try:
-        header = json.loads(zf.read(_HEADER))
-    except (ValueError, UnicodeDecodeError):
-        zf.close()
-        raise ValueError(f"{not_ours}: its header is not JSON") from None
-    if not isinstance(header, dict) or header.get("magic") != _MAGIC:
-        zf.close()
-        raise ValueError(not_ours)
-    version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        zf.close()
-        written = header.get("versions", {}).get("hybridseg", "an unknown version")
-        raise ValueError(f"{path} has format version {version} (written by hybridseg "
-                         f"{written}), newer than this hybridseg reads ({FORMAT_VERSION}); "
-                         "upgrade hybridseg")
-    return zf, header
+    return _serialize.save(estimator, path, overwrite=overwrite)
 
 
 def read_header(path):
@@ -255,12 +74,7 @@ def read_header(path):
         torch that wrote it), ``estimator`` (its class), ``networks`` (class and parameter
         count of each torch network inside).
     """
-    zf, header = _open(path)
-    if zf is None:
-        raise ValueError(f"{os.fspath(path)} is a torch archive, not a file written by "
-                         "hybridseg.save")
-    zf.close()
-    return header
+    return _serialize.read_header(path)
 
 
 def load(path):
@@ -293,22 +107,8 @@ def load(path):
     save : write a file.
     read_header : what a file holds, without loading it.
     """
-    zf, _ = _open(path)
-    if zf is None:
-        from .deep._segmenter import CNNSegmenter
+    if _serialize.is_legacy(path):
+        from .deep._legacy import load_legacy
 
-        return CNNSegmenter.load(path)
-    with zf:
-        tensors = {}
-        if _TENSORS in zf.namelist():
-            try:
-                import torch
-            except ImportError:
-                raise ImportError(f"{os.fspath(path)} holds torch networks; install torch "
-                                  "to load it") from None
-            tensors = torch.load(io.BytesIO(zf.read(_TENSORS)), map_location="cpu",
-                                 weights_only=True)
-        try:
-            return _Unpickler(io.BytesIO(zf.read(_PICKLE)), tensors).load()
-        except (pickle.UnpicklingError, EOFError, KeyError) as exc:
-            raise ValueError(f"{os.fspath(path)} is damaged: {exc}") from exc
+        return load_legacy(path)
+    return _serialize.load(path)

@@ -26,10 +26,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._unaries import Unaries
 from .metrics import mean_iou
-from .utils._parallel import parallel_map
+from .utils._parallel import numba_threads_safe, parallel_map
 from .utils._param_validation import validate_parameter_constraints
+from .utils._unaries import Unaries
 from .utils._validation import (
     check_images,
     check_label_maps,
@@ -45,29 +45,35 @@ __all__ = [
 ]
 
 
-def labels_from_proba(proba):
-    """Argmax over the class axis of ``(H, W, K)`` scores, as a compact integer map."""
-    k = proba.shape[-1]
-    return np.argmax(proba, axis=-1).astype(np.uint8 if k <= 255 else np.int32)
+def labels_from_proba(proba, *, wide_dtype=np.int32):
+    """Argmax over the class axis of ``(H, W, K)`` scores, as a compact integer map.
 
+    Parameters
+    ----------
+    proba : (H, W, K) array_like
+        Class scores, class axis last.
+    wide_dtype : integer dtype, default=np.int32
+        The map's type when K > 255 (uint8 holds up to 255 classes, leaving 255 free for
+        ``ignore_index``). ``predict`` keeps int32; ``hybridseg segment`` asks for uint16,
+        the widest type a PNG label map holds.
 
-def numba_threads_safe():
-    """Whether numba's parallel kernels may be called from several threads at once.
+    Returns
+    -------
+    labels : (H, W) ndarray of uint8, or of ``wide_dtype`` when K > 255
 
-    numba's ``workqueue`` threading layer (its fallback when neither TBB nor OpenMP is
-    available) aborts the whole process on concurrent parallel launches; the ``omp`` and
-    ``tbb`` layers are fine. The layer is known only once a parallel kernel has run, so
-    call this after one image has been processed; before that it answers True.
+    Raises
+    ------
+    ValueError
+        ``wide_dtype`` cannot hold the labels 0 .. K - 1.
     """
-    import sys
-
-    numba = sys.modules.get("numba")
-    if numba is None:
-        return True
-    try:
-        return numba.threading_layer() != "workqueue"
-    except ValueError:  # no parallel kernel has run yet
-        return True
+    k = proba.shape[-1]
+    if k <= 255:
+        return np.argmax(proba, axis=-1).astype(np.uint8)
+    wide = np.dtype(wide_dtype)
+    if k - 1 > np.iinfo(wide).max:
+        raise ValueError(f"the scores have {k} classes: a {wide.name} label map holds at "
+                         f"most {np.iinfo(wide).max + 1}")
+    return np.argmax(proba, axis=-1).astype(wide)
 
 
 class _ParamsMixin:

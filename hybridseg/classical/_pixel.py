@@ -16,10 +16,10 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._unaries import Unaries
 from ..base import BaseSegmenter
 from ..utils._parallel import parallel_map
 from ..utils._param_validation import Interval, StrOptions
+from ..utils._unaries import Unaries
 from ..utils._validation import check_images
 from ._features import _CONSTRAINTS as _FEATURE_CONSTRAINTS
 from ._features import _n_channels, _pixel_features, check_sigmas

@@ -14,12 +14,16 @@ import numbers
 
 import numpy as np
 
+from ..utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from ._torch import require_torch
 
 torch = require_torch()
 nn = torch.nn
 
-__all__ = ["CRFRNN"]
+__all__ = ["CRFRNN", "UnaryCRF"]
+
+_POSITIVE = Interval(numbers.Real, 0, np.inf, closed="neither")
+_FINITE = Interval(numbers.Real, -np.inf, np.inf, closed="neither")
 
 
 class _MeanFieldNumba(torch.autograd.Function):
@@ -194,31 +198,29 @@ class CRFRNN(nn.Module):
     torch.Size([3, 3])
     """
 
+    _parameter_constraints = {
+        "n_classes": [Interval(numbers.Integral, 1, None)],
+        "n_iter": [Interval(numbers.Integral, 0, None)],
+        "gaussian_sxy": [_POSITIVE],
+        "bilateral_sxy": [_POSITIVE],
+        "bilateral_srgb": [_POSITIVE],
+        "gaussian_weight": [_FINITE],
+        "bilateral_weight": [_FINITE],
+        "trainable": ["boolean"],
+        "image_channels": [None, Interval(numbers.Integral, 1, None)],
+        "engine": [StrOptions({"auto", "torch", "numba"})],
+    }
+
     def __init__(self, n_classes, n_iter=5, gaussian_sxy=3.0, gaussian_weight=3.0,
                  bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_weight=10.0,
                  compat="potts", trainable=True, image_channels=None, engine="auto"):
         super().__init__()
-        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) \
-                or n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
-        if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or n_iter < 0:
-            raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
-        for name, value in (("gaussian_sxy", gaussian_sxy), ("bilateral_sxy", bilateral_sxy),
-                            ("bilateral_srgb", bilateral_srgb)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-                    not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name, value in (("gaussian_weight", gaussian_weight),
-                            ("bilateral_weight", bilateral_weight)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-                    not np.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if engine not in ("auto", "torch", "numba"):
-            raise ValueError(f"engine must be 'auto', 'torch' or 'numba', got {engine!r}")
-        if image_channels is not None and (isinstance(image_channels, bool) or not isinstance(
-                image_channels, numbers.Integral) or image_channels < 1):
-            raise ValueError(f"image_channels must be a positive integer, got "
-                             f"{image_channels!r}")
+        validate_parameter_constraints(self._parameter_constraints, {
+            "n_classes": n_classes, "n_iter": n_iter, "gaussian_sxy": gaussian_sxy,
+            "gaussian_weight": gaussian_weight, "bilateral_sxy": bilateral_sxy,
+            "bilateral_srgb": bilateral_srgb, "bilateral_weight": bilateral_weight,
+            "trainable": trainable, "image_channels": image_channels, "engine": engine,
+        }, caller_name="CRFRNN")
         from ..crf._dense import _compat_matrix
 
         mu = _compat_matrix(compat, int(n_classes))
@@ -269,9 +271,7 @@ class CRFRNN(nn.Module):
         if not logits.is_floating_point():
             raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
         c = images.shape[1]
-        if self.image_channels is None:
-            self.image_channels = int(c)
-        elif c != self.image_channels:
+        if self.image_channels is not None and c != self.image_channels:
             raise ValueError(f"images have {c} channels but the layer was built for "
                              f"{self.image_channels}-channel images")
         if not torch.isfinite(logits).all():
@@ -319,6 +319,8 @@ class CRFRNN(nn.Module):
         from ..crf._torch_lattice import lattice_filter
 
         self._check(logits, images)
+        if self.image_channels is None:  # the first forward fixes the image channels
+            self.image_channels = int(images.shape[1])
         if self.n_iter == 0:
             return logits
         n, k, h, w = logits.shape
@@ -343,3 +345,40 @@ class CRFRNN(nn.Module):
                 z = unary - message @ mu_t
             out.append(z.T.reshape(k, h, w))
         return torch.stack(out)
+
+
+class UnaryCRF(nn.Module):
+    """A unary network's logits refined by a ``CRFRNN`` layer: the network of a fitted
+    ``CRFRNNSegmenter``.
+
+    It takes the standardised images the unary network takes and gives the layer the
+    images in their own units (un-standardised with ``mean``, ``std`` and ``unit``, the
+    buffers ``set_stats`` fills from the segmenter's input statistics). With ``use_crf``
+    False it is the unary network alone (the first training stage).
+    """
+
+    def __init__(self, unary, crf, n_channels):
+        super().__init__()
+        self.unary = unary
+        self.crf = crf
+        self.use_crf = True
+        self.stride = int(getattr(unary, "stride", 1) or 1)
+        self.register_buffer("mean", torch.zeros(1, n_channels, 1, 1))
+        self.register_buffer("std", torch.ones(1, n_channels, 1, 1))
+        self.register_buffer("unit", torch.tensor(255.0))
+
+    def set_stats(self, mean, std, unit):
+        c = self.mean.shape[1]
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(1, c, 1, 1))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(1, c, 1, 1))
+        self.unit.fill_(float(unit))
+
+    def forward(self, x):
+        from ._inference import network_logits
+
+        z = network_logits(self.unary, x)
+        if not self.use_crf:
+            return z
+        images = (x.float() * self.std + self.mean) * self.unit
+        with torch.autocast(x.device.type, enabled=False):
+            return self.crf(z.float(), images)

@@ -1,22 +1,26 @@
-"""CRFRNNSegmenter: a unary network followed by a CRFRNN layer, trained end to end.
+"""CRFRNNSegmenter: a unary segmenter followed by a CRFRNN layer, trained end to end.
 
-The staged schedule of Zheng et al. (ICCV 2015): the unary network is trained alone first
-(``unary_epochs``; skipped when starting from a fitted ``CNNSegmenter``), then the network
-and the CRF layer together at a lower learning rate (``epochs``, ``end_to_end_lr``).
-Everything else (crops, augmentation, losses, validation, early stopping, devices, mixed
-precision, padding and tiling at prediction, save/load) is ``CNNSegmenter``'s.
+The staged schedule of Zheng et al. (ICCV 2015): the unary ``CNNSegmenter`` is trained
+alone first (its own ``fit``, with its own ``epochs`` and ``lr``; skipped when it is given
+fitted), then its network and the CRF layer together at a lower learning rate
+(``epochs``, ``end_to_end_lr``), with the unary's training settings (crops,
+augmentation, loss, validation, early stopping, devices) updated by ``train_params``.
+The segmenter composes the unary rather than re-listing its parameters: tune the first
+stage as ``unary__lr``.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._param_validation import Interval
-from ._segmenter import CNNSegmenter, _is_shell
+from ._segmenter import CNNSegmenter, _is_shell, _NetworkSegmenter
 from ._torch import require_torch
 
 __all__ = ["CRFRNNSegmenter"]
@@ -24,83 +28,110 @@ __all__ = ["CRFRNNSegmenter"]
 # The CRFRNN options a user may set through ``crf_params``.
 _CRF_KEYS = ("gaussian_sxy", "gaussian_weight", "bilateral_sxy", "bilateral_srgb",
              "bilateral_weight", "compat", "trainable", "engine")
+# CNNSegmenter parameters that describe the network and its data, not how the end-to-end
+# stage trains: they belong to the unary, not to ``train_params``.
+_NOT_TRAINING = ("model", "model_options", "n_classes")
 
 
 def __getattr__(name):
-    # The wrapper class is built on first use (torch is imported only then), also when
-    # pickle looks it up by name.
+    # Files pickled before the network moved to ``_crfrnn.UnaryCRF`` name it here.
     if name == "_UnaryCRF":
-        return _wrapper_class()
+        from ._crfrnn import UnaryCRF
+
+        return UnaryCRF
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _wrapper_class():
-    """The ``_UnaryCRF`` module class, built once."""
-    if "_UnaryCRF" in globals():
-        return globals()["_UnaryCRF"]
-    torch = require_torch()
-    nn = torch.nn
-
-    class _UnaryCRF(nn.Module):
-        """The unary network's logits refined by a CRFRNN layer that reads the images in
-        their own units (the network's standardised input, un-standardised)."""
-
-        def __init__(self, unary, crf, n_channels):
-            super().__init__()
-            self.unary = unary
-            self.crf = crf
-            self.use_crf = True
-            self.stride = int(getattr(unary, "stride", 1) or 1)
-            self.register_buffer("mean", torch.zeros(1, n_channels, 1, 1))
-            self.register_buffer("std", torch.ones(1, n_channels, 1, 1))
-            self.register_buffer("unit", torch.tensor(255.0))
-
-        def set_stats(self, mean, std, unit):
-            c = self.mean.shape[1]
-            self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(1, c, 1, 1))
-            self.std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(1, c, 1, 1))
-            self.unit.fill_(float(unit))
-
-        def forward(self, x):
-            z = self.unary(x)
-            if isinstance(z, dict):
-                z = z["out"]
-            if z.shape[-2:] != x.shape[-2:]:
-                z = nn.functional.interpolate(z, size=x.shape[-2:], mode="bilinear",
-                                              align_corners=False)
-            if not self.use_crf:
-                return z
-            images = (x.float() * self.std + self.mean) * self.unit
-            with torch.autocast(x.device.type, enabled=False):
-                return self.crf(z.float(), images)
-
-    _UnaryCRF.__qualname__ = "_UnaryCRF"
-    globals()["_UnaryCRF"] = _UnaryCRF
-    return _UnaryCRF
+def _cnn_params():
+    return [p for p in inspect.signature(CNNSegmenter.__init__).parameters if p != "self"]
 
 
-class CRFRNNSegmenter(CNNSegmenter):
+def _unwrap(unary):
+    """The ``CNNSegmenter`` inside scikit-learn's ``FrozenEstimator``, or ``unary``."""
+    if type(unary).__name__ == "FrozenEstimator" and isinstance(
+            getattr(unary, "estimator", None), CNNSegmenter):
+        return unary.estimator
+    return unary
+
+
+def _same(a, b):
+    """Whether two parameter values are equal (arrays and odd types: not equal)."""
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_fitted(est):
+    return isinstance(est, CNNSegmenter) and hasattr(est, "model_")
+
+
+def _from_earlier_keywords(unary, train_params, kwargs):
+    """``(unary, train_params)`` from the keywords of the earlier CRFRNNSegmenter, which
+    took every CNNSegmenter parameter itself (``model``, ``unary_epochs``, ``lr``, ...)."""
+    allowed = {"unary_epochs", *_cnn_params()}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise TypeError(f"CRFRNNSegmenter got unexpected keyword arguments {unknown}")
+    kwargs = dict(kwargs)
+    if "model" in kwargs:
+        unary = kwargs.pop("model")
+    warnings.warn(
+        f"CRFRNNSegmenter's keywords {sorted(kwargs)} are deprecated and will be removed: "
+        "pass the unary network's settings to its CNNSegmenter, "
+        "CRFRNNSegmenter(unary=CNNSegmenter(model, epochs=..., lr=...), ...), and those of "
+        "the end-to-end stage that differ in train_params={...}", FutureWarning,
+        stacklevel=3)
+    if _is_fitted(_unwrap(unary)):
+        # Starting from a fitted network the first stage is skipped: the keywords were the
+        # end-to-end stage's training settings.
+        kwargs.pop("unary_epochs", None)
+        start = _unwrap(unary)
+        for key in _NOT_TRAINING:  # the start's network decided these
+            value = kwargs.pop(key, None)
+            if key == "n_classes" and value not in (None, start.n_classes_):
+                raise ValueError(f"n_classes={value} but the fitted CNNSegmenter to start "
+                                 f"from has {start.n_classes_} classes")
+        own = start.get_params(deep=False)
+        changed = {k: v for k, v in kwargs.items() if not _same(own.get(k), v)}
+        return unary, {**(train_params or {}), **changed}
+    epochs = kwargs.pop("unary_epochs", 30)
+    if isinstance(unary, CNNSegmenter):
+        from sklearn.base import clone
+
+        return clone(unary).set_params(epochs=epochs, **kwargs), train_params
+    return CNNSegmenter(unary, epochs=epochs, **kwargs), train_params
+
+
+class CRFRNNSegmenter(_NetworkSegmenter):
     """A CNN with a CRF-as-RNN layer on its logits, trained end to end (Zheng et al. 2015).
 
-    Takes every parameter of ``CNNSegmenter`` (training, augmentation, validation, devices,
-    prediction, save/load), plus the ones below. ``lr`` and ``unary_epochs`` are the first
-    stage's (the unary network alone), ``epochs`` and ``end_to_end_lr`` the second's (the
-    network and the layer together).
+    Training has two stages. The first is the unary segmenter's own ``fit`` (its
+    ``epochs``, ``lr`` and every other setting; skipped when ``unary`` is fitted). The
+    second trains its network and a ``CRFRNN`` layer together for ``epochs`` at
+    ``end_to_end_lr``, with the unary's settings (batch size, crops, augmentation, loss,
+    class weights, optimiser, schedule, validation and early stopping, device, random
+    state), updated by ``train_params``. Prediction (scale, padding, tiling, TTA, batch
+    size, ``unaries``, ``cv``) follows the same settings.
+
+    The keywords of the earlier signature, which re-listed every ``CNNSegmenter``
+    parameter (``CRFRNNSegmenter("unet", unary_epochs=30, lr=1e-3, batch_size=8, ...)``),
+    still work with a ``FutureWarning``: they go to the unary (or, with a fitted unary, to
+    ``train_params``).
 
     Parameters
     ----------
-    model : str, torch.nn.Module subclass or instance, or fitted CNNSegmenter, default="unet"
-        The unary network, as ``CNNSegmenter`` takes it; or a fitted ``CNNSegmenter`` to
-        start from (its network is copied, its input statistics and ``scale`` kept, and the
-        first stage skipped). ``clone`` (and so ``GridSearchCV``) unfits a fitted
-        estimator given as a parameter: wrap it in ``sklearn.frozen.FrozenEstimator`` to
-        keep it.
-    unary_epochs : int, default=30
-        Epochs of the first stage (0 skips it).
+    unary : CNNSegmenter, str, torch.nn.Module subclass or instance, default="unet"
+        The unary segmenter: a ``CNNSegmenter`` (trained in the first stage; tune it as
+        ``unary__lr``), a fitted one to start from (its network is copied, its input
+        statistics and ``scale`` kept; wrap it in ``sklearn.frozen.FrozenEstimator`` so
+        that ``clone`` and ``GridSearchCV`` keep it fitted), or a network as
+        ``CNNSegmenter`` takes it (short for ``CNNSegmenter(unary)``).
     epochs : int, default=10
-        Epochs of end-to-end training.
+        Epochs of end-to-end training (0: none, the layer keeps its initial parameters).
     end_to_end_lr : float, optional
-        Peak learning rate of the network in the second stage; by default ``lr / 10``.
+        Peak learning rate of the network in the second stage; by default the unary's
+        ``lr / 10``.
     crf_lr : float, default=1e-2
         Peak learning rate of the layer's kernel weights and compatibility matrix in the
         second stage (no weight decay on them). They are a handful of numbers of order 1
@@ -113,116 +144,196 @@ class CRFRNNSegmenter(CNNSegmenter):
         (``CRFRNN``'s defaults otherwise: ``DenseCRF``'s). Spatial standard deviations are
         in pixels of the input images; with ``scale`` they are scaled to the working
         resolution.
+    train_params : dict, optional
+        ``CNNSegmenter`` parameters of the second stage and of prediction that differ from
+        the unary's (``{"batch_size": 4, "early_stopping": True, "device": "cuda"}``);
+        not ``model``, ``model_options`` or ``n_classes``, and ``scale`` only at the
+        unary's value.
 
     Attributes
     ----------
     model_ : torch.nn.Module
         The unary network (``model_.unary``) and the layer (``model_.crf``, a ``CRFRNN``
         whose learned weights and compatibility are its parameters).
+    unary_ : CNNSegmenter
+        The fitted unary segmenter with the second stage's settings; its network is
+        ``model_.unary``, trained end to end (``unary_.predict`` gives its labels without
+        the layer).
+    n_classes_, classes_, n_channels_, mean_, std_, stride_, device_, class_weight_
+        As ``CNNSegmenter``'s.
+    loss_curve_, validation_scores_ : list of float
+        The second stage's curves.
     unary_loss_curve_, unary_validation_scores_ : list of float
-        The first stage's curves (empty when it was skipped); ``loss_curve_`` and
-        ``validation_scores_`` are the second stage's.
+        The first stage's (empty when it was skipped).
     initial_validation_score_ : float
         Validation mean IoU of the start of the second stage (its epoch 0); with
         ``early_stopping``, ``best_epoch_`` is 0 when no end-to-end epoch beat it and the
         start was kept.
+    best_validation_score_, best_epoch_, n_epochs_, fit_time_
+        As ``CNNSegmenter``'s, of the second stage.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridseg.deep import CNNSegmenter, CRFRNNSegmenter
+    >>> rng = np.random.default_rng(0)
+    >>> X = [rng.integers(0, 255, (32, 40, 3), dtype=np.uint8) for _ in range(4)]
+    >>> y = [(x[..., 0] > 127).astype(np.uint8) for x in X]
+    >>> unary = CNNSegmenter("unet", model_options={"widths": (8, 16)}, epochs=1,
+    ...                      batch_size=2, device="cpu", random_state=0)
+    >>> seg = CRFRNNSegmenter(unary, epochs=1, n_iter=2).fit(X, y)
+    >>> seg.predict_proba(X[:1])[0].shape
+    (32, 40, 2)
     """
 
     _parameter_constraints = {
-        **CNNSegmenter._parameter_constraints,
-        "unary_epochs": [Interval(numbers.Integral, 0, None)],
+        "unary": "no_validation",
+        "epochs": [Interval(numbers.Integral, 0, None)],
         "end_to_end_lr": [None, Interval(numbers.Real, 0, None, closed="neither")],
         "crf_lr": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter": [Interval(numbers.Integral, 0, None)],
         "crf_params": [None, dict],
+        "train_params": [None, dict],
     }
 
-    def __init__(
-        self,
-        model="unet",
-        *,
-        unary_epochs=30,
-        end_to_end_lr=None,
-        crf_lr=1e-2,
-        n_iter=5,
-        crf_params=None,
-        model_options=None,
-        epochs=10,
-        batch_size=8,
-        lr=1e-3,
-        lr_schedule="cosine",
-        warmup=0.03,
-        optimizer="adamw",
-        weight_decay=1e-4,
-        loss="ce",
-        class_weight=None,
-        crop_size=None,
-        augment=True,
-        scale_jitter=(0.75, 1.25),
-        color_jitter=0.0,
-        scale=1.0,
-        validation_fraction=0.1,
-        early_stopping=False,
-        n_iter_no_change=5,
-        max_time=None,
-        device="auto",
-        amp="auto",
-        tta=False,
-        tile_size=1024,
-        unaries="proba",
-        cv=None,
-        n_classes=None,
-        ignore_index=255,
-        random_state=None,
-        verbose=0,
-    ):
-        super().__init__(
-            model, model_options=model_options, epochs=epochs, batch_size=batch_size,
-            lr=lr, lr_schedule=lr_schedule, warmup=warmup, optimizer=optimizer,
-            weight_decay=weight_decay, loss=loss, class_weight=class_weight,
-            crop_size=crop_size, augment=augment, scale_jitter=scale_jitter,
-            color_jitter=color_jitter, scale=scale,
-            validation_fraction=validation_fraction, early_stopping=early_stopping,
-            n_iter_no_change=n_iter_no_change, max_time=max_time, device=device, amp=amp,
-            tta=tta, tile_size=tile_size, unaries=unaries, cv=cv, n_classes=n_classes,
-            ignore_index=ignore_index, random_state=random_state, verbose=verbose,
-        )
-        self.unary_epochs = unary_epochs
+    def __init__(self, unary="unet", *, epochs=10, end_to_end_lr=None, crf_lr=1e-2,
+                 n_iter=5, crf_params=None, train_params=None, **kwargs):
+        if kwargs:
+            unary, train_params = _from_earlier_keywords(unary, train_params, kwargs)
+        self.unary = unary
+        self.epochs = epochs
         self.end_to_end_lr = end_to_end_lr
         self.crf_lr = crf_lr
         self.n_iter = n_iter
         self.crf_params = crf_params
+        self.train_params = train_params
 
+    # ------------------------------------------------------------------ the unary
     def _start(self):
-        """The fitted CNNSegmenter to start from (also inside scikit-learn's
-        ``FrozenEstimator``), or None."""
-        model = self.model
-        if type(model).__name__ == "FrozenEstimator" and isinstance(
-                getattr(model, "estimator", None), CNNSegmenter):
-            model = model.estimator
-        if isinstance(model, CNNSegmenter):
-            check_is_fitted(model, "model_")
-            return model
-        return None
+        """The fitted CNNSegmenter to start from (also inside ``FrozenEstimator``), or
+        None."""
+        unary = _unwrap(self.unary)
+        return unary if _is_fitted(unary) else None
 
+    def _unary_estimator(self):
+        """The unary as an (unfitted) ``CNNSegmenter`` of its own, never the user's."""
+        from sklearn.base import clone
+
+        unary = _unwrap(self.unary)
+        if isinstance(unary, CNNSegmenter):
+            return clone(unary)
+        return CNNSegmenter(unary)
+
+    def _settings(self):
+        """The CNNSegmenter whose parameters say how to train the second stage and how
+        to predict: ``unary_`` once fitted, else the unary with ``train_params``."""
+        if hasattr(self, "unary_"):
+            return self.unary_
+        start = self._start()
+        return self._with_train_params(start if start is not None else
+                                       self._unary_estimator())
+
+    def _with_train_params(self, est):
+        """A shallow copy of ``est`` (fitted state shared) with ``train_params`` set."""
+        params = dict(self.train_params or {})
+        bad = sorted(set(params) & set(_NOT_TRAINING))
+        if bad:
+            raise ValueError(f"train_params may not set {bad}: they describe the unary "
+                             "network; set them on the unary CNNSegmenter")
+        unknown = sorted(set(params) - set(_cnn_params()))
+        if unknown:
+            raise ValueError(f"train_params has unknown keys {unknown}; allowed: the "
+                             "parameters of CNNSegmenter")
+        if "scale" in params and float(params["scale"]) != float(est.scale):
+            raise ValueError(f"scale={params['scale']} but the unary CNNSegmenter works "
+                             f"at scale={est.scale}: use the same scale")
+        out = copy.copy(est)
+        return out.set_params(**params)
+
+    def _fixed_k(self):
+        return self._start() is not None or self._settings()._fixed_k()
+
+    def _model_name(self):
+        return "crfrnn:" + self._settings()._model_name()
+
+    # ------------------------------------------------------------------ fitting
     def fit(self, X, y, *, X_val=None, y_val=None):
+        """Train the unary segmenter (unless it is fitted), then it and the layer end to
+        end.
+
+        Parameters
+        ----------
+        X : sequence of (H, W) or (H, W, C) array_like, or (N, H, W[, C]) ndarray
+            Training images; sizes may differ.
+        y : sequence of (H, W) array_like of int
+            Their label maps; ``ignore_index`` marks void.
+        X_val, y_val : sequences of images and label maps, optional
+            Validation images for both stages (see ``CNNSegmenter.fit``).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        torch = require_torch()
         start = self._start()
         if start is not None and _is_shell(start.model_):
             raise ValueError(
                 "this CRFRNNSegmenter was read from a file, which keeps the network it "
                 "started from without its weights: to fit again, pass the fitted "
-                "CNNSegmenter itself as model")
-        return super().fit(X, y, X_val=X_val, y_val=y_val)
+                "CNNSegmenter itself as unary")
+        self.unary_loss_curve_, self.unary_validation_scores_ = [], []
+        if start is None:
+            start = self._unary_estimator().fit(X, y, X_val=X_val, y_val=y_val)
+            self.unary_loss_curve_ = start.loss_curve_
+            self.unary_validation_scores_ = start.validation_scores_
+        unary = self._with_train_params(start)
+        images, labels = unary._check_images_labels(X, y, n_classes=start.n_classes_)
+        val = unary._check_validation(X_val, y_val)
+        c = unary._check_channels(images, val)
+        if c != start.n_channels_:
+            raise ValueError(f"the unary CNNSegmenter was fitted on {start.n_channels_}-"
+                             f"channel images, these have {c}")
+        unary.device_ = unary._resolve_device()
+        amp = unary.amp if unary.amp != "auto" else unary.device_.type == "cuda"
+        unary._use_amp = bool(amp) and unary.device_.type == "cuda"
+        unary._void = -100 if unary.ignore_index is None else int(unary.ignore_index)
+        gen = np.random.default_rng(_seed(unary.random_state))
+        from ._crfrnn import UnaryCRF
 
-    def _fixed_k(self):
-        return self._start() is not None or super()._fixed_k()
+        devices = [unary.device_] if unary.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(gen.integers(np.iinfo(np.int32).max)))
+            net = copy.deepcopy(start.model_).cpu()
+            model = UnaryCRF(net, self._crf(start.n_classes_, unary.scale), c)
+            model.set_stats(start.mean_, start.std_, getattr(start, "input_unit_", 255.0))
+            self._adopt(unary, model.to(unary.device_))
+            xs = unary._prepare(images)
+            unary._check_size(xs)
+            data = unary._training_data(xs, images, labels, val, gen)
+            self.class_weight_ = data["weight"]
+            lr = self.end_to_end_lr if self.end_to_end_lr is not None else start.lr / 10
+            model.use_crf = True
+            history = unary._run_training(
+                self.model_, data, gen, epochs=self.epochs, lr=lr, predictor=self,
+                param_groups=self._param_groups(self.model_), score_start=self.epochs > 0,
+                desc=f"fit {self._model_name()} (end to end)")
+        self._record(history)
+        return self
 
-    def _model_name(self):
-        start = self._start()
-        return "crfrnn:" + (start._model_name() if start is not None else
-                            super()._model_name())
+    def _adopt(self, unary, model):
+        """Take ``model`` (a ``UnaryCRF``) as the fitted network, with ``unary`` (a fitted
+        CNNSegmenter) as ``unary_`` sharing its unary part and input statistics."""
+        unary.model_ = model.unary
+        self.unary_ = unary
+        self.model_ = model
+        for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",
+                     "n_classes_", "classes_", "device_", "_use_amp", "_void"):
+            if hasattr(unary, name):
+                setattr(self, name, getattr(unary, name))
+        self.stride_ = model.stride
 
-    def _crf(self, n_classes):
+    def _crf(self, n_classes, scale):
         from ._crfrnn import CRFRNN
 
         params = dict(self.crf_params or {})
@@ -231,104 +342,29 @@ class CRFRNNSegmenter(CNNSegmenter):
             raise ValueError(f"crf_params has unknown keys {unknown}; allowed: "
                              f"{list(_CRF_KEYS)}")
         for key, default in (("gaussian_sxy", 3.0), ("bilateral_sxy", 80.0)):
-            params[key] = float(params.get(key, default)) * float(self.scale)
+            params[key] = float(params.get(key, default)) * float(scale)
         return CRFRNN(n_classes, n_iter=self.n_iter, **params)
 
-    def _build_model(self, in_channels, n_classes):
-        start = self._start()
-        if start is not None:
-            if start.n_channels_ != in_channels:
-                raise ValueError(f"the CNNSegmenter to start from was fitted on "
-                                 f"{start.n_channels_}-channel images, these have "
-                                 f"{in_channels}")
-            if float(start.scale) != float(self.scale):
-                raise ValueError(f"scale={self.scale} but the CNNSegmenter to start from "
-                                 f"works at scale={start.scale}: use the same scale")
-            unary = copy.deepcopy(start.model_)
-            if _is_shell(unary):
-                # Read from a file: the start kept its architecture only (the weights are
-                # in this segmenter's own state dict, loaded next).
-                unary = unary.to_empty(device="cpu")
-            else:
-                unary = unary.cpu()
-            k = start.n_classes_
-        else:
-            unary = super()._build_model(in_channels, n_classes)
-            k = n_classes if n_classes is not None else self._out_channels(unary,
-                                                                            in_channels)
-        return _wrapper_class()(unary, self._crf(k), in_channels)
-
-    @staticmethod
-    def _out_channels(unary, in_channels):
-        """K of a given module instance, from a dry run on a small input."""
-        torch = require_torch()
-        s = int(getattr(unary, "stride", 1) or 1)
-        x = torch.zeros(1, in_channels, 2 * s, 2 * s)
-        was = unary.training
-        unary.eval()
-        try:
-            with torch.no_grad():
-                out = unary(x)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"the network failed on a {tuple(x.shape)} input: {exc}") \
-                from exc
-        finally:
-            unary.train(was)
-        out = out["out"] if isinstance(out, dict) else out
-        return int(out.shape[1])
-
-    def _saved_params(self):
-        params = super()._saved_params()
-        start = self._start()
-        if start is not None:
-            # The start's network is a copy of this one's unary part before training:
-            # store its architecture without its weights, not the weights twice.
-            shell = copy.copy(start)
-            shell.model_ = copy.deepcopy(start.model_).to("meta")
-            params["model"] = shell
-        return params
-
-    def _fit_stats(self, images):
-        start = self._start()
-        if start is not None:
-            self.mean_, self.std_ = start.mean_.copy(), start.std_.copy()
-            self.input_unit_ = getattr(start, "input_unit_", 255.0)
-        else:
-            super()._fit_stats(images)
-        self.model_.set_stats(self.mean_, self.std_, self.input_unit_)
-
-    def _train(self, xs, ys, weight, val_images, val_labels, gen, **_):
-        model = self.model_
-        first = 0 if self._start() is not None else self.unary_epochs
-        self.unary_loss_curve_, self.unary_validation_scores_ = [], []
-        if first:
-            model.use_crf = False
-            super()._train(xs, ys, weight, val_images, val_labels, gen, epochs=first,
-                           lr=self.lr, desc=f"fit {self._model_name()} (unary)")
-            self.unary_loss_curve_ = self.loss_curve_
-            self.unary_validation_scores_ = self.validation_scores_
-        model.use_crf = True
-        lr = self.end_to_end_lr if self.end_to_end_lr is not None else self.lr / 10
-        if self.epochs:
-            # The start (the fitted or first-stage network with the initial layer) is
-            # scored as epoch 0: early stopping keeps it when no epoch beats it.
-            super()._train(xs, ys, weight, val_images, val_labels, gen, epochs=self.epochs,
-                           lr=lr, desc=f"fit {self._model_name()} (end to end)",
-                           score_start=True)
-        model.eval()
-
-    def _param_groups(self, model, lr):
-        crf = model.crf
-        if not model.use_crf:
-            return super()._param_groups(model, lr)
-        own = {id(p) for p in crf.parameters()}
+    def _param_groups(self, model):
+        """The network's parameters, and the layer's at ``crf_lr`` without weight decay
+        (frozen at 0)."""
+        own = {id(p) for p in model.crf.parameters()}
         net = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
-        layer = [p for p in crf.parameters() if p.requires_grad]
+        layer = [p for p in model.crf.parameters() if p.requires_grad]
         groups = [{"params": net}] if net else []
         if layer and self.crf_lr > 0:
             groups.append({"params": layer, "lr": self.crf_lr, "peak_lr": self.crf_lr,
                            "weight_decay": 0.0})
         return groups
+
+    def _clone_for_fold(self, k):
+        from sklearn.base import clone
+
+        fold = clone(self)
+        if fold._start() is None:
+            fold.unary = fold._unary_estimator().set_params(n_classes=k)
+        fold.train_params = {**(self.train_params or {}), "cv": None, "verbose": 0}
+        return fold
 
     def crf_parameters(self):
         """The layer's kernel weights and compatibility matrix after training.
@@ -344,3 +380,87 @@ class CRFRNNSegmenter(CNNSegmenter):
         return {"gaussian_weight": float(crf.gaussian_weight.detach()),
                 "bilateral_weight": float(crf.bilateral_weight.detach()),
                 "compat": crf.compat.detach().cpu().numpy().astype(np.float64)}
+
+    # ---------------------------------------------------------------- persistence
+    @classmethod
+    def _restore(cls, params, fitted, state_dict, void):
+        """A fitted segmenter from the earlier file format's parameters (the earlier
+        keywords), fitted attributes and ``UnaryCRF`` weights."""
+        from ._crfrnn import UnaryCRF
+
+        seg = cls(**params)
+        start = seg._start()
+        unary = seg._settings()
+        for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",
+                     "n_classes_", "classes_"):
+            if name in fitted:
+                setattr(unary, name, fitted[name])
+        k, c = int(fitted["n_classes_"]), int(fitted["n_channels_"])
+        if start is not None:  # the file keeps the start as an architecture
+            net = copy.deepcopy(start.model_).to_empty(device="cpu")
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                net = unary._build_model(c, None if unary._fixed_k() else k)
+        model = UnaryCRF(net, seg._crf(k, unary.scale), c)
+        model.load_state_dict(state_dict)
+        for name, value in fitted.items():
+            setattr(seg, name, value)
+        unary._void, unary._use_amp = void, False
+        unary.device_ = require_torch().device("cpu")
+        seg._adopt(unary, model.eval())
+        seg._move_to(unary.device)
+        return seg
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "model_" in state:  # the whole network first, so that a file's header names it
+            state = {"model_": state.pop("model_"), **state}
+        start = self._start()
+        if "model_" in state and start is not None and not _is_shell(start.model_):
+            # The fitted start is needed only to fit again; its trained copy is
+            # model_.unary. Keep its architecture without weights, not the weights twice.
+            shell = copy.copy(start)
+            shell.model_ = copy.deepcopy(start.model_).to("meta")
+            if start is not self.unary:  # inside a FrozenEstimator
+                frozen = copy.copy(self.unary)
+                frozen.estimator = shell
+                shell = frozen
+            state["unary"] = shell
+        return state
+
+    def __setstate__(self, state):
+        if "unary" not in state and "model" in state:
+            state = _from_earlier_state(state)
+        super().__setstate__(state)
+        unary = getattr(self, "unary_", None)
+        if unary is not None and not hasattr(unary, "device_") and hasattr(self, "device_"):
+            unary.device_ = self.device_
+
+
+def _seed(random_state):
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _from_earlier_state(state):
+    """The state of a CRFRNNSegmenter pickled before it composed its unary (it was a
+    CNNSegmenter subclass holding every parameter itself)."""
+    names = {"unary_epochs", "end_to_end_lr", "crf_lr", "n_iter", "crf_params",
+             *_cnn_params()}
+    state = dict(state)
+    params = {k: state.pop(k) for k in list(state) if k in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        seg = CRFRNNSegmenter(**params)
+    state.update(vars(seg))
+    if "model_" in state:
+        unary = seg._settings()
+        for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",
+                     "n_classes_", "classes_", "_void", "_use_amp"):
+            if name in state:
+                setattr(unary, name, state[name])
+        unary.model_ = state["model_"].unary
+        state["unary_"] = unary
+    return state

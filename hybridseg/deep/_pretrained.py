@@ -1,8 +1,8 @@
 """Small networks the project trained itself and ships inside the package.
 
-No weights are downloaded at run time. Each entry names the file, what it was trained on,
-and the committed command that reproduces it; ``load_pretrained`` checks the file's
-SHA-256 before unpickling it.
+No weights are downloaded at run time. Each entry names the file (``hybridseg.save``'s
+format), what it was trained on, and the committed command that reproduces it;
+``load_pretrained`` checks the file's SHA-256 before unpickling it.
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ __all__ = ["PRETRAINED", "load_pretrained"]
 #: name -> (file in hybridseg/deep/data, sha256, description)
 PRETRAINED = {
     "camvid-unet": (
-        "camvid_unet.pt",
-        "7952764bceae4c49cf819e0bd01dc8148190649db011ca646a68752bf5bea46b",
+        "camvid_unet.hseg",
+        "940d8ea9ef6eeef9a3ebaa59f8f036f957e4f45219e9eae12da33d747d38618b",
         "U-Net (widths 16-128, 0.48 M parameters) trained from scratch on the 367 CamVid "
         "train images at half resolution (180x240) for 40 epochs (26 minutes on 2 CPU "
         "cores), median-frequency weighted cross-entropy, flips and scale jitter, the "
         "epoch with the best val mean IoU (54.2, epoch 39) kept; CamVid test mean IoU "
         "42.4 at 360x480, 46.6 with DenseCRF's default kernels. Reproduce with `python "
         "benchmarks/train_camvid.py --archs unet` (torch 2.13 CPU, 2 threads) and copy "
-        "benchmarks/results/models/unet.pt here. The embedded CamVid sample's two test "
-        "images are CamVid test images, which it never saw.",
+        "benchmarks/results/models/unet.pt here as camvid_unet.hseg. The embedded CamVid "
+        "sample's two test images are CamVid test images, which it never saw.",
     ),
     "camvid-unet-crfrnn": (
-        "camvid_unet_crfrnn.pt",
-        "c72259feb5e177045a11b5507d1b88c6e31efcb09b1c57df9566bf4bcab17b8d",
+        "camvid_unet_crfrnn.hseg",
+        "e1827b569ac52b81c7abceaec9c52bfd6308c76696bda6946cbda99f1fc63ca1",
         "The camvid-unet U-Net with a CRFRNN layer (DenseCRF's default kernels at half "
         "resolution, Potts to start) trained end to end on the 367 CamVid train images: "
         "8 epochs of plain cross-entropy, network at 2e-5 and layer at 1e-2 (30 minutes on "
@@ -36,11 +36,10 @@ PRETRAINED = {
         "the start). CamVid test mean IoU 49.2 at 360x480 (the U-Net alone 42.4, with a "
         "post-hoc DenseCRF 46.6). Reproduce with `python benchmarks/train_crfrnn_camvid.py "
         "--epochs 8 --lr 2e-5 --crf-lr 1e-2 --class-weight none` (torch 2.13 CPU, 2 "
-        "threads) and copy benchmarks/results/models/crfrnn_camvid_cpu_crfrnn.pt here.",
+        "threads) and copy benchmarks/results/models/crfrnn_camvid_cpu_crfrnn.pt here as "
+        "camvid_unet_crfrnn.hseg.",
     ),
 }
-#: Entries that are CRFRNNSegmenter files (the others are CNNSegmenter files).
-_CRFRNN = ("camvid-unet-crfrnn",)
 
 
 def _file(name):
@@ -64,8 +63,7 @@ def load_pretrained(name="camvid-unet", *, device=None):
     segmenter : CNNSegmenter or CRFRNNSegmenter
         ``"camvid-unet-crfrnn"`` is a ``CRFRNNSegmenter``, the others ``CNNSegmenter`` s.
     """
-    from ._crfrnn_segmenter import CRFRNNSegmenter
-    from ._segmenter import CNNSegmenter
+    from ._segmenter import _NetworkSegmenter
 
     path = _file(name)
     if not path.is_file():
@@ -78,5 +76,4 @@ def load_pretrained(name="camvid-unet", *, device=None):
             raise ValueError(f"{path} does not have the SHA-256 this release shipped "
                              f"({digest} != {expected}): reinstall hybridseg")
     with resources.as_file(path) as local:
-        cls = CRFRNNSegmenter if name in _CRFRNN else CNNSegmenter
-        return cls.load(local, device=device)
+        return _NetworkSegmenter.load(local, device=device)

@@ -139,12 +139,10 @@ def check_images(X, *, name="X"):
     images : list of ndarray
         One array per image (views of the input, not copies).
     """
-    from .._unaries import Unaries
-
-    if isinstance(X, Unaries):
+    if all(hasattr(X, a) for a in ("images", "scores", "kind")):  # Unaries, or alike
         raise TypeError(
-            f"{name} must be images, got Unaries; a segmenter takes images, a refiner "
-            "takes Unaries"
+            f"{name} must be images, got {type(X).__name__} (images with class scores); "
+            "a segmenter takes images, a refiner takes Unaries"
         )
     if X is None or isinstance(X, (str, bytes, dict)):
         raise TypeError(

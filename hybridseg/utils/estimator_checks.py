@@ -31,8 +31,18 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from .._unaries import Unaries
-from ..base import RefinerMixin, SegmenterMixin
+from ._unaries import Unaries
+
+
+def _is_refiner(est):
+    """A refiner (``hybridseg.base.RefinerMixin``'s role): it has ``refine``."""
+    return callable(getattr(est, "refine", None))
+
+
+def _is_segmenter(est):
+    """A segmenter (``hybridseg.base.SegmenterMixin``'s role): ``predict_proba`` on
+    images, no ``refine``."""
+    return callable(getattr(est, "predict_proba", None)) and not _is_refiner(est)
 
 __all__ = [
     "check_estimator_images",
@@ -96,7 +106,7 @@ def sklearn_expected_failed_checks(estimator):
         Check name to reason, for ``parametrize_with_checks(expected_failed_checks=...)``.
     """
     expected = {name: _TABULAR.format(ours) for name, ours in _SKLEARN_TABULAR_CHECKS.items()}
-    if isinstance(estimator, SegmenterMixin):
+    if _is_segmenter(estimator):
         # A segmenter's fit takes images, so these two pass: a 1-D X and a sparse X are
         # refused with the ValueError / explicit message scikit-learn asks for. A
         # refiner's fit takes Unaries and refuses both with a TypeError instead.
@@ -140,7 +150,7 @@ def _unaries(rng, images, n_classes=3, kind="proba"):
 def _fit(est, rng, images=None):
     images = _images(rng) if images is None else images
     labels = _labels(rng, images)
-    if isinstance(est, RefinerMixin):
+    if _is_refiner(est):
         U = _unaries(rng, images)
         return est.fit(U, labels), U, labels
     return est.fit(images, labels), images, labels
@@ -179,7 +189,7 @@ def check_unfitted(est):
     est = clone(est)
     rng = np.random.default_rng(1)
     images = _images(rng)
-    data = _unaries(rng, images) if isinstance(est, RefinerMixin) else images
+    data = _unaries(rng, images) if _is_refiner(est) else images
     for method in ("predict", "predict_proba", "transform"):
         try:
             getattr(est, method)(data)
@@ -208,7 +218,7 @@ def check_odd_sizes(est):
     est = clone(est)
     _fit(est, rng)
     side, fixed = _input_limits(est)
-    if not isinstance(est, RefinerMixin):
+    if not _is_refiner(est):
         if side > 1:
             try:
                 est.predict_proba(_images(rng, sizes=((side - 1, side + 3),)))
@@ -228,7 +238,7 @@ def check_odd_sizes(est):
     for channels in (3,) if fixed else (3, None):
         sizes = [(max(h, side), max(w, side)) for h, w in ((1, 1), (7, 3), (33, 18), (5, 64))]
         images = _images(rng, sizes=sizes, channels=channels)
-        data = _unaries(rng, images) if isinstance(est, RefinerMixin) else images
+        data = _unaries(rng, images) if _is_refiner(est) else images
         proba = est.predict_proba(data)
         _assert_distributions(proba, data, est.n_classes_, "predict_proba")
         labels = est.predict(data)
@@ -265,12 +275,22 @@ def check_subset_and_order_invariance(est):
         np.testing.assert_allclose(p, full[i], rtol=1e-5, atol=1e-6)
 
 
+def _mean_iou(labels, predictions, n_classes):
+    """Mean IoU pooled over the images, over the classes present in either (numpy)."""
+    cm = np.zeros((n_classes, n_classes))
+    for t, p in zip(labels, predictions):
+        t, p = np.asarray(t).ravel(), np.asarray(p).ravel()
+        keep = t != 255
+        np.add.at(cm, (t[keep].astype(np.intp), p[keep].astype(np.intp)), 1)
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter
+    return float(np.mean(inter[union > 0] / union[union > 0]))
+
+
 def check_score(est):
     """``score(X, y)`` is the mean IoU of ``predict(X)``."""
-    from ..metrics import mean_iou
-
     est, data, labels = _fitted_clone(est, 6)
-    expected = mean_iou(labels, est.predict(data), n_classes=est.n_classes_)
+    expected = _mean_iou(labels, est.predict(data), est.n_classes_)
     assert abs(est.score(data, labels) - expected) < 1e-12
 
 
@@ -291,7 +311,7 @@ def check_params_not_overwritten(est):
     images = _images(rng)
     labels = _labels(rng, images)
     copies = [im.copy() for im in images], [lab.copy() for lab in labels]
-    if isinstance(est, RefinerMixin):
+    if _is_refiner(est):
         U = _unaries(rng, images)
         scores = [s.copy() for s in U.scores]
         est.fit(U, labels)
@@ -349,7 +369,7 @@ def check_input_dtypes(est):
     est = clone(est)
     images = _images(rng, sizes=((12, 15),) * 3)
     labels = _labels(rng, images)
-    is_refiner = isinstance(est, RefinerMixin)
+    is_refiner = _is_refiner(est)
     for dtype in (np.uint8, np.uint16, np.int32, np.float32, np.float64):
         conv = [im.astype(dtype) for im in images]
         data = _unaries(rng, conv) if is_refiner else conv
@@ -388,7 +408,7 @@ def check_bad_input(est):
     images = _images(rng)
     labels = _labels(rng, images)
     bad = (ValueError, TypeError)
-    if isinstance(est, RefinerMixin):
+    if _is_refiner(est):
         U = _unaries(rng, images)
         _raises(TypeError, est.fit, images, labels)  # images, not Unaries
         _raises(ValueError, est.fit, U, labels[:2])
@@ -451,7 +471,7 @@ _CHECKS = (
 
 def _yield_checks(est):
     # The same properties hold for both roles; each check builds the role's input.
-    if not isinstance(est, (SegmenterMixin, RefinerMixin)):
+    if not (_is_segmenter(est) or _is_refiner(est)):
         raise TypeError(f"{type(est).__name__} is neither a segmenter nor a refiner")
     yield from _CHECKS
 

@@ -16,6 +16,11 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 SMALL = {"widths": (4, 8)}
 
 
+def _unary(**kw):
+    opts = dict(model_options=SMALL, epochs=1, batch_size=2, device="cpu", random_state=0)
+    return CNNSegmenter("unet", **{**opts, **kw})
+
+
 def _data(n=4, h=32, w=40, seed=0):
     rng = np.random.default_rng(seed)
     X, y = [], []
@@ -30,9 +35,10 @@ def _data(n=4, h=32, w=40, seed=0):
 
 def test_staged_training_and_predictions():
     X, y = _data()
-    seg = CRFRNNSegmenter("unet", model_options=SMALL, unary_epochs=2, epochs=2, n_iter=2,
-                          batch_size=2, device="cpu", random_state=0).fit(X, y)
+    seg = CRFRNNSegmenter(_unary(epochs=2), epochs=2, n_iter=2).fit(X, y)
     assert len(seg.unary_loss_curve_) == 2 and len(seg.loss_curve_) == 2
+    assert seg.unary_.model_ is seg.model_.unary  # the unary part, trained end to end
+    assert seg.unary_.predict(X[:1])[0].shape == X[0].shape[:2]
     p = seg.predict_proba([X[0][:29, :31]])[0]
     assert p.shape == (29, 31, 2)
     np.testing.assert_allclose(p.sum(-1), 1, atol=1e-5)
@@ -48,20 +54,20 @@ def test_starting_from_a_fitted_cnn_skips_the_first_stage():
     cnn = CNNSegmenter("unet", model_options=SMALL, epochs=2, batch_size=2, device="cpu",
                        random_state=0).fit(X, y)
     before = {k: v.clone() for k, v in cnn.model_.state_dict().items()}
-    seg = CRFRNNSegmenter(cnn, epochs=1, n_iter=2, batch_size=2, device="cpu",
-                          random_state=0).fit(X, y)
+    seg = CRFRNNSegmenter(cnn, epochs=1, n_iter=2).fit(X, y)
     assert seg.unary_loss_curve_ == [] and len(seg.loss_curve_) == 1
     np.testing.assert_array_equal(seg.mean_, cnn.mean_)
     for k, v in cnn.model_.state_dict().items():  # the fitted CNN is not changed
         assert torch.equal(v, before[k])
     with pytest.raises(ValueError, match="same scale"):
-        CRFRNNSegmenter(cnn, epochs=1, scale=0.5, device="cpu").fit(X, y)
+        CRFRNNSegmenter(cnn, epochs=1, train_params={"scale": 0.5}).fit(X, y)
+    with pytest.raises(ValueError, match="train_params may not set"):
+        CRFRNNSegmenter(cnn, epochs=1, train_params={"model": "fcn"}).fit(X, y)
 
 
 def test_save_load_and_pickle(tmp_path):
     X, y = _data(n=2)
-    seg = CRFRNNSegmenter("unet", model_options=SMALL, unary_epochs=1, epochs=1, n_iter=2,
-                          batch_size=2, device="cpu", random_state=0).fit(X, y)
+    seg = CRFRNNSegmenter(_unary(), epochs=1, n_iter=2).fit(X, y)
     seg.save(tmp_path / "s.pt")
     back = CRFRNNSegmenter.load(tmp_path / "s.pt")
     np.testing.assert_array_equal(seg.predict_proba(X[:1])[0], back.predict_proba(X[:1])[0])
@@ -76,8 +82,7 @@ def test_started_segmenter_saves_its_start_once_and_clones_frozen(tmp_path):
     # The default U-Net (2 MB of weights), so that the weights dominate the file sizes.
     cnn = CNNSegmenter("unet", epochs=1, batch_size=2, device="cpu",
                        random_state=0).fit(X, y)
-    seg = CRFRNNSegmenter(cnn, epochs=1, n_iter=2, batch_size=2, device="cpu",
-                          random_state=0).fit(X, y)
+    seg = CRFRNNSegmenter(cnn, epochs=1, n_iter=2).fit(X, y)
     cnn.save(tmp_path / "cnn.pt")
     seg.save(tmp_path / "s.pt")
     # The start is stored as an architecture: the file holds one copy of the weights.
@@ -88,11 +93,10 @@ def test_started_segmenter_saves_its_start_once_and_clones_frozen(tmp_path):
     np.testing.assert_array_equal(seg.predict_proba(X[:1])[0], again.predict_proba(X[:1])[0])
     with pytest.raises(ValueError, match="pass the fitted CNNSegmenter itself"):
         back.fit(X, y)
-    # clone unfits a plain fitted start; FrozenEstimator keeps it through clone.
-    with pytest.raises(Exception, match="not fitted"):
-        clone(seg).fit(X, y)
-    frozen = clone(CRFRNNSegmenter(FrozenEstimator(cnn), epochs=1, n_iter=2, batch_size=2,
-                                   device="cpu", random_state=0)).fit(X, y)
+    # clone unfits a plain fitted start, which the clone then trains in its first stage;
+    # FrozenEstimator keeps it fitted through clone.
+    assert len(clone(seg).fit(X, y).unary_loss_curve_) == 1
+    frozen = clone(CRFRNNSegmenter(FrozenEstimator(cnn), epochs=1, n_iter=2)).fit(X, y)
     np.testing.assert_allclose(frozen.predict_proba(X[:1])[0], seg.predict_proba(X[:1])[0],
                                atol=1e-5)
 
@@ -100,17 +104,20 @@ def test_started_segmenter_saves_its_start_once_and_clones_frozen(tmp_path):
 def test_bad_crf_params():
     X, y = _data(n=2)
     with pytest.raises(ValueError, match="crf_params has unknown keys"):
-        CRFRNNSegmenter("unet", model_options=SMALL, crf_params={"sigma": 3},
-                        device="cpu").fit(X, y)
-    with pytest.raises(ValueError, match="unary_epochs"):
-        CRFRNNSegmenter(unary_epochs=-1).fit(X, y)
+        CRFRNNSegmenter(_unary(), crf_params={"sigma": 3}).fit(X, y)
+    with pytest.raises(ValueError, match="'epochs' parameter of CRFRNNSegmenter"):
+        CRFRNNSegmenter(epochs=-1).fit(X, y)
+    with pytest.raises(ValueError, match="train_params has unknown keys"):
+        CRFRNNSegmenter(_unary(), train_params={"sigma": 3}).fit(X, y)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        CRFRNNSegmenter(sigma=3)
 
 
 def test_layer_learning_rate_and_the_start_as_epoch_zero():
     X, y = _data()
     cnn = CNNSegmenter("unet", model_options=SMALL, epochs=2, batch_size=2, device="cpu",
                        random_state=0).fit(X, y)
-    common = dict(epochs=2, n_iter=2, batch_size=2, device="cpu", random_state=0)
+    common = dict(epochs=2, n_iter=2)
     frozen = CRFRNNSegmenter(cnn, crf_lr=0, **common).fit(X, y)
     assert frozen.crf_parameters()["bilateral_weight"] == 10.0
     np.testing.assert_array_equal(frozen.crf_parameters()["compat"], -np.eye(2))
@@ -118,8 +125,41 @@ def test_layer_learning_rate_and_the_start_as_epoch_zero():
     fast = CRFRNNSegmenter(cnn, crf_lr=1e-1, **common).fit(X, y).crf_parameters()
     assert abs(fast["bilateral_weight"] - 10) > 10 * abs(slow["bilateral_weight"] - 10)
     # Epoch 0 is the start: the epoch kept is the best of the start and every epoch.
-    kept = CRFRNNSegmenter(cnn, end_to_end_lr=50.0, crf_lr=50.0, early_stopping=True,
+    kept = CRFRNNSegmenter(cnn, end_to_end_lr=50.0, crf_lr=50.0,
+                           train_params={"early_stopping": True},
                            **common).fit(X, y, X_val=X, y_val=y)
     scores = [kept.initial_validation_score_, *kept.validation_scores_]
     assert kept.best_validation_score_ == max(scores)
     assert kept.best_epoch_ == int(np.argmax(scores))
+
+
+def test_the_unary_is_composed_and_tuned_through_nested_parameters():
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _data(n=4)
+    seg = CRFRNNSegmenter(_unary(), epochs=1, n_iter=1)
+    assert seg.get_params()["unary__lr"] == 1e-3
+    seg.set_params(unary__lr=5e-3)
+    assert seg.unary.lr == 5e-3
+    search = GridSearchCV(seg, {"unary__lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert search.best_params_["unary__lr"] in (1e-3, 1e-2)
+    # fit never changes the unary it was given
+    assert not hasattr(seg.unary, "model_")
+
+
+def test_the_earlier_keywords_still_work_with_a_warning():
+    X, y = _data(n=2)
+    with pytest.warns(FutureWarning, match="deprecated"):
+        old = CRFRNNSegmenter("unet", model_options=SMALL, unary_epochs=1, epochs=1,
+                              n_iter=2, batch_size=2, device="cpu", random_state=0)
+    assert isinstance(old.unary, CNNSegmenter)
+    assert old.unary.epochs == 1 and old.unary.batch_size == 2 and old.epochs == 1
+    new = CRFRNNSegmenter(_unary(), epochs=1, n_iter=2)
+    np.testing.assert_array_equal(old.fit(X, y).predict_proba(X[:1])[0],
+                                  new.fit(X, y).predict_proba(X[:1])[0])
+    # with a fitted start, the earlier keywords were the end-to-end stage's settings
+    cnn = _unary().fit(X, y)
+    with pytest.warns(FutureWarning):
+        started = CRFRNNSegmenter(cnn, epochs=1, batch_size=1, early_stopping=True)
+    assert started.unary is cnn
+    assert started.train_params == {"batch_size": 1, "early_stopping": True}

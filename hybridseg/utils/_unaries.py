@@ -6,8 +6,8 @@ import numbers
 
 import numpy as np
 
-from .utils._scores import to_logits, to_proba
-from .utils._validation import check_images, check_kind, check_scores
+from ._scores import to_logits, to_proba
+from ._validation import check_images, check_kind, check_scores
 
 __all__ = ["Unaries"]
 

@@ -1,0 +1,322 @@
+"""Training a segmentation network: class weights, crops and augmentation, optimiser,
+learning-rate schedule, and the loop with validation and early stopping.
+
+The functions here hold no estimator state. ``train`` reads how to train from a settings
+object (a ``CNNSegmenter``'s parameters: ``batch_size``, ``loss``, ``optimizer``,
+``lr_schedule``, ``augment``, ``early_stopping``, ...) and returns a ``History``; the
+estimators copy it onto their fitted attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import time
+
+import numpy as np
+
+from ..utils._progress import ProgressBar
+from ._inference import autocast, network_logits
+from ._torch import require_torch
+
+__all__ = [
+    "History",
+    "balanced_weights",
+    "class_weights",
+    "crop_size",
+    "lr_factor",
+    "make_optimizer",
+    "median_frequency_weights",
+    "sample_crop",
+    "train",
+]
+
+
+def median_frequency_weights(labels, n_classes, ignore_index):
+    """SegNet's median frequency balancing: ``median(f) / f_c``, where ``f_c`` is the
+    pixel count of class c over the pixel count of the images where c appears."""
+    count = np.zeros(n_classes)
+    total = np.zeros(n_classes)
+    for y in labels:
+        valid = y[y != ignore_index] if ignore_index is not None else y.ravel()
+        c = np.bincount(valid.ravel(), minlength=n_classes)[:n_classes]
+        count += c
+        total += (c > 0) * valid.size
+    freq = np.divide(count, total, out=np.zeros(n_classes), where=total > 0)
+    present = freq > 0
+    if not present.any():
+        return np.ones(n_classes)
+    med = np.median(freq[present])
+    return np.where(present, med / np.where(present, freq, 1.0), 0.0)
+
+
+def balanced_weights(labels, n_classes, ignore_index):
+    """scikit-learn's ``"balanced"``: ``n_pixels / (K * count_c)`` over present classes."""
+    count = np.zeros(n_classes)
+    for y in labels:
+        valid = y[y != ignore_index] if ignore_index is not None else y.ravel()
+        count += np.bincount(valid.ravel(), minlength=n_classes)[:n_classes]
+    present = count > 0
+    k = max(int(present.sum()), 1)
+    return np.where(present, count.sum() / (k * np.where(present, count, 1.0)), 0.0)
+
+
+def class_weights(spec, labels, n_classes, ignore_index):
+    """The loss's class weights ``(K,)`` float32 from a ``class_weight`` parameter: None,
+    ``"median_frequency"``, ``"balanced"`` or given weights."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        fn = median_frequency_weights if spec == "median_frequency" else balanced_weights
+        return fn(labels, n_classes, ignore_index).astype(np.float32)
+    w = np.asarray(spec, dtype=np.float64)
+    if w.shape != (n_classes,):
+        raise ValueError(f"class_weight must have one weight per class, shape "
+                         f"({n_classes},), got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("class_weight must hold finite non-negative weights")
+    return w.astype(np.float32)
+
+
+def crop_size(tensors, spec, stride):
+    """Training crop ``(h, w)``: ``spec`` (an int or a pair) or the largest image, rounded
+    up to the stride, and at least two strides a side (batch norm cannot train on a 1x1
+    deepest map of a single crop; the extra rows and columns are void)."""
+    if spec is None:
+        h = max(t.shape[-2] for t in tensors)
+        w = max(t.shape[-1] for t in tensors)
+    elif isinstance(spec, numbers.Integral):
+        h = w = int(spec)
+    else:
+        if len(spec) != 2 or not all(isinstance(v, numbers.Integral) and v > 0 for v in spec):
+            raise ValueError(f"crop_size must be an int or (height, width), got {spec!r}")
+        h, w = int(spec[0]), int(spec[1])
+    s = stride
+    return max(-(-h // s) * s, 2 * s), max(-(-w // s) * s, 2 * s)
+
+
+def sample_crop(x, y, ch, cw, rng, *, void, augment, scale_jitter, color_jitter):
+    """One training crop ``(ch, cw)`` of a ``(C, H, W)`` image and its ``(H, W)`` labels:
+    a random zoom in ``scale_jitter`` (when ``augment``), a random window (void padding
+    where the zoomed crop is larger than the image), a random mirror, and a random gain and
+    offset per channel in ``[1 - j, 1 + j]`` and ``[-j, j]`` (``j = color_jitter``)."""
+    torch = require_torch()
+    F = torch.nn.functional
+    h, w = x.shape[-2:]
+    zoom = 1.0
+    if augment:
+        lo, hi = scale_jitter
+        zoom = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    rh, rw = max(1, round(ch / zoom)), max(1, round(cw / zoom))
+    y0 = int(rng.integers(0, h - rh + 1)) if h >= rh else -int(rng.integers(0, rh - h + 1))
+    x0 = int(rng.integers(0, w - rw + 1)) if w >= rw else -int(rng.integers(0, rw - w + 1))
+    xc = x.new_zeros((x.shape[0], rh, rw))
+    yc = y.new_full((rh, rw), void)
+    sy, sx = max(y0, 0), max(x0, 0)
+    ey, ex = min(y0 + rh, h), min(x0 + rw, w)
+    xc[:, sy - y0:ey - y0, sx - x0:ex - x0] = x[:, sy:ey, sx:ex]
+    yc[sy - y0:ey - y0, sx - x0:ex - x0] = y[sy:ey, sx:ex]
+    if (rh, rw) != (ch, cw):
+        xc = F.interpolate(xc[None], size=(ch, cw), mode="bilinear", align_corners=False)[0]
+        yc = F.interpolate(yc[None, None].float(), size=(ch, cw),
+                           mode="nearest-exact")[0, 0].long()
+    if augment and rng.random() < 0.5:
+        xc, yc = xc.flip(-1), yc.flip(-1)
+    if augment and color_jitter > 0:
+        j = float(color_jitter)
+        c = xc.shape[0]
+        gain = torch.from_numpy(rng.uniform(1 - j, 1 + j, c).astype(np.float32))
+        shift = torch.from_numpy(rng.uniform(-j, j, c).astype(np.float32))
+        xc = xc * gain[:, None, None] + shift[:, None, None]
+    return xc, yc
+
+
+def lr_factor(progress, *, warmup, schedule):
+    """The learning rate's factor at ``progress`` (fraction of training done): a linear
+    warm-up over ``warmup``, then cosine to zero, DeepLab's ``(1 - t) ** 0.9`` "poly", or
+    constant."""
+    if warmup > 0 and progress < warmup:
+        return progress / warmup
+    t = 0.0 if warmup >= 1 else (progress - warmup) / (1 - warmup)
+    t = min(max(t, 0.0), 1.0)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == "poly":
+        return (1 - t) ** 0.9
+    return 1.0
+
+
+def make_optimizer(spec, params, lr, weight_decay):
+    """``"adamw"``, ``"adam"``, ``"sgd"`` (Nesterov momentum 0.9), or a callable
+    ``spec(params, lr=lr)`` returning a ``torch.optim.Optimizer``."""
+    torch = require_torch()
+    if callable(spec):
+        opt = spec(params, lr=lr)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError("optimizer, when a callable, must return a torch.optim.Optimizer")
+        return opt
+    if spec == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if spec == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+                           weight_decay=weight_decay)
+
+
+@dataclasses.dataclass
+class History:
+    """What a training run leaves: the curves, the epoch kept and the time spent."""
+
+    loss_curve: list
+    validation_scores: list
+    best_validation_score: float | None
+    initial_validation_score: float | None
+    best_epoch: int
+    n_epochs: int
+    fit_time: float
+
+
+def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride, epochs,
+          lr, param_groups=None, validate=None, desc="fit", score_start=False):
+    """Train ``model`` in place on prepared crops, and return its ``History``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        On ``device``; left in eval mode with the kept weights (the best validation epoch
+        under ``settings.early_stopping``, else the last).
+    xs : list of (C, H, W) torch.Tensor
+        Prepared training images.
+    ys : list of (H, W) torch.Tensor of int64
+        Their labels, void as ``void``.
+    settings : CNNSegmenter
+        Whose parameters say how to train: ``batch_size``, ``crop_size``, ``augment``,
+        ``scale_jitter``, ``color_jitter``, ``loss``, ``optimizer``, ``weight_decay``,
+        ``lr_schedule``, ``warmup``, ``max_time``, ``early_stopping``,
+        ``n_iter_no_change`` and ``verbose``.
+    rng : numpy.random.Generator
+        Draws the order of the images, the crops and the augmentation.
+    weight : (K,) ndarray or None
+        Class weights of the loss.
+    void : int
+        Label of void pixels in ``ys``.
+    device : torch.device
+    use_amp : bool
+    stride : int
+        The network's stride (crops are multiples of it).
+    epochs : int
+    lr : float
+        Peak learning rate (a parameter group's ``"peak_lr"`` replaces it for that group).
+    param_groups : list, optional
+        What the optimiser trains (default: every parameter that requires a gradient).
+    validate : callable, optional
+        ``validate()`` gives the validation mean IoU of ``model`` in eval mode; called after
+        every epoch (and before the first with ``score_start``, as epoch 0, so that early
+        stopping keeps the start when no epoch beats it).
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    history : History
+    """
+    torch = require_torch()
+    from .losses import make_loss
+
+    loss_fn = make_loss(settings.loss, weight=weight, ignore_index=void)
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn = loss_fn.to(device)
+    if param_groups is None:
+        param_groups = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(settings.optimizer, param_groups, lr, settings.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ch, cw = crop_size(xs, settings.crop_size, stride)
+    n = len(xs)
+    bs = min(settings.batch_size, n)
+    total_steps = max(epochs * -(-n // bs), 1)
+    max_time = settings.max_time
+    early = settings.early_stopping
+    h = History([], [], None, None, 0, 0, 0.0)
+    best_state, since_best = None, 0
+    step, start = 0, time.perf_counter()
+
+    def snapshot():
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    if score_start and validate is not None:
+        model.eval()
+        h.best_validation_score = h.initial_validation_score = float(validate())
+        if early:
+            best_state = snapshot()
+        if settings.verbose:
+            print(f"{desc}: epoch 0 (the start) val mIoU "
+                  f"{100 * h.best_validation_score:.1f}", flush=True)
+    stop = False
+    with ProgressBar(epochs, desc, enabled=bool(settings.verbose)) as bar:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = rng.permutation(n)
+            losses = []
+            # A last batch of one image is skipped (batch norm cannot train on it); the
+            # order is reshuffled every epoch, so no image is left out for good.
+            end = n - 1 if n > bs and n % bs == 1 else n
+            for b in range(0, end, bs):
+                pairs = [sample_crop(xs[i], ys[i], ch, cw, rng, void=void,
+                                     augment=settings.augment,
+                                     scale_jitter=settings.scale_jitter,
+                                     color_jitter=settings.color_jitter)
+                         for i in order[b:b + bs]]
+                xb = torch.stack([p[0] for p in pairs]).to(device)
+                yb = torch.stack([p[1] for p in pairs]).to(device)
+                progress = step / total_steps
+                if max_time is not None:
+                    progress = max(progress, (time.perf_counter() - start) / max_time)
+                factor = lr_factor(progress, warmup=settings.warmup,
+                                   schedule=settings.lr_schedule)
+                for g in opt.param_groups:
+                    g["lr"] = g.get("peak_lr", lr) * factor
+                opt.zero_grad(set_to_none=True)
+                with autocast(device, use_amp):
+                    loss = loss_fn(network_logits(model, xb).float(), yb)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"the training loss became {float(loss)} at "
+                                             f"epoch {epoch}; lower lr")
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                losses.append(float(loss.detach()))
+                step += 1
+                if max_time is not None and time.perf_counter() - start >= max_time:
+                    stop = True
+                    break
+            h.loss_curve.append(float(np.mean(losses)) if losses else float("nan"))
+            note = f"loss {h.loss_curve[-1]:.3f}"
+            if validate is not None:
+                model.eval()
+                score = float(validate())
+                h.validation_scores.append(score)
+                note += f" val mIoU {100 * score:.1f}"
+                if h.best_validation_score is None or score > h.best_validation_score:
+                    h.best_validation_score = score
+                    h.best_epoch, since_best = epoch, 0
+                    if early:
+                        best_state = snapshot()
+                else:
+                    since_best += 1
+            bar.update(note=note)
+            if early and since_best >= settings.n_iter_no_change:
+                bar.write(f"early stop after epoch {epoch}: no better validation mIoU for "
+                          f"{settings.n_iter_no_change} epochs")
+                break
+            if stop:
+                bar.write(f"stopped after epoch {epoch}: max_time {max_time:g} s reached")
+                break
+    h.n_epochs = len(h.loss_curve)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        h.best_epoch = h.n_epochs
+    model.eval()
+    h.fit_time = time.perf_counter() - start
+    return h

@@ -1,0 +1,66 @@
+"""The training module: schedule shapes, crops and augmentation, class weights."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hybridseg.deep import _training  # noqa: E402
+
+
+def _crop(x, y, ch, cw, rng, **kw):
+    opts = dict(void=255, augment=False, scale_jitter=(1.0, 1.0), color_jitter=0.0)
+    opts.update(kw)
+    return _training.sample_crop(x, y, ch, cw, rng, **opts)
+
+
+def test_lr_schedule_shapes():
+    f = _training.lr_factor
+    assert f(0.0, warmup=0.1, schedule="cosine") == 0
+    assert f(0.05, warmup=0.1, schedule="cosine") == pytest.approx(0.5)
+    assert f(0.1, warmup=0.1, schedule="cosine") == pytest.approx(1)
+    assert f(1.0, warmup=0.1, schedule="cosine") == pytest.approx(0)
+    assert f(0.5, warmup=0.0, schedule="poly") == pytest.approx(0.5 ** 0.9)
+    assert f(0.7, warmup=0.0, schedule="constant") == 1.0
+
+
+def test_crops_pad_with_void_and_keep_pixels_with_their_labels():
+    x = torch.arange(120.0).reshape(1, 10, 12)
+    lab = torch.arange(120).reshape(10, 12)
+    xc, yc = _crop(x, lab, 16, 8, np.random.default_rng(0))
+    assert xc.shape == (1, 16, 8) and yc.shape == (16, 8)
+    inside = yc != 255
+    assert inside.sum() == 10 * 8  # all 10 rows, 8 of the 12 columns
+    assert torch.equal(xc[0][inside], yc[inside].float())  # pixel and label travel together
+
+
+def test_color_jitter_changes_crops_not_labels():
+    x = torch.ones(3, 8, 8)
+    lab = torch.zeros(8, 8, dtype=torch.long)
+    xc, yc = _crop(x, lab, 8, 8, np.random.default_rng(0), augment=True, color_jitter=0.3)
+    assert torch.equal(yc, lab)
+    per_channel = xc.mean((1, 2))
+    assert ((per_channel > 0.4) & (per_channel < 1.6)).all() and per_channel.std() > 0
+
+
+def test_crop_size_rounds_up_to_the_stride_and_refuses_bad_sizes():
+    xs = [torch.zeros(3, 30, 41), torch.zeros(3, 20, 50)]
+    assert _training.crop_size(xs, None, 8) == (32, 56)
+    assert _training.crop_size(xs, 5, 8) == (16, 16)  # at least two strides a side
+    assert _training.crop_size(xs, (17, 24), 8) == (24, 24)
+    with pytest.raises(ValueError, match="crop_size must be"):
+        _training.crop_size(xs, (17, 0), 8)
+
+
+def test_class_weights():
+    labels = [np.array([[0, 0, 0, 1], [0, 0, 255, 1]])]
+    mf = _training.class_weights("median_frequency", labels, 3, 255)
+    bal = _training.class_weights("balanced", labels, 3, 255)
+    # class 0 is 5 of 7 pixels, class 1 2 of 7, class 2 absent (weight 0)
+    np.testing.assert_allclose(bal, [7 / (2 * 5), 7 / (2 * 2), 0])
+    assert mf[2] == 0 and mf[1] > mf[0]
+    assert _training.class_weights(None, labels, 3, 255) is None
+    with pytest.raises(ValueError, match="one weight per class"):
+        _training.class_weights([1.0, 2.0], labels, 3, 255)
+    with pytest.raises(ValueError, match="finite non-negative"):
+        _training.class_weights([1.0, -2.0, 1.0], labels, 3, 255)
