@@ -1,0 +1,46 @@
+"""The model zoo: segmentation networks built from scratch in torch, each a registered name.
+
+``build_model(name, in_channels, n_classes, **options)`` makes one; ``MODELS`` lists the
+names. Every network maps ``(N, C, H, W)`` images to ``(N, K, H, W)`` logits at the input's
+size when ``H`` and ``W`` are multiples of its ``stride`` (``model.stride``); the segmenter
+pads other sizes. Sizes default to what trains from scratch on a CPU; widths and depths are
+options.
+
+- ``"unet"`` (``UNet``; Ronneberger et al., 2015): an encoder-decoder joined by skip
+  connections at every level;
+- ``"fcn"`` (``FCN``; Long et al., 2015, FCN-8s): a VGG-like encoder whose class scores at
+  strides 8, 16 and 32 are fused by learned, bilinear-initialised upsampling;
+- ``"segnet"`` (``SegNet``; Badrinarayanan et al., 2017): a decoder that unpools with the
+  encoder's max-pooling indices;
+- ``"deeplabv3plus"`` (``DeepLabV3Plus``; Chen et al., 2018): a residual backbone of output
+  stride 16 (or 8), atrous spatial pyramid pooling with depthwise-separable branches, and a
+  decoder that refines with stride-4 features;
+- ``"pspnet"`` (``PSPNet``; Zhao et al., 2017): a dilated residual backbone of output
+  stride 8 and a pyramid pooling module.
+
+None of them loads pretrained weights: they all start from random initialisation.
+
+The package has one file per family (``_unet.py``, ``_fcn.py``, ``_segnet.py``,
+``_deeplab.py``, ``_pspnet.py``), the shared building blocks and option checks in
+``_blocks.py``, and the registry in ``_registry.py``. A new architecture is a class in its
+family's file decorated with ``@register_model("name")`` and imported here.
+"""
+
+from ._registry import MODELS, build_model, register_model  # isort: skip
+from ._blocks import Residual as _Residual  # noqa: F401  (files pickled before the split)
+from ._deeplab import DeepLabV3Plus
+from ._fcn import FCN
+from ._pspnet import PSPNet
+from ._segnet import SegNet
+from ._unet import UNet
+
+__all__ = [
+    "FCN",
+    "MODELS",
+    "DeepLabV3Plus",
+    "PSPNet",
+    "SegNet",
+    "UNet",
+    "build_model",
+    "register_model",
+]

@@ -1,0 +1,110 @@
+"""The DeepLab family: DeepLab v3+ (Chen et al., 2018)."""
+
+from __future__ import annotations
+
+from .._torch import require_torch
+from ._blocks import (
+    check_dropout,
+    conv_bn_relu,
+    pooled_branch,
+    positive_int,
+    positive_ints,
+    residual_stage,
+    separable,
+    upsample,
+)
+from ._registry import register_model
+
+torch = require_torch()
+nn = torch.nn
+
+
+@register_model("deeplabv3plus")
+class DeepLabV3Plus(nn.Module):
+    """DeepLabv3+: a residual backbone, atrous spatial pyramid pooling (ASPP) and a decoder
+    that refines the upsampled ASPP output with stride-4 features.
+
+    The backbone is a 3x3 conv-BN-ReLU stem of stride 2 (then one of stride 1) and three
+    stages of basic residual blocks at strides 4, 8 and 16; at ``output_stride=8`` the last
+    stage keeps stride 8 and dilates its convolutions by 2 instead. ASPP runs five branches on
+    the last feature map: a 1x1 conv-BN-ReLU, three depthwise-separable 3x3 convolutions
+    (depthwise conv-BN-ReLU, pointwise conv-BN-ReLU, as in the Xception variant) dilated at
+    ``rates``, and image pooling (global average, 1x1 conv, ReLU, broadcast back). The image
+    pooling branch has no batch normalisation but a bias: on its 1x1 map batch normalisation
+    cannot train at batch size 1. The branches are concatenated and projected by a 1x1
+    conv-BN-ReLU (and dropout). The decoder upsamples that bilinearly to the stride-4 map,
+    concatenates it with the stride-4 features reduced by a 1x1 conv-BN-ReLU, applies two
+    separable 3x3 convolutions and a 1x1 classifier, and upsamples the logits bilinearly
+    to the input's size.
+
+    ``stride`` is the output stride: inputs must be multiples of it.
+
+    Parameters
+    ----------
+    in_channels : int
+    n_classes : int
+    widths : sequence of four int, default=(16, 32, 64, 128)
+        Channels of the stem and of the stages at strides 4, 8 and 16 (or dilated 8). The
+        default has about 0.75 M parameters (K = 21).
+    blocks : sequence of three int, default=(1, 2, 2)
+        Residual blocks in each stage.
+    output_stride : {16, 8}, default=16
+        Stride of the backbone's last feature map, where ASPP runs.
+    rates : sequence of three int, optional
+        Dilation rates of the three atrous ASPP branches; by default ``(6, 12, 18)`` at
+        output stride 16 and twice that, ``(12, 24, 36)``, at 8, as in the paper.
+    aspp_width : int, default=64
+        Channels of each ASPP branch and of its projection (the paper's 256).
+    low_level_width : int, default=16
+        Channels the stride-4 features are reduced to (the paper's 48).
+    decoder_width : int, default=64
+        Channels of the decoder's separable convolutions (the paper's 256).
+    dropout : float, default=0.1
+        Dropout after the ASPP projection.
+    """
+
+    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), blocks=(1, 2, 2),
+                 output_stride=16, rates=None, aspp_width=64, low_level_width=16,
+                 decoder_width=64, dropout=0.1):
+        super().__init__()
+        widths = positive_ints("widths", widths, count=4)
+        blocks = positive_ints("blocks", blocks, count=3)
+        if isinstance(output_stride, bool) or output_stride not in (8, 16):
+            raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
+        if rates is None:
+            rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+        rates = positive_ints("rates", rates, count=3)
+        aspp_width = positive_int("aspp_width", aspp_width)
+        low_level_width = positive_int("low_level_width", low_level_width)
+        decoder_width = positive_int("decoder_width", decoder_width)
+        dropout = check_dropout(dropout)
+        self.stride = int(output_stride)
+        self.rates = rates
+        self.stem = nn.Sequential(conv_bn_relu(in_channels, widths[0], stride=2),
+                                  conv_bn_relu(widths[0], widths[0]))
+        self.layer1 = residual_stage(widths[0], widths[1], blocks[0], stride=2)
+        self.layer2 = residual_stage(widths[1], widths[2], blocks[1], stride=2)
+        self.layer3 = (residual_stage(widths[2], widths[3], blocks[2], stride=2)
+                       if output_stride == 16 else
+                       residual_stage(widths[2], widths[3], blocks[2], dilation=2))
+        cin = widths[3]
+        self.aspp = nn.ModuleList([
+            conv_bn_relu(cin, aspp_width, kernel_size=1),
+            *(separable(cin, aspp_width, dilation=r) for r in rates),
+            pooled_branch(cin, aspp_width, 1),
+        ])
+        self.project = nn.Sequential(conv_bn_relu(5 * aspp_width, aspp_width, kernel_size=1),
+                                     nn.Dropout2d(dropout))
+        self.reduce = conv_bn_relu(widths[1], low_level_width, kernel_size=1)
+        self.decoder = nn.Sequential(separable(aspp_width + low_level_width, decoder_width),
+                                     separable(decoder_width, decoder_width))
+        self.head = nn.Conv2d(decoder_width, n_classes, 1)
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        low = self.layer1(self.stem(x))
+        x = self.layer3(self.layer2(low))
+        x = torch.cat([upsample(branch(x), x.shape[-2:]) for branch in self.aspp], dim=1)
+        x = upsample(self.project(x), low.shape[-2:])
+        x = self.decoder(torch.cat([x, self.reduce(low)], dim=1))
+        return upsample(self.head(x), size)

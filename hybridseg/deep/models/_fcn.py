@@ -1,0 +1,82 @@
+"""FCN (Long et al., 2015): FCN-8s."""
+
+from __future__ import annotations
+
+from .._torch import require_torch
+from ._blocks import bilinear_upsampling, check_dropout, conv_bn_relu, positive_int, positive_ints
+from ._registry import register_model
+
+torch = require_torch()
+nn = torch.nn
+
+
+@register_model("fcn")
+class FCN(nn.Module):
+    """FCN-8s: a VGG-like encoder, class scores at three strides and learned upsampling.
+
+    The encoder is ``len(widths)`` stages of 3x3 conv-BN-ReLU and a 2x2 max pool (VGG-16 has
+    five: stride 32); two "fully connected" layers as convolutions (3x3 and 1x1 conv-BN-ReLU,
+    where VGG has 7x7 and 1x1 of 4096 channels) follow the last pool. 1x1 convolutions score
+    the K classes on that map and on the outputs of the third- and second-last pools
+    (``pool3`` and ``pool4`` of VGG-16, strides 8 and 16). The coarsest score is upsampled
+    2x by a transposed convolution and added to the ``pool4`` score, the sum is upsampled 2x
+    and added to the ``pool3`` score, and a last transposed convolution upsamples
+    ``stride / 4`` times (8x) to the input's size. The three upsamplings are learned and
+    initialised to bilinear interpolation, and the two skip scores to zero, as in the paper.
+
+    Unlike the paper, convolutions are padded (no 100-pixel input padding and crop) and
+    followed by batch normalisation, for training from scratch.
+
+    Parameters
+    ----------
+    in_channels : int
+    n_classes : int
+    widths : sequence of int, default=(16, 32, 64, 96, 128)
+        Channels of the encoder stages, one pool each: at least three, and the stride is
+        ``2 ** len(widths)``. The default has about 0.77 M parameters (K = 21).
+    depth : int, default=2
+        3x3 conv-BN-ReLU layers in each encoder stage (VGG-16 has 2, 2, 3, 3, 3).
+    fc_width : int, default=128
+        Channels of the two convolutions after the last pool (VGG's fc6 and fc7).
+    dropout : float, default=0.0
+        Dropout after each of these two (the paper's is 0.5).
+    """
+
+    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 96, 128), depth=2,
+                 fc_width=128, dropout=0.0):
+        super().__init__()
+        widths = positive_ints("widths", widths, at_least=3)
+        depth = positive_int("depth", depth)
+        fc_width = positive_int("fc_width", fc_width)
+        dropout = check_dropout(dropout)
+        self.stride = 2 ** len(widths)
+        self.stages = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.stages.append(nn.Sequential(
+                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(depth)),
+                nn.MaxPool2d(2),
+            ))
+            cin = w
+        self.fc = nn.Sequential(
+            conv_bn_relu(cin, fc_width), nn.Dropout2d(dropout),
+            conv_bn_relu(fc_width, fc_width, kernel_size=1), nn.Dropout2d(dropout),
+        )
+        self.score = nn.Conv2d(fc_width, n_classes, 1)
+        self.score_pool4 = nn.Conv2d(widths[-2], n_classes, 1)
+        self.score_pool3 = nn.Conv2d(widths[-3], n_classes, 1)
+        for layer in (self.score_pool4, self.score_pool3):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.upscore2 = bilinear_upsampling(n_classes, 2)
+        self.upscore_pool4 = bilinear_upsampling(n_classes, 2)
+        self.upscore_final = bilinear_upsampling(n_classes, self.stride // 4)
+
+    def forward(self, x):
+        pools = []
+        for stage in self.stages:
+            x = stage(x)
+            pools.append(x)
+        x = self.upscore2(self.score(self.fc(x))) + self.score_pool4(pools[-2])
+        x = self.upscore_pool4(x) + self.score_pool3(pools[-3])
+        return self.upscore_final(x)

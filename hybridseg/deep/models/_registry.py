@@ -1,0 +1,48 @@
+"""The registry of the zoo: ``MODELS``, ``register_model`` and ``build_model``."""
+
+from __future__ import annotations
+
+import numbers
+
+__all__ = ["MODELS", "build_model", "register_model"]
+
+#: Registered architectures: name -> class taking ``(in_channels, n_classes, **options)``.
+MODELS = {}
+
+
+def register_model(name):
+    """Register a network class under ``name`` (a decorator)."""
+
+    def add(cls):
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        MODELS[name] = cls
+        return cls
+
+    return add
+
+
+def build_model(name, in_channels, n_classes, **options):
+    """A fresh network of a registered architecture.
+
+    Parameters
+    ----------
+    name : str
+        One of ``MODELS``.
+    in_channels : int
+        Channels of the input images (1 gray, 3 colour).
+    n_classes : int
+        K, the number of output channels (logits).
+    **options
+        The architecture's own options (widths, depth, ...).
+
+    Returns
+    -------
+    model : torch.nn.Module
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    for arg, value in (("in_channels", in_channels), ("n_classes", n_classes)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    return MODELS[name](int(in_channels), int(n_classes), **options)

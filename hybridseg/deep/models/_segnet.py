@@ -1,0 +1,64 @@
+"""SegNet (Badrinarayanan et al., 2017)."""
+
+from __future__ import annotations
+
+from .._torch import require_torch
+from ._blocks import conv_bn_relu, positive_int, positive_ints
+from ._registry import register_model
+
+torch = require_torch()
+nn = torch.nn
+
+
+@register_model("segnet")
+class SegNet(nn.Module):
+    """SegNet: an encoder of conv-BN-ReLU blocks and 2x2 max pools, and a mirrored decoder
+    that upsamples with ``nn.MaxUnpool2d`` at the positions of the encoder's maxima (its
+    pooling indices, not learned weights nor skip features), then convolves the sparse map.
+
+    Each encoder level is ``depth`` 3x3 conv-BN-ReLU and a pool; each decoder level unpools
+    and applies ``depth`` 3x3 conv-BN-ReLU, the last of which goes to the next level's
+    width; a 1x1 convolution gives the class logits.
+
+    Parameters
+    ----------
+    in_channels : int
+    n_classes : int
+    widths : sequence of int, default=(16, 32, 64, 128)
+        Channels at each level, top to bottom; every level pools, so the stride is
+        ``2 ** len(widths)``. The default has about 0.59 M parameters (the paper's: 64-512
+        channels, 2-3 convolutions a level, five levels).
+    depth : int, default=2
+        3x3 conv-BN-ReLU layers per level in the encoder and in the decoder.
+    """
+
+    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2):
+        super().__init__()
+        widths = positive_ints("widths", widths)
+        depth = positive_int("depth", depth)
+        self.stride = 2 ** len(widths)
+        self.encoder = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.encoder.append(nn.Sequential(
+                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(depth))))
+            cin = w
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2)
+        self.decoder = nn.ModuleList()
+        for w, w_next in zip(widths[::-1], (*widths[-2::-1], widths[0])):
+            self.decoder.append(nn.Sequential(
+                *(conv_bn_relu(w, w_next if i == depth - 1 else w) for i in range(depth))))
+        self.head = nn.Conv2d(widths[0], n_classes, 1)
+
+    def forward(self, x):
+        trail = []
+        for block in self.encoder:
+            x = block(x)
+            size = x.shape[-2:]
+            x, indices = self.pool(x)
+            trail.append((indices, size))
+        for block in self.decoder:
+            indices, size = trail.pop()
+            x = block(self.unpool(x, indices, output_size=size))
+        return self.head(x)
