@@ -108,7 +108,10 @@ def load(path):
     read_header : what a file holds, without loading it.
     """
     if _serialize.is_legacy(path):
-        from .deep._legacy import load_legacy
+        from .deep import CNNSegmenter, CRFRNNSegmenter
+        from .deep._legacy import read_legacy
 
-        return load_legacy(path)
+        name, parts = read_legacy(path)
+        cls = CRFRNNSegmenter if name == "CRFRNNSegmenter" else CNNSegmenter
+        return cls._restore(**parts)
     return _serialize.load(path)

@@ -21,11 +21,10 @@ def main(argv=None):
         parser.error("give pairs of files: OLD NEW")
     import hybridseg
     from hybridseg.datasets import load_sample
-    from hybridseg.deep._legacy import load_legacy
 
     images = load_sample().images[:2]
     for old, new in zip(args.pairs[::2], args.pairs[1::2]):
-        seg = load_legacy(old)
+        seg = hybridseg.load(old)
         before = seg.predict_proba(images)
         hybridseg.save(seg, new)
         after = hybridseg.load(new)

@@ -388,7 +388,9 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         keywords), fitted attributes and ``UnaryCRF`` weights."""
         from ._crfrnn import UnaryCRF
 
-        seg = cls(**params)
+        with warnings.catch_warnings():  # the file's keywords are the earlier ones
+            warnings.simplefilter("ignore", FutureWarning)
+            seg = cls(**params)
         start = seg._start()
         unary = seg._settings()
         for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",

@@ -4,18 +4,17 @@ Until hybridseg's single model-file format (``hybridseg.save``), ``CNNSegmenter.
 wrote a ``torch.save`` archive of its own: a dict with a magic string, a format version,
 the constructor parameters, the fitted attributes, the network's state dict and the void
 label. ``hybridseg.load`` and ``CNNSegmenter.load`` / ``CRFRNNSegmenter.load`` read such
-files here; nothing writes them any more (``tools/convert_models.py`` rewrites one in
-the current format).
+files through ``read_legacy`` and the class's ``_restore``; nothing writes them any more
+(``tools/convert_models.py`` rewrites one in the current format).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 from ._torch import require_torch
 
-__all__ = ["load_legacy"]
+__all__ = ["read_legacy"]
 
 #: The magic string and the last version of the earlier format.
 _MAGIC = "hybridseg.CNNSegmenter"
@@ -24,8 +23,8 @@ _VERSION = 1
 _CRFRNN_KEYS = {"unary_epochs", "end_to_end_lr", "crf_lr", "n_iter", "crf_params"}
 
 
-def load_legacy(path):
-    """A fitted ``CNNSegmenter`` or ``CRFRNNSegmenter`` from a file of the earlier format.
+def read_legacy(path):
+    """The class and contents of a file of the earlier format.
 
     Loading unpickles the file: load only files you trust.
 
@@ -35,7 +34,12 @@ def load_legacy(path):
 
     Returns
     -------
-    segmenter : CNNSegmenter or CRFRNNSegmenter
+    name : {"CNNSegmenter", "CRFRNNSegmenter"}
+        The class that wrote it.
+    parts : dict
+        ``params`` (the constructor's keywords of the time), ``fitted`` (the fitted
+        attributes), ``state_dict`` (the network's weights) and ``void``: the arguments of
+        that class's ``_restore``.
     """
     torch = require_torch()
     path = os.fspath(path)
@@ -51,14 +55,6 @@ def load_legacy(path):
         raise ValueError(f"{path} has format version {version}, newer than this hybridseg "
                          f"reads ({_VERSION}); upgrade hybridseg")
     params = dict(payload["params"])
-    if _CRFRNN_KEYS & set(params):
-        from ._crfrnn_segmenter import CRFRNNSegmenter as cls
-
-        with warnings.catch_warnings():  # the file's keywords are the earlier ones
-            warnings.simplefilter("ignore", FutureWarning)
-            return cls._restore(params, payload["fitted"], payload["state_dict"],
-                                payload["void"])
-    from ._segmenter import CNNSegmenter
-
-    return CNNSegmenter._restore(params, payload["fitted"], payload["state_dict"],
-                                 payload["void"])
+    name = "CRFRNNSegmenter" if _CRFRNN_KEYS & set(params) else "CNNSegmenter"
+    return name, {"params": params, "fitted": payload["fitted"],
+                  "state_dict": payload["state_dict"], "void": payload["void"]}

@@ -230,9 +230,13 @@ class _NetworkSegmenter(BaseSegmenter):
         """
         require_torch()
         if _serialize.is_legacy(path):
-            from ._legacy import load_legacy
+            from ._legacy import read_legacy
 
-            seg = load_legacy(path)
+            name, parts = read_legacy(path)
+            if name != cls.__name__:
+                raise ValueError(f"{os.fspath(path)} holds a {name}, not a {cls.__name__}; "
+                                 "read it with hybridseg.load")
+            seg = cls._restore(**parts)
         else:
             seg = _serialize.load(path)
         if not isinstance(seg, cls):
