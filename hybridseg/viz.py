@@ -10,11 +10,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
+
+from .utils._io import write_atomic
 
 __all__ = ["colorize", "figure_grid", "save_png", "tile"]
 
@@ -126,13 +124,4 @@ def save_png(image, path):
     image : PIL.Image.Image
     path : str or path-like
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", optimize=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a figure is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: image.save(f, format="PNG", optimize=True))

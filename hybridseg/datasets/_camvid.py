@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tempfile
 import time
 import urllib.request
 from importlib import resources
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils._io import write_atomic
 from ._base import (
     Dataset,
     check_dir,
@@ -159,36 +159,30 @@ def _sha256(path, chunk=1 << 20):
 
 
 def _download_one(url, dest, size, sha256, retries=3, timeout=60):
-    """Download ``url`` to ``dest`` through a temporary file, checking size and sha256.
-
-    The file is moved into place only when its checksum is right, so an interrupted or
-    corrupted download never leaves a file that looks complete.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Download ``url`` to ``dest`` atomically (``utils._io.write_atomic``), checking size
+    and sha256 before the file is moved into place, so an interrupted or corrupted
+    download never leaves a file that looks complete."""
     last_error = None
+
+    def write(out):
+        h, n = hashlib.sha256(), 0
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            while block := r.read(1 << 16):
+                out.write(block)
+                h.update(block)
+                n += len(block)
+        if n != size or h.hexdigest() != sha256:
+            raise OSError(f"checksum mismatch for {url}: expected {size} bytes sha256 "
+                          f"{sha256}, got {n} bytes sha256 {h.hexdigest()}")
+
     for attempt in range(retries):
-        tmp = None
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-                while block := r.read(1 << 16):
-                    out.write(block)
-            got_size = os.path.getsize(tmp)
-            got_sha = _sha256(tmp)
-            if got_size != size or got_sha != sha256:
-                raise OSError(
-                    f"checksum mismatch for {url}: expected {size} bytes sha256 {sha256}, "
-                    f"got {got_size} bytes sha256 {got_sha}"
-                )
-            os.replace(tmp, dest)
+            write_atomic(dest, write)
             return
         except OSError as exc:  # URLError and HTTPError are OSErrors
             last_error = exc
             if attempt + 1 < retries:
                 time.sleep(0.5 * 2**attempt)
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
     raise OSError(f"could not download {url} after {retries} attempts: {last_error}")
 
 
