@@ -95,7 +95,8 @@ def _second_stage(start, n_iter, args, train_set, val_set, scale):
     if args.pre_shrunk:  # the working resolution is the input's: widths of 360x480 / 2
         crf_params = dict(gaussian_sxy=1.5, bilateral_sxy=40.0)
     seg = CRFRNNSegmenter(start, epochs=args.epochs, end_to_end_lr=args.lr, n_iter=n_iter,
-                          crf_lr=args.crf_lr, crf_params=crf_params, **_common(args, scale))
+                          crf_lr=args.crf_lr, crf_params=crf_params,
+                          train_params=_common(args, scale))
     seg.fit(train_set.images, train_set.labels, X_val=val_set.images, y_val=val_set.labels)
     print(f"{'crfrnn' if n_iter else 'finetuned'}: {seg.n_epochs_} epochs in "
           f"{seg.fit_time_ / 60:.1f} min, best val mIoU "

@@ -1,6 +1,6 @@
 """A CNN with a CRF-as-RNN layer on its logits, trained end to end, as one segmenter.
 
-    python pipelines/crfrnn.py [--dataset sample|membrane-sample|camvid|isbi]
+    python pipelines/crfrnn.py [--dataset sample|sample:membrane|camvid|isbi]
                                [--arch unet|fcn|segnet|deeplabv3plus|pspnet]
                                [--unary-epochs 30] [--epochs 10] [--scale 0.5]
 
@@ -14,7 +14,7 @@ fine-tuned without the layer) with its figures.
 
 from _common import fit_and_report, parser
 
-from hybridseg.deep import CRFRNNSegmenter
+from hybridseg.deep import CNNSegmenter, CRFRNNSegmenter
 
 
 def main(argv=None):
@@ -24,9 +24,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--scale", type=float, default=0.5)
     args = ap.parse_args(argv)
-    seg = CRFRNNSegmenter(args.arch, unary_epochs=args.unary_epochs, epochs=args.epochs,
-                          scale=args.scale, class_weight="median_frequency",
-                          random_state=args.seed, verbose=1)
+    unary = CNNSegmenter(args.arch, epochs=args.unary_epochs, scale=args.scale,
+                         class_weight="median_frequency", random_state=args.seed, verbose=1)
+    seg = CRFRNNSegmenter(unary, epochs=args.epochs)
     fit_and_report(seg, args, f"{args.arch} + CRF-as-RNN")
 
 

@@ -113,8 +113,7 @@ def test_segmenters_train_on_gpu_with_amp_and_load_on_cpu(tmp_path):
     for a, b in zip(p_gpu, p_cpu):
         assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.99
         np.testing.assert_allclose(a.sum(-1), 1, atol=1e-4)
-    crf = CRFRNNSegmenter(seg, epochs=1, batch_size=2, n_iter=3, device="cuda",
-                          amp="auto", random_state=0).fit(X, y)
+    crf = CRFRNNSegmenter(seg, epochs=1, n_iter=3).fit(X, y)
     assert np.isfinite(crf.loss_curve_).all()
     assert crf.model_.crf.compat.device.type == "cuda"
     q_gpu = crf.predict_proba(X[:2])
@@ -123,6 +122,6 @@ def test_segmenters_train_on_gpu_with_amp_and_load_on_cpu(tmp_path):
     for a, b in zip(q_gpu, q_cpu):
         assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.99
     # From scratch, both stages on the GPU.
-    fresh = CRFRNNSegmenter("unet", unary_epochs=1, epochs=1, batch_size=2, n_iter=2,
-                            device="cuda", random_state=0).fit(X, y)
+    fresh = CRFRNNSegmenter(CNNSegmenter("unet", epochs=1, batch_size=2, device="cuda",
+                                         random_state=0), epochs=1, n_iter=2).fit(X, y)
     assert len(fresh.unary_loss_curve_) == 1 and len(fresh.loss_curve_) == 1
