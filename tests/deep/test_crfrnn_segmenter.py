@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from sklearn.base import clone  # noqa: E402
 
 from hybridseg.deep import CNNSegmenter, CRFRNNSegmenter  # noqa: E402
+from hybridseg.utils.estimator_checks import parametrize_with_image_checks  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 SMALL = {"widths": (4, 8)}
@@ -163,3 +164,16 @@ def test_the_earlier_keywords_still_work_with_a_warning():
         started = CRFRNNSegmenter(cnn, epochs=1, batch_size=1, early_stopping=True)
     assert started.unary is cnn
     assert started.train_params == {"batch_size": 1, "early_stopping": True}
+
+
+@parametrize_with_image_checks([CRFRNNSegmenter(_unary(), epochs=1, n_iter=1)])
+def test_image_checks(estimator, check):
+    check(estimator)
+
+
+def test_cross_fitted_unaries():
+    X, y = _data(n=4)
+    seg = CRFRNNSegmenter(_unary(), epochs=1, n_iter=1, train_params={"cv": 2})
+    U = seg.fit_transform(X, y)
+    assert len(U) == 4 and U.scores[0].shape == (32, 40, 2)
+    assert hasattr(seg, "model_") and seg.unary_.cv == 2
