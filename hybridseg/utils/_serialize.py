@@ -215,22 +215,25 @@ def is_legacy(path):
     return False
 
 
-def read_header(path):
-    """The JSON header of a model file, without unpickling anything."""
+def _open_ours(path):
+    """``_open``, refusing a torch archive."""
     zf, header = _open(path)
     if zf is None:
         raise ValueError(f"{os.fspath(path)} is a torch archive, not a file written by "
                          "hybridseg.save")
+    return zf, header
+
+
+def read_header(path):
+    """The JSON header of a model file, without unpickling anything."""
+    zf, header = _open_ours(path)
     zf.close()
     return header
 
 
 def load(path):
     """Read an estimator written by ``save`` (``hybridseg.load`` documents it)."""
-    zf, _ = _open(path)
-    if zf is None:
-        raise ValueError(f"{os.fspath(path)} is a torch archive, not a file written by "
-                         "hybridseg.save")
+    zf, _ = _open_ours(path)
     with zf:
         tensors = {}
         if _TENSORS in zf.namelist():
