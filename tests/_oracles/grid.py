@@ -1,21 +1,36 @@
-"""Brute-force oracle shared by the grid CRF tests (tiny grids only)."""
+"""Oracles of the grid CRF kernels: labelling energies, their minimum by enumeration, the
+grid mean field's free energy, and minimum cuts by trying every cut (tiny graphs only)."""
 
 import itertools
 
 import numpy as np
 
-from hybridseg.crf._grid_graph import labelling_energy
+
+def grid_energy(cost, labels, edges, w, mu):
+    """``sum_i cost[i, x_i] + sum_e w_e mu[x_a, x_b]`` of one labelling ``x``, or of each
+    row of ``labels`` when it is ``(L, N)``: the oracle of
+    ``hybridseg.crf._grid_graph.labelling_energy``."""
+    cost, mu = np.asarray(cost, np.float64), np.asarray(mu, np.float64)
+    x = np.asarray(labels)
+    edges = np.asarray(edges).reshape(-1, 2)
+    unary = cost[np.arange(cost.shape[0]), x].sum(-1)
+    pair = (np.asarray(w, np.float64) * mu[x[..., edges[:, 0]], x[..., edges[:, 1]]]).sum(-1)
+    return unary + pair
+
+
+def all_labellings(n, k):
+    """Every labelling of ``n`` nodes with ``k`` labels: ``(k**n, n)`` ints."""
+    return np.array(list(itertools.product(range(k), repeat=n)), np.int64).reshape(-1, n)
 
 
 def brute_force(cost, edges, w, mu):
-    """Minimum energy and a minimiser, by enumerating every labelling."""
-    n, k = cost.shape
-    best, arg = np.inf, None
-    for lab in itertools.product(range(k), repeat=n):
-        e = labelling_energy(cost, np.array(lab), edges, w, mu)
-        if e < best:
-            best, arg = e, np.array(lab)
-    return best, arg
+    """Minimum energy and a minimiser, by enumerating every labelling: the optimum that
+    alpha-expansion, swap, TRW-S and ICM are held to."""
+    n, k = np.shape(cost)
+    x = all_labellings(n, k)
+    energies = grid_energy(cost, x, edges, w, mu)
+    best = int(np.argmin(energies))
+    return float(energies[best]), x[best]
 
 
 def brute_force_min(cost, edges, w, mu):
@@ -32,3 +47,36 @@ def tiny_grid(rng, k, connectivity):
     cost = rng.uniform(0, 3, (shape[0] * shape[1], k))
     edges, dist = grid_edges(shape, connectivity)
     return cost, edges, dist
+
+
+def kl_free_energy(cost, q, edges, w, mu):
+    """``sum_i <q_i, U_i> + sum_e w_e q_a^T mu q_b + sum_i <q_i, log q_i>``: the free energy
+    that ``hybridseg.crf._grid_graph.mean_field_grid``'s sequential updates lower."""
+    pair = np.einsum("e,ek,kl,el->", w, q[edges[:, 0]], mu, q[edges[:, 1]])
+    return np.sum(q * cost) + pair + np.sum(q * np.log(np.maximum(q, 1e-300)))
+
+
+def cut_value(source_cap, sink_cap, edges, w_forward, w_backward, sink_side):
+    """Capacity of the s-t cut whose sink side is ``sink_side``: a node on the sink side
+    cuts its arc from the source, one on the source side its arc to the sink, and an edge
+    ``(a, b)`` its forward capacity when ``b`` alone is on the sink side, its backward one
+    when ``a`` alone is."""
+    t = np.asarray(sink_side, bool)
+    edges = np.asarray(edges).reshape(-1, 2)
+    a, b = t[edges[:, 0]], t[edges[:, 1]]
+    return float(np.sum(source_cap[t]) + np.sum(sink_cap[~t])
+                 + np.sum(w_forward[~a & b]) + np.sum(w_backward[a & ~b]))
+
+
+def brute_min_cut(source_cap, sink_cap, edges, w_forward, w_backward):
+    """Minimum cut capacity by trying every cut: the oracle of
+    ``hybridseg.crf._maxflow.min_cut``'s flow."""
+    sides = all_labellings(np.size(source_cap), 2).astype(bool)
+    return min(cut_value(source_cap, sink_cap, edges, w_forward, w_backward, s) for s in sides)
+
+
+def brute_binary_energy(cost0, cost1, edges, w):
+    """Minimum binary Potts energy ``sum_i cost_{x_i}[i] + sum_e w_e [x_a != x_b]`` by
+    enumeration: the oracle of ``hybridseg.crf._maxflow.binary_energy_min``."""
+    cost = np.stack([cost0, cost1], 1)
+    return brute_force_min(cost, edges, w, 1.0 - np.eye(2))

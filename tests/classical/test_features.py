@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _oracles import interior_hessian_eigs, interior_sobel_magnitude
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
@@ -15,28 +16,6 @@ def smooth_image(rng, shape):
     noise = rng.uniform(0, 255, shape)
     sig = (2, 2, 0) if len(shape) == 3 else 2
     return np.clip(ndi.gaussian_filter(noise, sig) * 3 - 255, 0, 255).astype(np.uint8)
-
-
-def interior_hessian_eigs(smooth):
-    """Oracle: Hessian eigenvalues of the interior pixels by plain slicing and eigvalsh."""
-    s = smooth.astype(np.float64)
-    hrr = s[2:, 1:-1] - 2 * s[1:-1, 1:-1] + s[:-2, 1:-1]
-    hcc = s[1:-1, 2:] - 2 * s[1:-1, 1:-1] + s[1:-1, :-2]
-    hrc = (s[2:, 2:] - s[2:, :-2] - s[:-2, 2:] + s[:-2, :-2]) / 4
-    mats = np.stack([np.stack([hrr, hrc], -1), np.stack([hrc, hcc], -1)], -2)
-    eig = np.linalg.eigvalsh(mats)  # ascending
-    return eig[..., 1], eig[..., 0]
-
-
-def interior_sobel_magnitude(smooth):
-    """Oracle: gradient magnitude of the interior pixels from the 3x3 Sobel sums."""
-    s = smooth.astype(np.float64)
-    w = np.array([1.0, 2.0, 1.0])
-    gr = sum(w[j] * (s[2:, j:s.shape[1] - 2 + j] - s[:-2, j:s.shape[1] - 2 + j])
-             for j in range(3))
-    gc = sum(w[i] * (s[i:s.shape[0] - 2 + i, 2:] - s[i:s.shape[0] - 2 + i, :-2])
-             for i in range(3))
-    return np.hypot(gr, gc) / 8
 
 
 # --------------------------------------------------------------------------- shapes

@@ -1,44 +1,12 @@
 import numpy as np
 import pytest
 import skimage.data
+from _oracles import qtdecomp_oracle, same_partition
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hybridseg.classical import quadtree_split
-
-
-def qtdecomp_oracle(img, threshold, min_size=1, max_size=None):
-    """Recursive quadtree split, clipping blocks to the image (exact qtdecomp on 2^n squares)."""
-    img = np.asarray(img, np.float64)
-    h, w = img.shape
-    side = 1
-    while side < max(h, w):
-        side *= 2
-    out = np.full((h, w), -1, np.int64)
-    nxt = [0]
-
-    def rec(r, c, s):
-        if r >= h or c >= w:
-            return
-        b = img[r:r + s, c:c + s]
-        big = max_size is not None and s > max_size
-        if big or (s > min_size and b.max() - b.min() > threshold):
-            half = s // 2
-            for dr in (0, half):
-                for dc in (0, half):
-                    rec(r + dr, c + dc, half)
-        else:
-            out[r:r + s, c:c + s] = nxt[0]
-            nxt[0] += 1
-
-    rec(0, 0, side)
-    return out
-
-
-def same_partition(a, b):
-    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1).shape[1]
-    return pairs == len(np.unique(a)) == len(np.unique(b))
 
 
 @pytest.mark.parametrize("threshold, min_size, max_size", [

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import skimage.data
+from _oracles import merge_oracle
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -12,71 +13,6 @@ from hybridseg.classical import SplitMerge, quadtree_split
 from hybridseg.classical._split_merge import region_statistics
 from hybridseg.crf import GridCRF
 from hybridseg.utils.estimator_checks import parametrize_with_image_checks
-
-
-def merge_oracle(img, threshold, merge_threshold, predicate="range", min_region_size=1):
-    """Split-and-merge in plain Python over the blocks of quadtree_split."""
-    img = np.asarray(img, np.float64)
-    blocks = quadtree_split(img, threshold=threshold)
-    n = blocks.max() + 1
-    vals = [img[blocks == b] for b in range(n)]
-    cnt = [len(v) for v in vals]
-    s = [v.sum() for v in vals]
-    q = [(v * v).sum() for v in vals]
-    lo = [v.min() for v in vals]
-    hi = [v.max() for v in vals]
-    pairs = set()
-    for a, b in ((blocks[:, :-1], blocks[:, 1:]), (blocks[:-1, :], blocks[1:, :])):
-        d = a != b
-        pairs |= {(min(x, y), max(x, y)) for x, y in zip(a[d], b[d])}
-    means = [s[b] / cnt[b] for b in range(n)]
-    pairs = sorted(pairs, key=lambda p: abs(means[p[0]] - means[p[1]]))
-    parent = list(range(n))
-
-    def find(a):
-        while parent[a] != a:
-            a = parent[a]
-        return a
-
-    def union(a, b):
-        if cnt[a] < cnt[b]:
-            a, b = b, a
-        parent[b] = a
-        cnt[a] += cnt[b]
-        s[a] += s[b]
-        q[a] += q[b]
-        lo[a] = min(lo[a], lo[b])
-        hi[a] = max(hi[a], hi[b])
-
-    changed = True
-    while changed:
-        changed = False
-        for x, y in pairs:
-            a, b = find(x), find(y)
-            if a == b:
-                continue
-            m = cnt[a] + cnt[b]
-            if predicate == "range":
-                ok = max(hi[a], hi[b]) - min(lo[a], lo[b]) <= merge_threshold
-            else:
-                mean = (s[a] + s[b]) / m
-                ok = (q[a] + q[b]) / m - mean**2 <= merge_threshold**2
-            if ok:
-                union(a, b)
-                changed = predicate == "std"
-    changed = min_region_size > 1
-    while changed:
-        changed = False
-        for x, y in pairs:
-            a, b = find(x), find(y)
-            if a != b and min(cnt[a], cnt[b]) < min_region_size:
-                union(a, b)
-                changed = True
-    roots = np.array([find(b) for b in range(n)])[blocks]
-    _, first, inverse = np.unique(roots.ravel(), return_index=True, return_inverse=True)
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[inverse].reshape(img.shape)
 
 
 def piecewise_images():

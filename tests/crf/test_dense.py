@@ -1,11 +1,10 @@
-"""DenseCRF: agreement with pydensecrf and the exact oracle, invariants, bad input."""
+"""DenseCRF: agreement with the numpy oracle and the exact backend, invariants, bad input.
 
-import glob
-import os
-from pathlib import Path
+The parity tests against pydensecrf (the ``peers`` extra) are in test_dense_parity.py."""
 
 import numpy as np
 import pytest
+from _oracles import dense as oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +12,6 @@ from hybridseg import Unaries
 from hybridseg.crf import DenseCRF, Kernel
 from hybridseg.utils import softmax
 from hybridseg.utils.estimator_checks import parametrize_with_image_checks
-
-SHARED = Path(os.environ.get("HYBRIDSEG_DATA", Path(__file__).parents[3] / "shared" / "data"))
 
 
 def image_and_logits(rng, h=24, w=31, k=3, channels=3):
@@ -63,11 +60,51 @@ def test_outputs_are_distributions_and_potts_is_permutation_equivariant(k, seed,
     np.testing.assert_allclose(qp, q[..., perm], rtol=1e-4, atol=1e-5)
 
 
-def test_agrees_with_exact_backend_on_tiny_images(rng):
+def oracle_refine(image, logits, n_iter=5, gaussian_sxy=3.0, gaussian_weight=3.0,
+                  bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_weight=10.0, mu=None):
+    """``DenseCRF.refine(image, logits, kind="logits")`` by the float64 numpy oracle, with
+    exact Gaussian kernels; ``mu`` the compatibility as DenseCRF uses it (None: Potts)."""
+    h, w, k = logits.shape
+    feats = oracle.dense_crf_features(image, gaussian_sxy, bilateral_sxy, bilateral_srgb)
+    kernels = [oracle.normalised_kernel(f) for f in feats]
+    mu = -np.eye(k) if mu is None else mu
+    z, _ = oracle.mean_field(logits.reshape(h * w, k), kernels,
+                             [gaussian_weight, bilateral_weight], mu, n_iter)
+    return oracle.softmax(z).reshape(h, w, k)
+
+
+TINY = dict(n_iter=4, gaussian_sxy=2.0, gaussian_weight=2.0, bilateral_sxy=5.0,
+            bilateral_srgb=30.0, bilateral_weight=4.0)
+
+
+@pytest.mark.parametrize("channels", [3, None])
+@pytest.mark.parametrize("compat", ["potts", "vector", "matrix", "asymmetric"])
+def test_exact_backend_is_the_oracle_mean_field(rng, compat, channels):
+    image, logits, _ = image_and_logits(rng, h=7, w=9, k=3, channels=channels)
+    # Each compat as given, and as DenseCRF reads it: -I, -diag(c), a matrix's symmetric
+    # part (pydensecrf's MatrixCompatibility).
+    if compat == "potts":
+        given, mu = "potts", -np.eye(3)
+    elif compat == "vector":
+        given = np.array([1.0, 2.0, 0.5])
+        mu = -np.diag(given)
+    elif compat == "matrix":
+        given = mu = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.5], [2.0, 0.5, 0.0]])
+    else:
+        given = rng.uniform(-1, 2, (3, 3))
+        mu = 0.5 * (given + given.T)
+    q = DenseCRF(backend="exact", compat=given, **TINY).refine(image, logits, kind="logits")
+    ref = oracle_refine(image, logits, mu=mu, **TINY)
+    np.testing.assert_allclose(q, ref, rtol=1e-4, atol=2e-6)
+    # The pairwise terms are strong enough here that a wrong model could not pass.
+    assert np.abs(ref - softmax(logits)).max() > 0.2
+
+
+def test_lattice_agrees_with_the_oracle_on_tiny_images(rng):
     image, logits, _ = image_and_logits(rng, h=16, w=20, k=3)
     params = dict(n_iter=5, gaussian_sxy=2.0, bilateral_sxy=8.0, bilateral_srgb=30.0)
     fast = DenseCRF(**params).refine(image, logits, kind="logits")
-    exact = DenseCRF(backend="exact", **params).refine(image, logits, kind="logits")
+    exact = oracle_refine(image, logits, **params)
     # The lattice approximates the Gaussian kernels: marginals agree to a few hundredths,
     # labels almost everywhere.
     assert np.abs(fast - exact).mean() < 0.02
@@ -151,68 +188,7 @@ def test_predict_on_unaries_with_n_jobs(rng):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-# --------------------------------------------------------------------------- pydensecrf
-pydensecrf = pytest.importorskip("pydensecrf.densecrf", reason="the peers extra is not installed")
-
-
-def _example_unaries(n):
-    from PIL import Image
-
-    d = SHARED / "pydensecrf_examples"
-    if not d.is_dir():
-        pytest.skip(f"pydensecrf examples not found at {d}")
-    img = np.asarray(Image.open(d / f"im{n}.png").convert("RGB"))
-    a = np.asarray(Image.open(d / f"anno{n}.png").convert("RGB")).astype(np.uint32)
-    code = a[..., 0] | (a[..., 1] << 8) | (a[..., 2] << 16)
-    colors, lab = np.unique(code, return_inverse=True)
-    lab = lab.reshape(code.shape)
-    unknown = colors[0] == 0
-    k = len(colors) - int(unknown)
-    lab = lab - int(unknown)
-    proba = np.full((*lab.shape, k), 1.0 / k, np.float32)
-    m = lab >= 0
-    proba[m] = 0.3 / (k - 1)
-    proba[m, lab[m]] = 0.7
-    return img, proba
-
-
-@pytest.mark.data
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_matches_pydensecrf_on_its_examples(n):
-    img, proba = _example_unaries(n)
-    ours = DenseCRF(n_iter=5).refine(img, proba)
-    ref = DenseCRF(n_iter=5, backend="pydensecrf").refine(img, proba)
-    assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.995
-    np.testing.assert_allclose(ours, ref, atol=5e-3)
-
-
-@pytest.mark.data
-def test_matches_pydensecrf_on_camvid_with_matrix_compat(rng):
-    from PIL import Image
-
-    files = sorted(glob.glob(str(SHARED / "camvid" / "val" / "*.png")))[:2]
-    if not files:
-        pytest.skip("CamVid not found in the shared data")
-    mu = rng.uniform(0, 1, (11, 11))
-    for f in files:
-        img = np.asarray(Image.open(f))
-        gt = np.asarray(Image.open(f.replace("/val/", "/valannot/"))).astype(int) % 11
-        logits = 2.0 * np.eye(11)[gt] + rng.normal(0, 1.5, (*gt.shape, 11))
-        for compat in ("potts", mu):
-            ours = DenseCRF(n_iter=10, compat=compat).refine(img, logits, kind="logits")
-            ref = DenseCRF(n_iter=10, compat=compat, backend="pydensecrf").refine(
-                img, logits, kind="logits")
-            assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.995
-
-
 # --------------------------------------------------------------------------- energy trace
-def free_energy(unary, q, mats, mu):
-    """Numpy oracle of the mean-field free energy with explicit kernel matrices."""
-    msg = sum(m @ q for m in mats)
-    pair = -0.5 * np.sum(q * msg) if mu is None else 0.5 * np.sum(q * (msg @ mu))
-    return np.sum(q * unary) + np.sum(q * np.log(np.maximum(q, 1e-30))) + pair
-
-
 def test_trace_energy_matches_the_oracle(rng):
     from hybridseg.crf._meanfield import mean_field
 
@@ -224,7 +200,7 @@ def test_trace_energy_matches_the_oracle(rng):
     mean_field(unary, kernels, None, 3, callback=lambda it, q: qs.append(q.copy()),
                trace=trace)
     mats = [kern.matrix.astype(np.float64) for kern in kernels]
-    expected = [free_energy(unary, q.astype(np.float64), mats, None) for q in qs]
+    expected = [oracle.free_energy(unary, q.astype(np.float64), mats, None) for q in qs]
     np.testing.assert_allclose(trace["energy"], expected, rtol=1e-5)
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from grid_oracles import brute_force
+from _oracles import brute_force, grid_energy, kl_free_energy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +62,17 @@ def test_contrast_weights(rng):
     assert contrast_beta(np.zeros((30, 1)), grid_edges((5, 6), 4)[0]) == 0.0
 
 
+def test_labelling_energy_is_the_oracle_energy(rng):
+    edges, dist = grid_edges((4, 5), 8)
+    cost = rng.normal(0, 1, (20, 3))
+    w = rng.uniform(0, 2, len(edges)) / dist
+    mu = rng.uniform(-1, 2, (3, 3))  # asymmetric: mu[x_a, x_b] with a the edge's first end
+    labels = rng.integers(0, 3, (10, 20))
+    expected = grid_energy(cost, labels, edges, w, mu)
+    for lab, e in zip(labels, expected):
+        assert labelling_energy(cost, lab, edges, w, mu) == pytest.approx(e, rel=1e-12)
+
+
 def test_adjacency_lists_each_edge_from_both_ends(rng):
     edges, _ = grid_edges((4, 5), 8)
     w = rng.random(len(edges))
@@ -112,12 +123,6 @@ def test_icm_reaches_the_optimum_without_pairwise_and_is_bounded_by_brute_force(
         assert e >= best - 1e-9
         if weight == 0.0:
             assert e == pytest.approx(best)
-
-
-def kl_free_energy(cost, q, edges, w, mu):
-    """sum_i <q_i, U_i> + sum_e w_e q_a^T mu q_b + sum_i <q_i, log q_i>."""
-    pair = np.einsum("e,ek,kl,el->", w, q[edges[:, 0]], mu, q[edges[:, 1]])
-    return np.sum(q * cost) + pair + np.sum(q * np.log(np.maximum(q, 1e-300)))
 
 
 @settings(max_examples=20, deadline=None)

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from _oracles import gaussian_filter, normalised_kernel
 
-from hybridseg.crf._exact import exact_filter
+from hybridseg.crf._exact import ExactKernel, exact_filter
 from hybridseg.crf._lattice import Lattice
 
 
@@ -26,12 +27,26 @@ def test_normalised_filter_close_to_exact_on_image_grids(rng, d):
     f = np.stack(cols[:d], 1).astype(np.float32)
     v = rng.random((h * w, 3)).astype(np.float32)
     ours = normalised(lattice_filter, f, v)
-    exact = normalised(exact_filter, f, v)
+    exact = normalised(gaussian_filter, f, v)
     # Documented tolerance: the lattice's kernel is a piecewise-linear stand-in for the
     # Gaussian; weighted averages of values in [0, 1] agree to ~0.01 on average.
     err = np.abs(ours - exact)
     assert err.mean() < 0.03, err.mean()
     assert err.max() < 0.25, err.max()
+
+
+def test_exact_backend_kernels_are_the_brute_force_gaussians(rng):
+    # crf/_exact.py (DenseCRF's backend="exact") against the oracle's pairwise loops.
+    f = rng.uniform(0, 4, (60, 3)).astype(np.float32)
+    v = rng.normal(0, 1, (60, 2))
+    np.testing.assert_allclose(exact_filter(f, v), gaussian_filter(f, v), rtol=1e-12,
+                               atol=1e-12)
+    kernel = ExactKernel(f, 2.5)
+    np.testing.assert_allclose(kernel.matrix, 2.5 * normalised_kernel(f), rtol=1e-5,
+                               atol=1e-7)
+    out = np.ones((60, 2), np.float32)
+    kernel.filter_add(v.astype(np.float32), out)
+    np.testing.assert_allclose(out, 1 + 2.5 * normalised_kernel(f) @ v, rtol=1e-5, atol=1e-5)
 
 
 def test_constant_values_are_preserved(rng):

@@ -1,48 +1,24 @@
 """Boykov-Kolmogorov min cut: brute force on tiny graphs, PyMaxflow on larger ones."""
 
 import glob
-import itertools
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _oracles import brute_binary_energy, brute_min_cut, cut_value, grid_energy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridseg.crf._grid_graph import grid_edges, labelling_energy
+from hybridseg.crf._grid_graph import grid_edges
 from hybridseg.crf._maxflow import binary_energy_min, min_cut
 
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", Path(__file__).parents[3] / "shared" / "data"))
 POTTS = np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
-def cut_value(source_cap, sink_cap, edges, w_forward, w_backward, sink_side):
-    """Capacity of the cut whose sink side is ``sink_side``."""
-    t = np.asarray(sink_side, bool)
-    a, b = t[edges[:, 0]], t[edges[:, 1]]
-    return float(np.sum(source_cap[t]) + np.sum(sink_cap[~t])
-                 + np.sum(w_forward[~a & b]) + np.sum(w_backward[a & ~b]))
-
-
-def all_labellings(n):
-    return np.array(list(itertools.product((0, 1), repeat=n)), bool)
-
-
-def brute_min_cut(source_cap, sink_cap, edges, w_forward, w_backward):
-    sides = all_labellings(source_cap.size)
-    return min(cut_value(source_cap, sink_cap, edges, w_forward, w_backward, s) for s in sides)
-
-
-def brute_energy(cost0, cost1, edges, w):
-    x = all_labellings(cost0.size).astype(int)
-    unary = np.where(x == 1, cost1, cost0).sum(1)
-    pair = (w * (x[:, edges[:, 0]] != x[:, edges[:, 1]])).sum(1)
-    return float((unary + pair).min())
-
-
 def energy(cost0, cost1, edges, w, labels):
-    return labelling_energy(np.stack([cost0, cost1], 1), labels, edges, w, POTTS)
+    return grid_energy(np.stack([cost0, cost1], 1), labels, edges, w, POTTS)
 
 
 def maxflow_reference(source_cap, sink_cap, edges, w_forward, w_backward):
@@ -80,7 +56,7 @@ def test_energy_matches_brute_force_on_tiny_grids(rng, connectivity, integer):
             w = rng.uniform(0, 1.5, len(edges)) / dist
         labels, e = binary_energy_min(cost0, cost1, edges, w)
         assert labels.dtype == np.int64 and set(np.unique(labels)) <= {0, 1}
-        best = brute_energy(cost0, cost1, edges, w)
+        best = brute_binary_energy(cost0, cost1, edges, w)
         assert e == pytest.approx(best, abs=1e-9)
         assert energy(cost0, cost1, edges, w, labels) == pytest.approx(best, abs=1e-9)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from grid_oracles import brute_force_min, tiny_grid
+from _oracles import brute_force_min, tiny_grid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _oracles import np_pixels
 
 torch = pytest.importorskip("torch")
 
@@ -25,18 +26,6 @@ def batch(seed, n=2, k=4, h=5, w=6, void=0.2):
     target = rng.integers(0, k, (n, h, w))
     target[rng.random((n, h, w)) < void] = VOID
     return logits, target
-
-
-def np_log_softmax(x):
-    x = x - x.max(1, keepdims=True)
-    return x - np.log(np.exp(x).sum(1, keepdims=True))
-
-
-def np_pixels(logits, target):
-    """Per labelled pixel: log-probabilities (P, K) and the labels (P,)."""
-    logp = np.moveaxis(np_log_softmax(logits), 1, -1)
-    valid = target != VOID
-    return logp[valid], target[valid]
 
 
 def t(x, dtype=torch.float64):
