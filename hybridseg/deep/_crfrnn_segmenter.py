@@ -288,6 +288,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             self.unary_loss_curve_ = start.loss_curve_
             self.unary_validation_scores_ = start.validation_scores_
         unary = self._with_train_params(start)
+        unary._validate_params()  # the train_params values
         images, labels = unary._check_images_labels(X, y, n_classes=start.n_classes_)
         val = unary._check_validation(X_val, y_val)
         c = unary._check_channels(images, val)

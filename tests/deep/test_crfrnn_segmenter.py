@@ -62,6 +62,8 @@ def test_starting_from_a_fitted_cnn_skips_the_first_stage():
         assert torch.equal(v, before[k])
     with pytest.raises(ValueError, match="same scale"):
         CRFRNNSegmenter(cnn, epochs=1, train_params={"scale": 0.5}).fit(X, y)
+    with pytest.raises(ValueError, match="'batch_size' parameter of CNNSegmenter"):
+        CRFRNNSegmenter(cnn, epochs=1, train_params={"batch_size": 0}).fit(X, y)
     with pytest.raises(ValueError, match="train_params may not set"):
         CRFRNNSegmenter(cnn, epochs=1, train_params={"model": "fcn"}).fit(X, y)
 
