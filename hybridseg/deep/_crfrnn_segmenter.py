@@ -20,7 +20,14 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._param_validation import Interval
-from ._segmenter import CNNSegmenter, _is_shell, _NetworkSegmenter
+from ._segmenter import (
+    CNNSegmenter,
+    _amp_on,
+    _is_shell,
+    _loadable_device,
+    _NetworkSegmenter,
+    _seed,
+)
 from ._torch import require_torch
 
 __all__ = ["CRFRNNSegmenter"]
@@ -54,6 +61,14 @@ def _unwrap(unary):
     return unary
 
 
+def _shallow(est):
+    """A copy of ``est`` sharing its attribute values (``copy.copy`` would pickle a CUDA
+    network to the CPU and back)."""
+    out = object.__new__(type(est))
+    out.__dict__.update(est.__dict__)
+    return out
+
+
 def _same(a, b):
     """Whether two parameter values are equal (arrays and odd types: not equal)."""
     try:
@@ -68,7 +83,8 @@ def _is_fitted(est):
 
 def _from_earlier_keywords(unary, train_params, kwargs):
     """``(unary, train_params)`` from the keywords of the earlier CRFRNNSegmenter, which
-    took every CNNSegmenter parameter itself (``model``, ``unary_epochs``, ``lr``, ...)."""
+    took every CNNSegmenter parameter itself (``model``, ``unary_epochs``, ``lr``, ...),
+    with the meaning they had there."""
     allowed = {"unary_epochs", *_cnn_params()}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
@@ -82,25 +98,30 @@ def _from_earlier_keywords(unary, train_params, kwargs):
         "CRFRNNSegmenter(unary=CNNSegmenter(model, epochs=..., lr=...), ...), and those of "
         "the end-to-end stage that differ in train_params={...}", FutureWarning,
         stacklevel=3)
-    if _is_fitted(_unwrap(unary)):
-        # Starting from a fitted network the first stage is skipped: the keywords were the
-        # end-to-end stage's training settings.
+    start = _unwrap(unary)
+    if _is_fitted(start):
+        # Starting from a fitted network the first stage was skipped and the keywords
+        # were the end-to-end stage's settings, CNNSegmenter's defaults where not given.
         kwargs.pop("unary_epochs", None)
-        start = _unwrap(unary)
         for key in _NOT_TRAINING:  # the start's network decided these
             value = kwargs.pop(key, None)
             if key == "n_classes" and value not in (None, start.n_classes_):
                 raise ValueError(f"n_classes={value} but the fitted CNNSegmenter to start "
                                  f"from has {start.n_classes_} classes")
+        defaults = CNNSegmenter().get_params(deep=False)
+        settings = {k: v for k, v in defaults.items()
+                    if k not in (*_NOT_TRAINING, "epochs", "scale")}
+        settings.update(train_params or {})
+        settings.update(kwargs)
         own = start.get_params(deep=False)
-        changed = {k: v for k, v in kwargs.items() if not _same(own.get(k), v)}
-        return unary, {**(train_params or {}), **changed}
-    epochs = kwargs.pop("unary_epochs", 30)
+        return unary, {k: v for k, v in settings.items() if not _same(own.get(k), v)}
+    if "unary_epochs" in kwargs:
+        kwargs["epochs"] = kwargs.pop("unary_epochs")
     if isinstance(unary, CNNSegmenter):
         from sklearn.base import clone
 
-        return clone(unary).set_params(epochs=epochs, **kwargs), train_params
-    return CNNSegmenter(unary, epochs=epochs, **kwargs), train_params
+        return clone(unary).set_params(**kwargs), train_params
+    return CNNSegmenter(unary, **kwargs), train_params
 
 
 class CRFRNNSegmenter(_NetworkSegmenter):
@@ -240,6 +261,9 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         if bad:
             raise ValueError(f"train_params may not set {bad}: they describe the unary "
                              "network; set them on the unary CNNSegmenter")
+        if "epochs" in params:
+            raise ValueError("train_params may not set 'epochs': the end-to-end stage's "
+                             "epochs are CRFRNNSegmenter's epochs parameter")
         unknown = sorted(set(params) - set(_cnn_params()))
         if unknown:
             raise ValueError(f"train_params has unknown keys {unknown}; allowed: the "
@@ -247,8 +271,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         if "scale" in params and float(params["scale"]) != float(est.scale):
             raise ValueError(f"scale={params['scale']} but the unary CNNSegmenter works "
                              f"at scale={est.scale}: use the same scale")
-        out = copy.copy(est)
-        return out.set_params(**params)
+        return _shallow(est).set_params(**params)
 
     def _fixed_k(self):
         return self._start() is not None or self._settings()._fixed_k()
@@ -284,7 +307,11 @@ class CRFRNNSegmenter(_NetworkSegmenter):
                 "CNNSegmenter itself as unary")
         self.unary_loss_curve_, self.unary_validation_scores_ = [], []
         if start is None:
-            start = self._unary_estimator().fit(X, y, X_val=X_val, y_val=y_val)
+            first = self._unary_estimator()
+            if not isinstance(first.random_state, numbers.Integral):
+                # One seed for both stages, so that both hold out the same images.
+                first.set_params(random_state=_seed(first.random_state))
+            start = first.fit(X, y, X_val=X_val, y_val=y_val)
             self.unary_loss_curve_ = start.loss_curve_
             self.unary_validation_scores_ = start.validation_scores_
         unary = self._with_train_params(start)
@@ -296,15 +323,16 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             raise ValueError(f"the unary CNNSegmenter was fitted on {start.n_channels_}-"
                              f"channel images, these have {c}")
         unary.device_ = unary._resolve_device()
-        amp = unary.amp if unary.amp != "auto" else unary.device_.type == "cuda"
-        unary._use_amp = bool(amp) and unary.device_.type == "cuda"
+        unary._use_amp = _amp_on(unary.amp, unary.device_)
         unary._void = -100 if unary.ignore_index is None else int(unary.ignore_index)
-        gen = np.random.default_rng(_seed(unary.random_state))
+        # The seed CNNSegmenter.fit draws: the same validation split as the first stage.
+        seed = _seed(unary.random_state)
+        gen = np.random.default_rng(seed)
         from ._crfrnn import UnaryCRF
 
         devices = [unary.device_] if unary.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(gen.integers(np.iinfo(np.int32).max)))
+            torch.manual_seed(seed)
             net = copy.deepcopy(start.model_).cpu()
             model = UnaryCRF(net, self._crf(start.n_classes_, unary.scale), c)
             model.set_stats(start.mean_, start.std_, getattr(start, "input_unit_", 255.0))
@@ -313,7 +341,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             unary._check_size(xs)
             data = unary._training_data(xs, images, labels, val, gen)
             self.class_weight_ = data["weight"]
-            lr = self.end_to_end_lr if self.end_to_end_lr is not None else start.lr / 10
+            lr = self.end_to_end_lr if self.end_to_end_lr is not None else unary.lr / 10
             model.use_crf = True
             history = unary._run_training(
                 self.model_, data, gen, epochs=self.epochs, lr=lr, predictor=self,
@@ -384,7 +412,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
 
     # ---------------------------------------------------------------- persistence
     @classmethod
-    def _restore(cls, params, fitted, state_dict, void):
+    def _restore(cls, params, fitted, state_dict, void, device=None):
         """A fitted segmenter from the earlier file format's parameters (the earlier
         keywords), fitted attributes and ``UnaryCRF`` weights."""
         from ._crfrnn import UnaryCRF
@@ -412,21 +440,51 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         unary._void, unary._use_amp = void, False
         unary.device_ = require_torch().device("cpu")
         seg._adopt(unary, model.eval())
-        seg._move_to(unary.device)
+        seg._move_to(_loadable_device(unary.device, device))
         return seg
+
+    def set_params(self, **params):
+        """Set parameters; the earlier keywords (``lr``, ``batch_size``, ...) still work,
+        with a ``FutureWarning``, as in the constructor. A fitted segmenter predicts with
+        the ``train_params`` set here (``tta``, ``tile_size``, ``batch_size``, ...)."""
+        own = self.get_params(deep=False)
+        earlier = {k: params.pop(k) for k in list(params)
+                   if k not in own and "__" not in k}
+        if earlier:
+            unary, train_params = _from_earlier_keywords(
+                params.pop("unary", self.unary), params.pop("train_params", self.train_params),
+                earlier)
+            params.update(unary=unary, train_params=train_params)
+        super().set_params(**params)
+        if "train_params" in params and hasattr(self, "unary_"):
+            self.unary_ = self._with_train_params(self.unary_)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        unary = _unwrap(self.unary)
+        seed = (self.train_params or {}).get(
+            "random_state", getattr(unary, "random_state", None))
+        tags.non_deterministic = seed is None
+        return tags
 
     def __getstate__(self):
         state = super().__getstate__()
         if "model_" in state:  # the whole network first, so that a file's header names it
             state = {"model_": state.pop("model_"), **state}
+        if "unary_" in state:  # its network is model_.unary: pickled once, linked back
+            unary = _shallow(state["unary_"])
+            unary.__dict__.pop("model_", None)
+            unary.__dict__.pop("device_", None)
+            state["unary_"] = unary
         start = self._start()
         if "model_" in state and start is not None and not _is_shell(start.model_):
             # The fitted start is needed only to fit again; its trained copy is
             # model_.unary. Keep its architecture without weights, not the weights twice.
-            shell = copy.copy(start)
+            shell = _shallow(start)
             shell.model_ = copy.deepcopy(start.model_).to("meta")
             if start is not self.unary:  # inside a FrozenEstimator
-                frozen = copy.copy(self.unary)
+                frozen = _shallow(self.unary)
                 frozen.estimator = shell
                 shell = frozen
             state["unary"] = shell
@@ -437,14 +495,9 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             state = _from_earlier_state(state)
         super().__setstate__(state)
         unary = getattr(self, "unary_", None)
-        if unary is not None and not hasattr(unary, "device_") and hasattr(self, "device_"):
-            unary.device_ = self.device_
-
-
-def _seed(random_state):
-    from sklearn.utils import check_random_state
-
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        if unary is not None and hasattr(self, "model_"):
+            unary.model_ = self.model_.unary
+            unary.device_, unary._use_amp = self.device_, self._use_amp
 
 
 def _from_earlier_state(state):

@@ -16,7 +16,7 @@ __all__ = ["PRETRAINED", "load_pretrained"]
 PRETRAINED = {
     "camvid-unet": (
         "camvid_unet.hseg",
-        "940d8ea9ef6eeef9a3ebaa59f8f036f957e4f45219e9eae12da33d747d38618b",
+        "dea7d84243e92bea07c29ea4b249977355c212324ff7bc7b9efa572eae995ef3",
         "U-Net (widths 16-128, 0.48 M parameters) trained from scratch on the 367 CamVid "
         "train images at half resolution (180x240) for 40 epochs (26 minutes on 2 CPU "
         "cores), median-frequency weighted cross-entropy, flips and scale jitter, the "
@@ -28,7 +28,7 @@ PRETRAINED = {
     ),
     "camvid-unet-crfrnn": (
         "camvid_unet_crfrnn.hseg",
-        "e1827b569ac52b81c7abceaec9c52bfd6308c76696bda6946cbda99f1fc63ca1",
+        "116798bf39a3ba7c6387b0e5a5a5b45e93b8517527353aa6397848d304470865",
         "The camvid-unet U-Net with a CRFRNN layer (DenseCRF's default kernels at half "
         "resolution, Potts to start) trained end to end on the 367 CamVid train images: "
         "8 epochs of plain cross-entropy, network at 2e-5 and layer at 1e-2 (30 minutes on "

@@ -236,7 +236,7 @@ class _NetworkSegmenter(BaseSegmenter):
             if name != cls.__name__:
                 raise ValueError(f"{os.fspath(path)} holds a {name}, not a {cls.__name__}; "
                                  "read it with hybridseg.load")
-            seg = cls._restore(**parts)
+            seg = cls._restore(**parts, device=device)
         else:
             seg = _serialize.load(path)
         if not isinstance(seg, cls):
@@ -248,12 +248,13 @@ class _NetworkSegmenter(BaseSegmenter):
 
     def _move_to(self, device):
         """Put the fitted network on ``device`` (the parameter follows)."""
-        self._settings().set_params(device=device)
+        settings = self._settings()
+        settings.set_params(device=device)
         self.device_ = self._resolve_device()
-        amp = self._settings().amp
-        amp = amp if amp != "auto" else self.device_.type == "cuda"
-        self._use_amp = bool(amp) and self.device_.type == "cuda"
+        self._use_amp = _amp_on(settings.amp, self.device_)
         self.model_ = self.model_.to(self.device_)
+        if settings is not self:  # its network is part of this one: same device
+            settings.device_, settings._use_amp = self.device_, self._use_amp
 
     def _min_image_side(self):
         """The smallest image side ``predict_proba`` takes (for the estimator checks)."""
@@ -286,8 +287,7 @@ class _NetworkSegmenter(BaseSegmenter):
                               "put on the CPU", UserWarning, stacklevel=2)
                 self.device_ = torch.device("cpu")
             self.model_ = self.model_.to(self.device_)
-            if self.device_.type != "cuda":
-                self._use_amp = False
+            self._use_amp = _amp_on(self._settings().amp, self.device_)
 
 
 class CNNSegmenter(_NetworkSegmenter):
@@ -596,9 +596,8 @@ class CNNSegmenter(_NetworkSegmenter):
         val = self._check_validation(X_val, y_val)
         self.n_channels_ = self._check_channels(images, val)
         self.device_ = self._resolve_device()
-        amp = self.amp if self.amp != "auto" else self.device_.type == "cuda"
-        self._use_amp = bool(amp) and self.device_.type == "cuda"
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self._use_amp = _amp_on(self.amp, self.device_)
+        seed = _seed(self.random_state)
         gen = np.random.default_rng(seed)
         self._void = -100 if self.ignore_index is None else int(self.ignore_index)
 
@@ -746,9 +745,10 @@ class CNNSegmenter(_NetworkSegmenter):
         return clone(self).set_params(cv=None, verbose=0, n_classes=k)
 
     @classmethod
-    def _restore(cls, params, fitted, state_dict, void):
+    def _restore(cls, params, fitted, state_dict, void, device=None):
         """A fitted segmenter from its parameters, fitted attributes and network weights
-        (what the earlier ``CNNSegmenter.save`` format stored)."""
+        (what the earlier ``CNNSegmenter.save`` format stored), on ``device`` (default:
+        the saved parameter's, or the CPU with a warning where that is not here)."""
         seg = cls(**params)
         for k, v in fitted.items():
             setattr(seg, k, v)
@@ -759,14 +759,38 @@ class CNNSegmenter(_NetworkSegmenter):
             model = seg._build_model(seg.n_channels_, k_given)
         model.load_state_dict(state_dict)
         seg.model_ = model.eval()
-        seg._use_amp = False
-        seg._move_to(seg.device)
+        seg._move_to(_loadable_device(seg.device, device))
         return seg
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _amp_on(amp, device):
+    """Whether mixed precision runs: ``amp`` (``"auto"``: on CUDA), and only on CUDA."""
+    amp = amp if amp != "auto" else device.type == "cuda"
+    return bool(amp) and device.type == "cuda"
+
+
+def _seed(random_state):
+    """An int seed drawn from a ``random_state`` parameter."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _loadable_device(saved, given):
+    """``given``, else ``saved`` where it exists on this machine, else the CPU (with a
+    warning), for networks read from a file."""
+    if given is not None:
+        return given
+    try:
+        resolve_device(saved)
+    except ValueError as exc:
+        warnings.warn(f"{exc}: the network read from the file is put on the CPU",
+                      UserWarning, stacklevel=3)
+        return "cpu"
+    return saved
 
 
 def _first_conv_channels(model):

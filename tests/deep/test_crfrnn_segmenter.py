@@ -165,7 +165,29 @@ def test_the_earlier_keywords_still_work_with_a_warning():
     with pytest.warns(FutureWarning):
         started = CRFRNNSegmenter(cnn, epochs=1, batch_size=1, early_stopping=True)
     assert started.unary is cnn
-    assert started.train_params == {"batch_size": 1, "early_stopping": True}
+    # as before, the settings not given are CNNSegmenter's defaults, not the start's
+    assert started.train_params == {"batch_size": 1, "early_stopping": True,
+                                    "device": "auto", "random_state": None}
+    with pytest.warns(FutureWarning):
+        started.set_params(lr=5e-3)
+    assert started.train_params["lr"] == 5e-3
+    # the given unary's own epochs stay when unary_epochs is not given
+    with pytest.warns(FutureWarning):
+        kept = CRFRNNSegmenter(_unary(epochs=5), batch_size=4)
+    assert kept.unary.epochs == 5 and kept.unary.batch_size == 4
+
+
+def test_settings_follow_train_params_after_fit_and_both_stages_hold_out_the_same_images():
+    X, y = _data(n=4)
+    seg = CRFRNNSegmenter(_unary(early_stopping=True, validation_fraction=0.5,
+                                 random_state=None), epochs=1, n_iter=1).fit(X, y)
+    # the end-to-end lr defaults to the unary's lr / 10; one seed drives both stages
+    assert isinstance(seg.unary_.random_state, int)
+    plain = seg.predict_proba(X[:1])[0]
+    seg.set_params(train_params={"tta": True})
+    assert seg.unary_.tta and not np.array_equal(plain, seg.predict_proba(X[:1])[0])
+    with pytest.raises(ValueError, match="may not set 'epochs'"):
+        CRFRNNSegmenter(_unary(), train_params={"epochs": 3}).fit(X, y)
 
 
 @parametrize_with_image_checks([CRFRNNSegmenter(_unary(), epochs=1, n_iter=1)])
