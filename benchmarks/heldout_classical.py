@@ -3,11 +3,14 @@
     python benchmarks/heldout_classical.py --dataset isbi   [--n-jobs 2]
     python benchmarks/heldout_classical.py --dataset camvid [--n-val 24] [--n-jobs 2]
 
-ISBI 2012 (30 gray 512x512 slices, membrane vs cell): every method is fitted on slices 0-19
-and scored on slices 20-29. Rows: split-and-merge rules, the pixel classifier, and the
-pixel classifier with a grid CRF and with a dense CRF, each built by
-``hybridseg.classical.make_classical_pipeline`` and fitted as a whole Pipeline, so the CRFs
-are tuned on the pixel classifier's out-of-fold unaries of the 20 training slices.
+The splits are ``hybridseg.datasets.load_splits``'s, the same as ``hybridseg compare``'s.
+
+ISBI 2012 (30 gray 512x512 slices, membrane vs cell): every method is fitted on the train
+and val slices (0-24) and scored on the test slices (25-29). Rows: split-and-merge rules,
+the pixel classifier, and the pixel classifier with a grid CRF and with a dense CRF, each
+built by ``hybridseg.classical.make_classical_pipeline`` and fitted as a whole Pipeline, so
+the CRFs are tuned on the pixel classifier's out-of-fold unaries of the 25 fitted slices
+(nothing is tuned on val, so val is fitted on).
 
 The row ``pixel+dense/weights`` is the dense CRF with ``learn="weights"`` (kernel weights
 learned by log loss) instead of the pipeline's ``learn="grid"`` (chosen by mean IoU).
@@ -45,13 +48,14 @@ def _timed(func, *args):
 
 
 def run_isbi(args):
-    from hybridseg.datasets import load_isbi_membrane
+    from hybridseg.datasets import load_splits
 
-    data = load_isbi_membrane(args.root or SHARED / "isbi2012_membrane")
-    names, k = list(data.class_names), len(data.class_names)
-    X_fit, y_fit = data.images[:20], data.labels[:20]
-    X_test, y_test = data.images[20:], data.labels[20:]
-    print(f"ISBI 2012: fit on slices 0-19, score on slices 20-29 ({k} classes)")
+    train, val, test = load_splits("isbi", args.root or SHARED / "isbi2012_membrane")
+    names, k = list(test.class_names), len(test.class_names)
+    X_fit, y_fit = train.images + val.images, train.labels + val.labels
+    X_test, y_test = test.images, test.labels
+    print(f"ISBI 2012: fit on the {len(X_fit)} train and val slices, score on the "
+          f"{len(X_test)} test slices ({k} classes)")
     rows = []
     with _cache() as memory:
         for name in [m for m in METHODS if m in args.methods]:
@@ -73,12 +77,11 @@ def run_isbi(args):
 def run_camvid(args):
     from sklearn.base import clone
 
-    from hybridseg.datasets import load_camvid
+    from hybridseg.datasets import load_splits
 
-    root = args.root or SHARED / "camvid"
-    train = load_camvid(root, "train", limit=args.n_train, n_jobs=args.n_jobs)
-    val = load_camvid(root, "val", n_jobs=args.n_jobs)
-    test = load_camvid(root, "test", limit=args.n_test, n_jobs=args.n_jobs)
+    train, val, test = load_splits("camvid", args.root or SHARED / "camvid",
+                                   limit_train=args.n_train, limit_test=args.n_test,
+                                   n_jobs=args.n_jobs)
     names, k = list(train.class_names), len(train.class_names)
     pick = np.linspace(0, len(val.images) - 1, args.n_val).round().astype(int)
     X_val, y_val = [val.images[i] for i in pick], [val.labels[i] for i in pick]

@@ -5,11 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
-DATASETS = ("sample", "membrane-sample", "camvid", "isbi")
+DATASETS = ("sample", "sample:membrane", "camvid", "isbi")
+#: Where the real data sets lie under ``SHARED``.
+ROOTS = {"camvid": "camvid", "isbi": "isbi2012_membrane"}
+#: Old spellings of ``--dataset`` values, still accepted with a DeprecationWarning.
+_RENAMED = {"membrane-sample": "sample:membrane"}
+
+
+def _dataset(value):
+    """``--dataset``'s value, an old spelling replaced by its new one (with a warning)."""
+    if value in _RENAMED:
+        # Shown on the command line too: a DeprecationWarning is hidden by default unless
+        # it comes from __main__, and this one is raised inside argparse.
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DeprecationWarning)
+            warnings.warn(f"--dataset {value} is deprecated and will be removed; use "
+                          f"--dataset {_RENAMED[value]} (the name hybridseg compare and "
+                          "hybridseg.datasets.load_splits use)", DeprecationWarning,
+                          stacklevel=1)
+        return _RENAMED[value]
+    return value
 
 
 def parser(doc):
@@ -17,7 +37,7 @@ def parser(doc):
     ap = argparse.ArgumentParser(description=doc.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=doc.split("\n", 1)[1] if "\n" in doc else None)
-    ap.add_argument("--dataset", choices=DATASETS, default="sample",
+    ap.add_argument("--dataset", type=_dataset, choices=DATASETS, default="sample",
                     help="the embedded CamVid sample (default), the embedded membrane "
                          "sample, or the real CamVid / ISBI 2012 data in ../shared/data")
     ap.add_argument("--limit-train", type=int, default=None, metavar="N",
@@ -32,31 +52,22 @@ def parser(doc):
 def load(args):
     """``X_train, y_train, X_test, y_test, class_names`` of ``args.dataset``.
 
-    CamVid: train and test splits. ISBI 2012: slices 0-19 and 20-29. The samples: their
-    own train and test images.
+    The splits are ``hybridseg.datasets.load_splits``'s. The pipelines tune nothing on
+    val (their CRFs are tuned on out-of-fold unaries of the images they fit), so they fit
+    on train and val together and score on test: CamVid train + val (468 images) and
+    test (233); ISBI 2012 slices 0-24 and 25-29; the samples their training and test
+    images.
     """
-    from hybridseg.datasets import load_camvid, load_isbi_membrane, load_sample
+    from hybridseg.datasets import load_splits
 
-    if args.dataset in ("sample", "membrane-sample"):
-        data = load_sample("camvid" if args.dataset == "sample" else "membrane")
-        part = lambda s: [i for i, p in enumerate(data.split) if p == s]  # noqa: E731
-        tr, te = part("train"), part("test")
-        out = ([data.images[i] for i in tr], [data.labels[i] for i in tr],
-               [data.images[i] for i in te], [data.labels[i] for i in te])
-    elif args.dataset == "camvid":
-        train = load_camvid(SHARED / "camvid", "train", n_jobs=args.n_jobs)
-        test = load_camvid(SHARED / "camvid", "test", n_jobs=args.n_jobs)
-        data = train
-        out = (train.images, train.labels, test.images, test.labels)
-    else:
-        data = load_isbi_membrane(SHARED / "isbi2012_membrane", n_jobs=args.n_jobs)
-        out = (data.images[:20], data.labels[:20], data.images[20:], data.labels[20:])
-    X_tr, y_tr, X_te, y_te = out
-    X_tr, y_tr = X_tr[:args.limit_train], y_tr[:args.limit_train]
-    X_te, y_te = X_te[:args.limit_test], y_te[:args.limit_test]
-    print(f"{args.dataset}: {len(X_tr)} training and {len(X_te)} test images, "
-          f"{len(data.class_names)} classes")
-    return X_tr, y_tr, X_te, y_te, list(data.class_names)
+    root = SHARED / ROOTS[args.dataset] if args.dataset in ROOTS else None
+    train, val, test = load_splits(args.dataset, root, limit_test=args.limit_test,
+                                   n_jobs=args.n_jobs)
+    X_tr = (train.images + val.images)[:args.limit_train]
+    y_tr = (train.labels + val.labels)[:args.limit_train]
+    print(f"{args.dataset}: {len(X_tr)} training and {len(test.images)} test images, "
+          f"{len(test.class_names)} classes")
+    return X_tr, y_tr, test.images, test.labels, list(test.class_names)
 
 
 def fit_and_report(pipe, args, title):

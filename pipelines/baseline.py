@@ -11,7 +11,7 @@ import argparse
 import time
 
 from hybridseg import metrics
-from hybridseg.datasets import load_sample
+from hybridseg.datasets import load_splits
 from hybridseg.dummy import DummySegmenter
 
 
@@ -19,12 +19,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample", choices=["camvid", "membrane"], default="camvid")
     args = ap.parse_args(argv)
-    data = load_sample(args.sample)
-    k = len(data.class_names)
-    pick = lambda seq, part: [x for x, s in zip(seq, data.split) if s == part]  # noqa: E731
-    X_train, y_train = pick(data.images, "train"), pick(data.labels, "train")
-    X_test, y_test = pick(data.images, "test"), pick(data.labels, "test")
-    print(f"{data.name}: {len(X_train)} training and {len(X_test)} test images, {k} classes")
+    # Fitted on train and val together (the sample's training images), as the pipeline
+    # scripts are (pipelines/_common.py): nothing here is tuned on val.
+    train, val, test = load_splits(f"sample:{args.sample}")
+    k = len(test.class_names)
+    X_train, y_train = train.images + val.images, train.labels + val.labels
+    X_test, y_test = test.images, test.labels
+    print(f"sample-{args.sample}: {len(X_train)} training and {len(X_test)} test images, "
+          f"{k} classes")
     print(f"{'method':<28} {'mIoU':>6} {'pixel acc':>9} {'BF':>6} {'s/image':>8}")
     best = None
     for strategy in ("uniform", "most_frequent", "prior", "spatial_prior"):
@@ -40,7 +42,7 @@ def main(argv=None):
         if best is None or miou > best[0]:
             best = (miou, strategy, pred)
     print(f"\nper class, dummy {best[1]}:")
-    print(metrics.segmentation_report(y_test, best[2], class_names=data.class_names))
+    print(metrics.segmentation_report(y_test, best[2], class_names=test.class_names))
 
 
 if __name__ == "__main__":

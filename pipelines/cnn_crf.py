@@ -1,6 +1,6 @@
 """A CNN from the model zoo, alone or followed by a dense or grid CRF, as one Pipeline.
 
-    python pipelines/cnn_crf.py [--dataset sample|membrane-sample|camvid|isbi]
+    python pipelines/cnn_crf.py [--dataset sample|sample:membrane|camvid|isbi]
                                 [--arch unet|fcn|segnet|deeplabv3plus|pspnet]
                                 [--crf none|dense|grid] [--epochs 40] [--scale 0.5]
                                 [--cv 3]

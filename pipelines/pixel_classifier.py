@@ -1,6 +1,6 @@
 """A pixel classifier on multiscale features: the classical unary stage alone.
 
-    python pipelines/pixel_classifier.py [--dataset sample|membrane-sample|camvid|isbi]
+    python pipelines/pixel_classifier.py [--dataset sample|sample:membrane|camvid|isbi]
                                          [--superpixels N]
 
 A random forest on per-pixel features (smoothed luminance, gradient magnitude and Hessian

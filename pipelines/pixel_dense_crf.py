@@ -1,6 +1,6 @@
 """A pixel classifier followed by the dense CRF, its kernel weights fitted.
 
-    python pipelines/pixel_dense_crf.py [--dataset sample|membrane-sample|camvid|isbi]
+    python pipelines/pixel_dense_crf.py [--dataset sample|sample:membrane|camvid|isbi]
                                         [--n-iter 10] [--learn grid|weights]
                                         [--compat potts|learn]
 

@@ -1,6 +1,6 @@
 """A pixel classifier followed by a contrast-sensitive grid CRF.
 
-    python pipelines/pixel_grid_crf.py [--dataset sample|membrane-sample|camvid|isbi]
+    python pipelines/pixel_grid_crf.py [--dataset sample|sample:membrane|camvid|isbi]
                                        [--connectivity 4|8]
 
 ``Pipeline.fit`` calls the pixel classifier's ``fit_transform``: each training image gets

@@ -1,6 +1,6 @@
 """Split-and-merge regions, classes by rules learned from region statistics.
 
-    python pipelines/splitmerge_rules.py [--dataset sample|membrane-sample|camvid|isbi]
+    python pipelines/splitmerge_rules.py [--dataset sample|sample:membrane|camvid|isbi]
                                          [--threshold T] [--max-depth D]
 
 The classical gray-level pipeline: a quadtree split into blocks of gray-level range at most

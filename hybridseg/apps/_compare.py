@@ -8,148 +8,53 @@ images) is written to ``out`` as soon as it is done, so a rerun of the same conf
 skips what is finished and picks up after an interruption. The report (``results.csv``,
 ``results.json``, ``report.md``, ``report.html``, ``figure.png``) is written from those
 files at the end.
+
+The methods and the stages each builds are in ``_registry``; the report is ``_report``'s.
 """
 
 from __future__ import annotations
 
-import csv
-import difflib
-import io
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .utils._io import write_text_atomic
+from ._common import N_SHOWN, _slug, _spread, _write_json
+from ._registry import COMPARE_METHODS, ZOO, _base_estimator, _parse, _refiner
 
-__all__ = ["COMPARE_METHODS", "ComparisonResult", "compare", "method_names"]
+__all__ = ["ComparisonResult", "compare", "load_data"]
 
-#: Architectures of the model zoo (``hybridseg.deep.models.MODELS``).
-ZOO = ("unet", "fcn", "segnet", "deeplabv3plus", "pspnet")
-
-#: The registry: each method name with what it is. Every architecture of the zoo also
-#: comes with ``+grid`` and ``+dense``, and ``crfrnn:ARCH`` trains the CRF-as-RNN layer on
-#: another backbone.
-COMPARE_METHODS = {
-    "splitmerge": "split-and-merge regions, classes by rules on region statistics",
-    "pixel": "pixel classifier (random forest) on hand-made features",
-    "pixel+grid": "pixel classifier, then a contrast-sensitive grid CRF tuned on val",
-    "pixel+dense": "pixel classifier, then the dense CRF, weights tuned on val",
-    **{arch: f"{arch} CNN trained from scratch" for arch in ZOO},
-    **{f"{arch}+grid": f"{arch}, then a contrast-sensitive grid CRF tuned on val"
-       for arch in ZOO},
-    **{f"{arch}+dense": f"{arch}, then the dense CRF, weights tuned on val" for arch in ZOO},
-    "crfrnn": "unet, then its CRF-as-RNN layer trained end to end with it",
-}
-
-#: Columns of ``results.csv`` before the ``iou_<class>`` ones.
-COLUMNS = ("method", "miou", "pixel_accuracy", "boundary_f1", "fit_seconds",
-           "predict_seconds_per_image", "peak_memory_mb")
-
-#: Validation images a CRF stage is tuned on, at most (evenly spaced over the split): the
-#: grid CRF's search solves 18 settings by alpha-expansion (about 1.5 s each on a 360x480
-#: image on 2 cores), the dense CRF's 14 settings of 5 mean-field iterations (0.15 s).
+#: Validation images a CRF stage is tuned on, at most (evenly spaced over the split). The
+#: grid CRF's search runs alpha-expansion for each of its settings on each image, far
+#: dearer per image than the dense CRF's few mean-field iterations, so it gets fewer
+#: (``benchmarks/bench_grid_crf.py`` and ``bench_dense_crf.py`` time one solve of each).
 MAX_TUNE_IMAGES = {"grid": 8, "dense": 24}
-#: Test images shown in the figures.
-N_SHOWN = 4
 _RUN_FILE = "compare.json"
 _FORMAT = 1
 
 
-def method_names():
-    """Every name the registry knows, ``crfrnn:ARCH`` spelled out for each architecture.
-
-    Returns
-    -------
-    names : list of str
-    """
-    return [*COMPARE_METHODS, *(f"crfrnn:{arch}" for arch in ZOO)]
-
-
-def _parse(name):
-    """``(base, refine)`` of a registry name: ``("pixel", "dense")``, ``("crfrnn:unet",
-    None)``."""
-    if name == "crfrnn":
-        return "crfrnn:unet", None
-    if name.startswith("crfrnn:") and name[len("crfrnn:"):] in ZOO:
-        return name, None
-    if name in COMPARE_METHODS:
-        base, _, refine = name.partition("+")
-        return base, refine or None
-    close = difflib.get_close_matches(name, method_names(), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ValueError(f"unknown method {name!r}{hint}; methods are: "
-                     f"{', '.join(method_names())}, or your own estimator passed in a "
-                     "dict to hybridseg.compare")
-
-
-def _slug(name):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "-plus-"))
-
-
 # ------------------------------------------------------------------------------ data
-def _spread(n, k):
-    """``k`` indices spread evenly over ``range(n)``."""
-    if k >= n:
-        return list(range(n))
-    return sorted({round(i) for i in np.linspace(0, n - 1, k).tolist()})
-
-
-def _carve(train, seed):
-    """Split a validation set from a training set that has none: a fifth of it (at least
-    one image, at most 20), drawn with ``seed``."""
-    X, y, _ = train
-    if len(X) < 2:
-        raise ValueError("the training split needs at least 2 images to set one aside "
-                         "for validation")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(X))
-    n_val = min(max(1, len(X) // 5), 20)
-    val, tr = sorted(order[:n_val]), sorted(order[n_val:])
-    pick = lambda idx: ([X[i] for i in idx], [y[i] for i in idx], [train[2][i] for i in idx])  # noqa: E731
-    return pick(tr), pick(val)
-
-
-def _folder_splits(root):
-    """``{split: (images_dir, labels_dir)}`` of a data set folder, in either layout:
-    ``train/`` + ``trainannot/`` (SegNet's), or ``train/images/`` + ``train/labels/``."""
-    out = {}
-    for split in ("train", "val", "test"):
-        if (root / split / "images").is_dir() and (root / split / "labels").is_dir():
-            out[split] = (root / split / "images", root / split / "labels")
-        elif (root / split).is_dir() and (root / f"{split}annot").is_dir():
-            out[split] = (root / split, root / f"{split}annot")
-    if "train" not in out or "test" not in out:
-        raise ValueError(
-            f"dataset folder {root} needs train and test splits: train/ with trainannot/ "
-            "(and test/, testannot/, optionally val/, valannot/), or train/images/ with "
-            "train/labels/ and the same for test (and val)")
-    return out
-
-
-def load_splits(dataset, data_root=None, *, limit_train=None, limit_test=None, seed=0):
+def load_data(dataset, data_root=None, *, limit_train=None, limit_test=None, seed=0):
     """The train, val and test splits of a data set, as ``compare`` reads them.
+
+    The splits are ``hybridseg.datasets.load_splits``'s; ``limit_train`` cuts val too.
 
     Parameters
     ----------
     dataset : str or path-like
-        ``"camvid"`` (train / val / test as published; ``data_root`` defaults to the
-        copy ``fetch_camvid`` downloaded), ``"isbi"`` (slices 0-19 train, 20-24 val,
-        25-29 test: contiguous blocks, as neighbouring slices look alike), ``"sample"`` or
-        ``"sample:membrane"`` (the embedded samples; one training image is set aside for
-        validation), or a folder (see ``_folder_splits``; without ``val`` a fifth of train
-        is set aside, drawn with ``seed``).
+        ``"camvid"``, ``"isbi"``, ``"sample"``, ``"sample:camvid"``, ``"sample:membrane"``
+        or a folder: see ``hybridseg.datasets.load_splits``.
     data_root : str or path-like, optional
         Where CamVid or ISBI lie.
     limit_train, limit_test : int, optional
         Use only the first images of train and of test; val is then cut to a third of
         ``limit_train`` (at least one image).
     seed : int, default=0
+        Seed of the draw of val from a folder that has none.
 
     Returns
     -------
@@ -157,63 +62,23 @@ def load_splits(dataset, data_root=None, *, limit_train=None, limit_test=None, s
         ``train``, ``val``, ``test``: ``(images, labels, filenames)``; ``class_names``,
         ``colors`` ((K, 3) uint8), ``ignore_index``, ``name``.
     """
-    from . import datasets as ds
-
-    def take(d):
-        return list(d.images), list(d.labels), [str(f) for f in d.filenames]
+    from ..datasets import load_splits
 
     name = str(dataset)
-    if name == "camvid":
-        parts = {s: ds.load_camvid(data_root, s) for s in ("train", "val", "test")}
-        meta = parts["test"]
-        splits = {s: take(d) for s, d in parts.items()}
-    elif name == "isbi":
-        if data_root is None:
-            raise ValueError("dataset 'isbi' needs --data-root: the folder with image/ "
-                             "and label/ (0.png ... 29.png)")
-        meta = ds.load_isbi_membrane(data_root)
-        X, y, f = take(meta)
-        n = len(X)
-        a, b = (20, 25) if n >= 30 else (max(1, n * 2 // 3 - 1), max(2, n * 5 // 6))
-        splits = {"train": (X[:a], y[:a], f[:a]), "val": (X[a:b], y[a:b], f[a:b]),
-                  "test": (X[b:], y[b:], f[b:])}
-    elif name in ("sample", "sample:camvid", "sample:membrane"):
-        meta = ds.load_sample("membrane" if name.endswith("membrane") else "camvid")
-        X, y, f = take(meta)
-        tr = [i for i, s in enumerate(meta.split) if s == "train"]
-        te = [i for i, s in enumerate(meta.split) if s == "test"]
-        splits = {"train": ([X[i] for i in tr[:-1]], [y[i] for i in tr[:-1]],
-                            [f[i] for i in tr[:-1]]),
-                  "val": ([X[tr[-1]]], [y[tr[-1]]], [f[tr[-1]]]),
-                  "test": ([X[i] for i in te], [y[i] for i in te], [f[i] for i in te])}
-    else:
-        root = Path(name)
-        if not root.is_dir():
-            raise ValueError(f"dataset must be 'camvid', 'isbi', 'sample' or a folder, "
-                             f"got {name!r} (no such folder)")
-        names_file = root / "classes.txt"
-        class_names = ([ln.strip() for ln in names_file.read_text().splitlines()
-                        if ln.strip()] if names_file.is_file() else None)
-        parts = {s: ds.load_folder(i, lab, class_names=class_names, recursive=True)
-                 for s, (i, lab) in _folder_splits(root).items()}
-        k = max(d.n_classes for d in parts.values())
-        meta = parts["train"] if parts["train"].n_classes == k else parts["test"]
-        splits = {s: take(d) for s, d in parts.items()}
-        if "val" not in splits:
-            splits["train"], splits["val"] = _carve(splits["train"], seed)
+    if name == "isbi" and data_root is None:
+        raise ValueError("dataset 'isbi' needs --data-root: the folder with image/ "
+                         "and label/ (0.png ... 29.png)")
+    parts = load_splits(name, data_root, limit_train=limit_train, limit_test=limit_test,
+                        seed=seed)
+    splits = {s: (list(d.images), list(d.labels), list(d.filenames))
+              for s, d in zip(("train", "val", "test"), parts)}
     if limit_train is not None:
-        splits["train"] = tuple(v[:limit_train] for v in splits["train"])
         n_val = max(1, math.ceil(limit_train / 3))
         splits["val"] = tuple(v[:n_val] for v in splits["val"])
-    if limit_test is not None:
-        splits["test"] = tuple(v[:limit_test] for v in splits["test"])
-    for s in ("train", "val", "test"):
-        if not splits[s][0]:
-            raise ValueError(f"the {s} split of {name!r} holds no images")
-    k = len(meta.class_names)
+    meta = parts.test
     colors = meta.get("colors")
     if colors is None:
-        colors = _palette(k)
+        colors = _palette(len(meta.class_names))
     return dict(splits, class_names=tuple(meta.class_names), colors=np.asarray(colors),
                 ignore_index=int(meta.ignore_index), name=name)
 
@@ -228,36 +93,6 @@ def _palette(k):
 
 
 # --------------------------------------------------------------------------- methods
-def _working_scale(images):
-    """The scale the networks work at: images whose long side exceeds 300 pixels are
-    halved (360x480 CamVid frames train at 180x240, as the shipped U-Net did)."""
-    side = max(max(im.shape[:2]) for im in images)
-    return 0.5 if side > 300 else 1.0
-
-
-def _cnn(arch, data, budget, seed, verbose):
-    from .deep import CNNSegmenter
-
-    return CNNSegmenter(
-        arch, epochs=40, lr=2e-3, batch_size=8, class_weight="median_frequency",
-        scale=_working_scale(data["train"][0]), early_stopping=True,
-        n_iter_no_change=10_000, max_time=None if budget is None else 60 * budget,
-        random_state=seed, verbose=int(verbose),
-    )
-
-
-def _refiner(kind, deep, n_jobs):
-    """The CRF stage of ``<base>+grid`` or ``<base>+dense``, ready to be tuned on val."""
-    from .classical import make_classical_pipeline
-    from .crf import DenseCRF
-
-    if kind == "grid":
-        return make_classical_pipeline("pixel+grid", n_jobs=n_jobs).steps[1][1]
-    if deep:  # calibrated network probabilities: 5 iterations, weights by mIoU on val
-        return DenseCRF(n_iter=5, learn="grid", n_jobs=n_jobs)
-    return make_classical_pipeline("pixel+dense", n_jobs=n_jobs).steps[1][1]
-
-
 def _tune_on_val(kind, segmenter, deep, data, n_jobs):
     """A ``kind`` CRF stage fitted on ``segmenter``'s scores of val images (at most
     ``MAX_TUNE_IMAGES[kind]``, spread evenly), with the images used and the seconds."""
@@ -269,16 +104,6 @@ def _tune_on_val(kind, segmenter, deep, data, n_jobs):
     return crf, len(idx), time.perf_counter() - t0
 
 
-def _base_estimator(base, data, budget, seed, n_jobs, verbose):
-    from .classical import make_classical_pipeline
-
-    if base == "splitmerge":
-        return make_classical_pipeline("splitmerge", random_state=seed)
-    if base == "pixel":
-        return make_classical_pipeline("pixel", random_state=seed, n_jobs=n_jobs).steps[0][1]
-    return _cnn(base, data, budget, seed, verbose)
-
-
 def _peak_mb():
     import resource
 
@@ -288,7 +113,7 @@ def _peak_mb():
 def _fit_base(base, data, config, out, verbose):
     """The fitted base of a method, from ``out/models`` when an earlier method (or run)
     fitted it; with its fit seconds, peak memory and notes."""
-    from ._persistence import load, save
+    from .._persistence import load, save
 
     model_file = out / "models" / f"{_slug(base)}.hseg"
     meta_file = model_file.with_suffix(".json")
@@ -306,23 +131,24 @@ def _fit_base(base, data, config, out, verbose):
     if base.startswith("crfrnn:"):
         from sklearn.frozen import FrozenEstimator
 
-        from .deep import CRFRNNSegmenter
+        from ..deep import CRFRNNSegmenter
 
         start, start_meta = _fit_base(base.split(":", 1)[1], data, config, out, verbose)
         t0 = time.perf_counter()
         # The layer starts from the kernel weights a dense CRF on the start network's
-        # scores chose on val (as for <arch>+dense), not from defaults made for road
-        # scenes: on the thin ISBI membranes those smoothed the start from 74 to 56 val
-        # mIoU, and 6 epochs did not win it back.
+        # scores chose on val (as for <arch>+dense), not from the defaults, which were made
+        # for road scenes and can smooth away thin structures (ISBI's membranes) more than
+        # a few epochs of training win back.
         tuned, _, _ = _tune_on_val("dense", start, True, data, n_jobs)
         crf_params = dict(gaussian_weight=float(tuned.gaussian_weight_),
                           bilateral_weight=float(tuned.bilateral_weight_))
         notes["crf_start"] = {k: round(v, 3) for k, v in crf_params.items()}
         est = CRFRNNSegmenter(
             FrozenEstimator(start), epochs=8, end_to_end_lr=2e-5, crf_lr=1e-2, n_iter=5,
-            crf_params=crf_params, class_weight=None, scale=start.scale, early_stopping=True,
-            n_iter_no_change=10_000, max_time=None if budget is None else 60 * budget,
-            random_state=seed, verbose=int(verbose))
+            crf_params=crf_params, train_params=dict(
+                class_weight=None, early_stopping=True, n_iter_no_change=10_000,
+                max_time=None if budget is None else 60 * budget, random_state=seed,
+                verbose=int(verbose)))
         est.fit(X, y, X_val=Xv, y_val=yv)
         seconds = time.perf_counter() - t0 + start_meta["fit_seconds"]
         notes["start"] = f"{start_meta['notes'].get('epochs', '?')}-epoch {base[7:]}"
@@ -347,22 +173,10 @@ def _fit_base(base, data, config, out, verbose):
     return est, meta
 
 
-def _write_json(path, obj):
-    write_text_atomic(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
-
-
 def _fit_method(name, estimator, data, config, out, verbose):
     """The fitted model of one method (a registry name, or ``estimator``, the user's own
     under the label ``name``), its fit seconds, peak memory and notes."""
-    from ._persistence import save
+    from .._persistence import save
 
     if estimator is not None:  # the user's own
         from sklearn.base import clone
@@ -392,8 +206,8 @@ def _fit_method(name, estimator, data, config, out, verbose):
 
 
 def _evaluate(model, data, k, verbose, name):
-    from . import metrics
-    from .utils._progress import ProgressBar
+    from .. import metrics
+    from ..utils._progress import ProgressBar
 
     X, y, _ = data["test"]
     preds = []
@@ -421,20 +235,22 @@ def _run_method(label, name, estimator, config, out, verbose, data=None):
     """Fit, score and measure one method (registry ``name``, or the user's ``estimator``)
     shown as ``label``; write ``methods/<label>.json`` and its labels of the shown test
     images. Runs in a child process of its own, which reads the data set, or in this one
-    with the ``data`` already read."""
-    import warnings
+    with the ``data`` already read.
 
+    No warning is silenced here: the stages raise none in a normal run (torch's note that
+    its sparse CSR tensors are beta is silenced where they are made, in
+    ``crf/_torch_lattice.py``), and those that remain say something the user should see:
+    a model fitted on a GPU read back without one, or the user's own estimator's
+    ``ConvergenceWarning``."""
     out = Path(out)
     if data is None:
-        data = load_splits(config["dataset"], config["data_root"],
-                           limit_train=config["limit_train"],
-                           limit_test=config["limit_test"], seed=config["seed"])
+        data = load_data(config["dataset"], config["data_root"],
+                         limit_train=config["limit_train"],
+                         limit_test=config["limit_test"], seed=config["seed"])
     k = len(data["class_names"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)
-        model, fit_seconds, fit_peak, notes = _fit_method(
-            label if estimator is not None else name, estimator, data, config, out, verbose)
-        row, preds = _evaluate(model, data, k, verbose, label)
+    model, fit_seconds, fit_peak, notes = _fit_method(
+        label if estimator is not None else name, estimator, data, config, out, verbose)
+    row, preds = _evaluate(model, data, k, verbose, label)
     row = {"method": label, **row, "fit_seconds": fit_seconds,
            "peak_memory_mb": max(fit_peak, _peak_mb())}
     shown = _spread(len(preds), N_SHOWN)
@@ -577,9 +393,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         yours stays untouched) or to registry names. Methods that share a base share its
         fit: ``pixel+dense`` reuses the fitted ``pixel``, ``crfrnn`` starts from ``unet``.
     dataset : {"camvid", "isbi", "sample", "sample:membrane"} or path-like
-        A folder holds ``train/`` + ``trainannot/`` and ``test/`` + ``testannot/`` (and
-        optionally ``val/`` + ``valannot/``), or ``train/images/`` + ``train/labels/``
-        and so on; ``classes.txt`` there names the classes, one per line.
+        The splits are those of ``hybridseg.datasets.load_splits`` (ISBI: slices 0-19
+        train, 20-24 val, 25-29 test). A folder holds ``train/`` + ``trainannot/`` and
+        ``test/`` + ``testannot/`` (and optionally ``val/`` + ``valannot/``), or
+        ``train/images/`` + ``train/labels/`` and so on; ``classes.txt`` there names the
+        classes, one per line.
     data_root : str or path-like, optional
         Where CamVid (default: the copy ``hybridseg.datasets.fetch_camvid`` downloaded)
         or the ISBI stack lies.
@@ -613,7 +431,8 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         a comparison made with other settings.
     """
     items = _check_methods(methods)
-    from .datasets._base import check_limit
+    from ..datasets._base import check_limit
+    from ..datasets._splits import NAMED_DATASETS
 
     limit_train = check_limit(limit_train, "limit_train")
     limit_test = check_limit(limit_test, "limit_test")
@@ -623,7 +442,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     name = str(dataset)
-    if name not in ("camvid", "isbi", "sample", "sample:camvid", "sample:membrane"):
+    if name not in NAMED_DATASETS:
         name = os.path.abspath(os.fspath(dataset))
     config = dict(format=_FORMAT, dataset=name,
                   data_root=None if data_root is None else os.path.abspath(data_root),
@@ -635,8 +454,8 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a folder, and {out} is a file")
-    data = load_splits(name, data_root, limit_train=limit_train, limit_test=limit_test,
-                       seed=seed)  # fail early on a data set that cannot be read
+    data = load_data(name, data_root, limit_train=limit_train, limit_test=limit_test,
+                     seed=seed)  # fail early on a data set that cannot be read
     _claim(out, config)
     if verbose:
         n = {s: len(data[s][0]) for s in ("train", "val", "test")}
@@ -735,7 +554,7 @@ def _launch(label, name, est, config, out, verbose, isolate, data):
     job_file = out / "methods" / f".{_slug(label)}.job"
     job_file.write_bytes(job)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    code = "import sys; from hybridseg._compare import _child; sys.exit(_child(sys.argv[1]))"
+    code = "import sys; from hybridseg.apps._compare import _child; sys.exit(_child(sys.argv[1]))"
     try:
         proc = subprocess.Popen([sys.executable, "-c", code, str(job_file)], env=env)
         try:
@@ -751,14 +570,3 @@ def _launch(label, name, est, config, out, verbose, isolate, data):
         raise RuntimeError(f"the method's process ended with status {status}")
     return json.loads(done.read_text())
 
-
-def write_csv(path, rows, class_names):
-    """``results.csv``: ``COLUMNS`` then ``iou_<class>``, one row per method."""
-    cols = [*COLUMNS, *(f"iou_{c}" for c in class_names)]
-    buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r.get(c), float) else r.get(c))
-                    for c in cols})
-    write_text_atomic(path, buf.getvalue())

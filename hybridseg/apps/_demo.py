@@ -53,7 +53,7 @@ class _Shipped:
     sample."""
 
     def __init__(self, name, n_jobs):
-        from .deep._pretrained import load_pretrained
+        from ..deep._pretrained import load_pretrained
 
         self.segmenter = load_pretrained("camvid-unet-crfrnn" if name == "unet+crfrnn"
                                          else "camvid-unet")
@@ -66,7 +66,7 @@ class _Shipped:
     def predict(self, X):
         if not self.crf:
             return self.segmenter.predict(X)
-        from .crf import DenseCRF
+        from ..crf import DenseCRF
 
         U = self.segmenter.transform(X)
         return DenseCRF(n_iter=5, n_jobs=self.n_jobs).fit(U).predict(U)
@@ -89,8 +89,8 @@ def free_path(path):
 
 
 def _estimator(name, *, random_state, n_jobs, memory):
-    from .classical import make_classical_pipeline
-    from .dummy import DummySegmenter
+    from ..classical import make_classical_pipeline
+    from ..dummy import DummySegmenter
 
     if name == "prior":
         return DummySegmenter("spatial_prior")
@@ -110,7 +110,7 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
     Parameters
     ----------
     sample : {"camvid", "membrane"}, default="camvid"
-        Which embedded sample (``hybridseg.datasets.load_sample``).
+        Which embedded sample (``hybridseg.datasets.load_splits("sample:<name>")``).
     methods : sequence of str, optional
         Rows of the comparison, from ``DEMO_METHODS``; by default all of them on the CamVid
         sample (the deep rows where torch is installed), the classical ones on the
@@ -132,9 +132,9 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
     """
     import tempfile
 
-    from . import metrics
-    from .datasets import load_sample
-    from .utils._progress import ProgressBar
+    from .. import metrics
+    from ..datasets import load_splits
+    from ..utils._progress import ProgressBar
 
     if methods is None:
         methods = default_methods(sample)
@@ -147,11 +147,12 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
     if shipped and sample != "camvid":
         raise ValueError(f"{shipped} use the network shipped for CamVid; they run on the "
                          "camvid sample only")
-    data = load_sample(sample)
-    k = len(data.class_names)
-    pick = lambda part, seq: [x for x, s in zip(seq, data.split) if s == part]  # noqa: E731
-    X_train, y_train = pick("train", data.images), pick("train", data.labels)
-    X_test, y_test = pick("test", data.images), pick("test", data.labels)
+    # The pipelines tune their CRFs on out-of-fold unaries, not on val: they fit on the
+    # sample's train and val splits together (all its training images).
+    train, val, test = load_splits(f"sample:{sample}")
+    k = len(test.class_names)
+    X_train, y_train = train.images + val.images, train.labels + val.labels
+    X_test, y_test = test.images, test.labels
     results, predictions = [], {}
     with tempfile.TemporaryDirectory(prefix="hybridseg-demo-") as cache, ProgressBar(
         2 * len(methods), f"demo on the embedded {sample} sample", enabled=verbose
@@ -177,8 +178,7 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
                 "predict_seconds_per_image": pred_s,
             })
     if out is not None:
-        _figure(data, X_test, y_test, pick("test", data.filenames), predictions, results,
-                out)
+        _figure(test, X_test, y_test, test.filenames, predictions, results, out)
     return results
 
 
@@ -209,8 +209,8 @@ def format_table(results, title=None):
 
 
 def _figure(data, X_test, y_test, names, predictions, results, out):
-    from . import metrics
-    from .viz import colorize, figure_grid, save_png, tile
+    from .. import metrics
+    from ..viz import colorize, figure_grid, save_png, tile
 
     k = len(data.class_names)
     colors = data.colors

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 import platform
 import time
@@ -15,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .utils._io import write_text_atomic as _write_text
+from ..utils._io import write_text_atomic as _write_text
+from ._common import N_SHOWN, _slug, _spread, _write_json, write_csv
+from ._registry import COMPARE_METHODS, _parse
 
 __all__ = ["write_report"]
 
 
 def _shown(result, data):
     """For each shown test image: the image, its truth and each method's labels."""
-    from ._compare import N_SHOWN, _slug, _spread
-
     X, y, files = data["test"]
     idx = _spread(len(X), N_SHOWN)
     preds = {}
@@ -45,8 +44,8 @@ def _rgb(image):
 
 
 def _figure(result, data, shown, path):
-    from . import metrics
-    from .viz import colorize, figure_grid, save_png, tile
+    from .. import metrics
+    from ..viz import colorize, figure_grid, save_png, tile
 
     k, colors = len(data["class_names"]), data["colors"]
     rows = []
@@ -93,8 +92,6 @@ def _per_class_md(rows, class_names):
 def command_line(config, methods):
     """The ``hybridseg compare`` command that reruns a configuration (None when a method
     is the user's own estimator, which no command can name)."""
-    from ._compare import _parse
-
     try:
         for m in methods:
             _parse(m)
@@ -144,8 +141,6 @@ def _notes_md(result):
 
 
 def _markdown(result, data, config):
-    from ._compare import COMPARE_METHODS
-
     parts = ["# Comparison on " + os.path.basename(config["dataset"]), "",
              *(f"- {line}" for line in _config_lines(config, data)), "",
              "mIoU, pixel accuracy and boundary F1 in percent on the test split; fit seconds "
@@ -247,7 +242,7 @@ def _svg_chart(rows, class_names):
 
 
 def _html_grid(result, data, shown):
-    from .viz import colorize
+    from ..viz import colorize
 
     colors = data["colors"]
     heads = ["image", "truth"] + [r["method"] for r in result.rows]
@@ -302,12 +297,11 @@ def write_report(result, data, config):
     ----------
     result : ComparisonResult
     data : dict
-        The splits, from ``load_splits``.
+        The splits, from ``_compare.load_data``.
     config : dict
         The run's settings.
     """
-    from ._compare import _jsonable, write_csv
-    from ._version import __version__
+    from .._version import __version__
 
     out = result.out
     write_csv(out / "results.csv", result.rows, result.class_names)
@@ -318,9 +312,7 @@ def write_report(result, data, config):
                    results=[{k: None if isinstance(v, float) and np.isnan(v) else v
                              for k, v in r.items()} for r in result.rows],
                    notes=result.notes, failed=result.failed)
-    _write_text(out / "results.json",
-                json.dumps(summary, indent=2, default=_jsonable)
-                + "\n")
+    _write_json(out / "results.json", summary)
     _write_text(out / "report.md", _markdown(result, data, config))
     shown = _shown(result, data)
     _figure(result, data, shown, out / "figure.png")

@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from .utils._io import write_atomic
+from ..base import labels_from_proba
+from ..utils._io import write_atomic
 
 __all__ = ["SegmentReport", "segment"]
 
@@ -268,7 +269,7 @@ def _load_model(path, stamp, refine):
         return model
     with _MODELS_LOCK:
         if key not in _MODELS:
-            from ._persistence import load
+            from .._persistence import load
 
             if _model_stamp(path) != stamp:
                 raise ValueError(f"the model file {path} changed during the run")
@@ -279,11 +280,11 @@ def _load_model(path, stamp, refine):
                                  "ending in a refiner")
             refiner = None
             if refine == "dense":
-                from .crf import DenseCRF
+                from ..crf import DenseCRF
 
                 refiner = DenseCRF()
             elif refine == "grid":
-                from .crf import GridCRF
+                from ..crf import GridCRF
 
                 refiner = GridCRF()
             for old in [k for k in _MODELS if k[0] == path]:  # an older version of the file
@@ -294,7 +295,7 @@ def _load_model(path, stamp, refine):
 
 def _check_model_file(path, stamp, refine):
     """Refuse a file that is not a model, reading only its header where it can."""
-    from ._persistence import read_header
+    from .._persistence import read_header
 
     try:
         read_header(path)
@@ -373,7 +374,7 @@ def _numba_guard():
 
 
 def _read_image(path):
-    from .datasets._base import read_image
+    from ..datasets._base import read_image
 
     image = read_image(path)
     if image.ndim not in (2, 3) or image.size == 0:
@@ -393,13 +394,6 @@ def _predict(model, refiner, image):
         raise ValueError(f"the model returned scores of shape {proba.shape} for a {h}x{w} "
                          "image; expected (H, W, K)")
     return proba
-
-
-def _labels(proba):
-    k = proba.shape[-1]
-    if k > 65536:
-        raise ValueError(f"the model has {k} classes: a PNG label map holds at most 65536")
-    return np.argmax(proba, axis=-1).astype(np.uint8 if k <= 255 else np.uint16)
 
 
 def _save_png(labels):
@@ -442,7 +436,7 @@ def _segment_one(task, cfg):
         _check_image_fits(model, image)
         stage = "predict"
         proba = _predict(model, refiner, image)
-        labels = _labels(proba)
+        labels = labels_from_proba(proba, wide_dtype=np.uint16)  # PNG: 8 or 16 bits
         stage = "write"
         png = os.path.join(cfg.output, rel_png)
         if write_npy:  # first, so that an existing .png means the image is done
@@ -645,7 +639,7 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     _remove_stale_temps(output)
     report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped)
 
-    from .utils._progress import ProgressBar
+    from ..utils._progress import ProgressBar
 
     err = sys.stderr
     with contextlib.ExitStack() as stack:

@@ -55,7 +55,7 @@ def _info(args):
     """Show what this installation runs on: hybridseg and dependency versions, numba's
     threading layer and thread count, torch and CUDA availability, and where data is
     cached (set HYBRIDSEG_DATA_HOME to move it)."""
-    from ._show_versions import collect_info, format_info
+    from .._show_versions import collect_info, format_info
 
     info = collect_info(probe_numba=not args.no_probe)
     print(json.dumps(info, indent=2, default=str) if args.json else format_info(info))
@@ -256,7 +256,7 @@ def _segment(args):
 
 def build_parser():
     """The ``argparse`` parser with every registered sub-command."""
-    from ._version import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="hybridseg",

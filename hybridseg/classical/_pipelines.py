@@ -3,7 +3,8 @@ classifier followed by a grid or a dense CRF, each a scikit-learn ``Pipeline``."
 
 from __future__ import annotations
 
-__all__ = ["CLASSICAL_PIPELINES", "make_classical_pipeline"]
+__all__ = ["CLASSICAL_PIPELINES", "CLASSICAL_STAGES", "make_classical_pipeline",
+           "make_classical_stage"]
 
 #: Names accepted by ``make_classical_pipeline``, with what each one is.
 CLASSICAL_PIPELINES = {
@@ -14,6 +15,63 @@ CLASSICAL_PIPELINES = {
     "pixel+dense": "pixel classifier, then the dense CRF, its kernel weights chosen by "
                    "mean IoU on out-of-fold unaries",
 }
+
+#: Names accepted by ``make_classical_stage``: the stages the named pipelines are built of.
+CLASSICAL_STAGES = {
+    "splitmerge": "SplitMerge: split-and-merge regions, classes by learned rules",
+    "pixel": "PixelClassifier: a random forest on multiscale hand-made features",
+    "grid": "GridCRF: contrast-sensitive, 4-connected, its weight chosen by fit",
+    "dense": "DenseCRF: its kernel weights chosen by mean IoU in fit",
+}
+
+
+def make_classical_stage(name, *, random_state=None, n_jobs=None):
+    """One stage of the named classical pipelines, with the settings they use.
+
+    ``make_classical_pipeline`` builds its pipelines from these, and ``hybridseg compare``
+    takes its classical stages from here, so both run the same stages.
+
+    Parameters
+    ----------
+    name : {"splitmerge", "pixel", "grid", "dense"}
+        See ``CLASSICAL_STAGES``.
+    random_state : int or None, default=None
+        Seed of the stages that draw random numbers (split-and-merge, the pixel
+        classifier).
+    n_jobs : int or None, default=None
+        Parallel jobs (joblib) of the stages that take them (the pixel classifier and
+        the CRFs; split-and-merge runs on numba's threads).
+
+    Returns
+    -------
+    stage : SplitMerge, PixelClassifier, GridCRF or DenseCRF
+        Unfitted.
+
+    Examples
+    --------
+    >>> from hybridseg.classical import make_classical_stage
+    >>> make_classical_stage("dense").learn
+    'grid'
+    """
+    if name not in CLASSICAL_STAGES:
+        raise ValueError(f"name must be one of {sorted(CLASSICAL_STAGES)}, got {name!r}")
+    if name == "splitmerge":
+        from ._split_merge import SplitMerge
+
+        return SplitMerge(random_state=random_state)
+    if name == "pixel":
+        from ._pixel import PixelClassifier
+
+        return PixelClassifier(random_state=random_state, n_jobs=n_jobs)
+    from ..crf import DenseCRF, GridCRF
+
+    if name == "grid":
+        return GridCRF(pairwise="contrast", n_jobs=n_jobs)
+    # Weights by mean IoU rather than by log loss: on a random forest's uncalibrated
+    # probabilities the log-loss learning picks cautious weights that gain less held-out
+    # mean IoU (benchmarks/heldout_classical.py measures both, rows pixel+dense and
+    # pixel+dense/weights).
+    return DenseCRF(learn="grid", n_jobs=n_jobs)
 
 
 def make_classical_pipeline(name, *, random_state=None, n_jobs=None):
@@ -47,20 +105,11 @@ def make_classical_pipeline(name, *, random_state=None, n_jobs=None):
     """
     from sklearn.pipeline import Pipeline
 
-    from ..crf import DenseCRF, GridCRF
-    from ._pixel import PixelClassifier
-    from ._split_merge import SplitMerge
-
     if name not in CLASSICAL_PIPELINES:
         raise ValueError(f"name must be one of {sorted(CLASSICAL_PIPELINES)}, got {name!r}")
-    if name == "splitmerge":
-        return Pipeline([("splitmerge", SplitMerge(random_state=random_state))])
-    steps = [("pixel", PixelClassifier(random_state=random_state, n_jobs=n_jobs))]
-    if name == "pixel+grid":
-        steps.append(("crf", GridCRF(pairwise="contrast", n_jobs=n_jobs)))
-    elif name == "pixel+dense":
-        # Weights by mean IoU: on a forest's uncalibrated probabilities the log-loss
-        # learning picks cautious weights (held-out mIoU gain +0.4 vs +2.0 on ISBI 2012,
-        # +1.5 vs +3.1 on CamVid test: benchmarks/heldout_classical.py).
-        steps.append(("crf", DenseCRF(learn="grid", n_jobs=n_jobs)))
+    base, _, refine = name.partition("+")
+    steps = [(base, make_classical_stage(base, random_state=random_state, n_jobs=n_jobs))]
+    if refine:
+        steps.append(("crf", make_classical_stage(refine, random_state=random_state,
+                                                  n_jobs=n_jobs)))
     return Pipeline(steps)

@@ -5,6 +5,10 @@ Every loader returns a ``Dataset`` record (a dict read by attribute too) with
 set to ``ignore_index``), ``class_names``, ``ignore_index``, ``name``, ``filenames``,
 ``colors`` and ``description``.
 
+``load_splits`` gives the train, val and test splits of a data set (CamVid, the ISBI 2012
+stack, the embedded samples, a folder), defined once for compare, the pipeline scripts and
+the benchmarks.
+
 ``make_noisy_scores`` simulates a mediocre model's logits from label maps, for
 experiments with refiners.
 """
@@ -14,6 +18,7 @@ from ._camvid import CAMVID_CLASSES, fetch_camvid, load_camvid
 from ._folder import load_folder
 from ._isbi import ISBI_CLASSES, load_isbi_membrane
 from ._sample import load_sample
+from ._splits import load_splits
 from ._synthetic import make_noisy_scores
 
 __all__ = [
@@ -27,5 +32,6 @@ __all__ = [
     "load_folder",
     "load_isbi_membrane",
     "load_sample",
+    "load_splits",
     "make_noisy_scores",
 ]

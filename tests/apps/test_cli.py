@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import hybridseg
-import hybridseg.cli as cli
-from hybridseg.cli import main
+import hybridseg.apps.cli as cli
+from hybridseg.apps.cli import main
 
 INFO_KEYS = {"hybridseg", "system", "dependencies", "optional", "numba", "torch", "data"}
 
@@ -124,6 +124,25 @@ def test_registered_command_runs_and_errors_become_status_1(capsys):
         assert main([name, "--boom"]) == 1
         err = capsys.readouterr().err
         assert f"hybridseg {name}: error: nothing here" in err
+    finally:
+        cli._COMMANDS.pop(name, None)
+
+
+def test_the_old_module_path_registers_and_runs_commands(capsys):
+    """``hybridseg.cli`` (where the guide registers a sub-command) forwards to apps.cli."""
+    import hybridseg.cli as old
+
+    assert old.main is main and old.command is cli.command
+    name = "_test_cli_old_path"
+    try:
+
+        @old.command(name, help="registered through hybridseg.cli")
+        def hello(args):
+            print("hello")
+            return 0
+
+        assert old.main([name]) == 0
+        assert capsys.readouterr().out.strip() == "hello"
     finally:
         cli._COMMANDS.pop(name, None)
 

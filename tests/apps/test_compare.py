@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 import hybridseg
-from hybridseg._compare import COLUMNS, _parse, load_splits, method_names
-from hybridseg.cli import main
+from hybridseg.apps._common import COLUMNS
+from hybridseg.apps._compare import load_data
+from hybridseg.apps._registry import _parse, method_names
+from hybridseg.apps.cli import main
 from hybridseg.datasets import load_sample
 from hybridseg.dummy import DummySegmenter
 
@@ -42,6 +44,24 @@ def test_the_registry_names_every_method():
     assert _parse("crfrnn:fcn") == ("crfrnn:fcn", None)
     with pytest.raises(ValueError, match=r"unknown method 'unte'.*did you mean unet"):
         _parse("unte")
+
+
+def test_compare_tunes_the_pipelines_crf_stages():
+    """compare's ``pixel+grid``/``pixel+dense`` CRFs are the pipelines' own (and on a
+    network's probabilities the dense CRF runs 5 iterations)."""
+    from hybridseg.apps._registry import _base_estimator, _refiner
+    from hybridseg.classical import make_classical_pipeline, make_classical_stage
+    from hybridseg.crf import DenseCRF
+
+    for kind in ("grid", "dense"):
+        ours = _refiner(kind, False, 2)
+        theirs = make_classical_pipeline(f"pixel+{kind}", n_jobs=2).named_steps["crf"]
+        assert ours.get_params() == theirs.get_params()
+    deep = _refiner("dense", True, 2)
+    assert deep.get_params() == DenseCRF(n_iter=5, learn="grid", n_jobs=2).get_params()
+    pixel = _base_estimator("pixel", None, None, 3, 2, False)
+    assert pixel.get_params() == make_classical_stage("pixel", random_state=3,
+                                                      n_jobs=2).get_params()
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +99,7 @@ def test_the_scores_are_the_metrics_of_the_saved_models(run):
     result, out = run
     from hybridseg import metrics
 
-    data = load_splits("sample")
+    data = load_data("sample")
     X, y, _ = data["test"]
     model = hybridseg.load(out / "models" / "prior.hseg")
     pred = model.predict(X)
@@ -169,7 +189,7 @@ def test_a_folder_data_set(tmp_path):
             for i in idx:
                 Image.fromarray(arrays[i][::4, ::4]).save(tmp_path / "data" / sub / f"{i}.png")
     (tmp_path / "data" / "classes.txt").write_text("\n".join(d.class_names) + "\n")
-    data = load_splits(tmp_path / "data")
+    data = load_data(tmp_path / "data")
     assert [len(data[s][0]) for s in ("train", "val", "test")] == [2, 1, 2]
     assert data["class_names"] == tuple(d.class_names)
     result = hybridseg.compare({"prior": DummySegmenter()}, tmp_path / "data",

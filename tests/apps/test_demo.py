@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hybridseg._demo import (
+from hybridseg.apps._demo import (
     DEMO_METHODS,
     PRETRAINED_METHODS,
     default_methods,
@@ -12,7 +12,7 @@ from hybridseg._demo import (
     free_path,
     run_demo,
 )
-from hybridseg.cli import main
+from hybridseg.apps.cli import main
 
 QUICK = "prior,splitmerge"
 

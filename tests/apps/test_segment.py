@@ -18,9 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import hybridseg
-from hybridseg._segment import SegmentReport, segment
+from hybridseg.apps._segment import SegmentReport, segment
+from hybridseg.apps.cli import main
 from hybridseg.classical import PixelClassifier
-from hybridseg.cli import main
 from hybridseg.datasets import load_sample
 from hybridseg.datasets._base import read_image
 from hybridseg.dummy import DummySegmenter
@@ -518,3 +518,17 @@ def test_workers_that_cannot_load_the_model_stop_the_run(tmp_path, sample, image
     assert err.startswith(f"hybridseg segment: error: the workers cannot load the model "
                           f"{model}: No module named 'ghostseg'")
     assert len(err.splitlines()) == 1
+
+
+def test_label_maps_are_uint8_then_uint16_and_refuse_more_than_png_holds():
+    from hybridseg.base import labels_from_proba
+
+    for k, dtype in ((2, np.uint8), (255, np.uint8), (256, np.uint16), (65536, np.uint16)):
+        proba = np.zeros((1, 2, k), np.float32)
+        proba[0, 1, k - 1] = 1
+        labels = labels_from_proba(proba, wide_dtype=np.uint16)
+        assert labels.dtype == dtype and labels.tolist() == [[0, k - 1]]
+    assert labels_from_proba(np.zeros((1, 1, 256))).dtype == np.int32  # what predict gives
+    with pytest.raises(ValueError, match="65537 classes: a uint16 label map holds at most "
+                                         "65536"):
+        labels_from_proba(np.zeros((1, 1, 65537), np.float32), wide_dtype=np.uint16)

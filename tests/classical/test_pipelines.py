@@ -6,9 +6,11 @@ from sklearn.pipeline import Pipeline
 
 from hybridseg.classical import (
     CLASSICAL_PIPELINES,
+    CLASSICAL_STAGES,
     PixelClassifier,
     SplitMerge,
     make_classical_pipeline,
+    make_classical_stage,
 )
 from hybridseg.crf import DenseCRF, GridCRF
 from hybridseg.metrics import make_mean_iou_scorer
@@ -82,3 +84,16 @@ def test_gridsearch_over_nested_parameters():
 def test_unknown_name():
     with pytest.raises(ValueError, match="name must be one of"):
         make_classical_pipeline("pixel+crf")
+    with pytest.raises(ValueError, match="name must be one of"):
+        make_classical_stage("crf")
+
+
+@pytest.mark.parametrize("name", sorted(CLASSICAL_PIPELINES))
+def test_the_pipelines_are_built_of_the_named_stages(name):
+    pipe = make_classical_pipeline(name, random_state=3, n_jobs=2)
+    names = name.split("+")
+    assert len(pipe.steps) == len(names) and set(names) <= set(CLASSICAL_STAGES)
+    for (_, step), stage in zip(pipe.steps, names):
+        made = make_classical_stage(stage, random_state=3, n_jobs=2)
+        assert type(step) is type(made) and step.get_params() == made.get_params()
+
