@@ -74,6 +74,15 @@ def segmentation_scores(y_true, y_pred, n_classes):
     )
 
 
+def print_row(r, width=24):
+    """One result row of the CamVid training scripts: mIoU, pixel accuracy, boundary F1,
+    prediction time and the fitted CRF's parameters."""
+    print(f"{r['method']:<{width}} mIoU {100 * r['miou']:5.1f}  pixel acc "
+          f"{100 * r['pixel_acc']:5.1f}  BF {100 * r['boundary_f1']:5.1f}  "
+          f"predict {r['predict_s']:6.3f} s/image"
+          + (f"  ({r['crf_params']})" if r.get("crf_params") else ""), flush=True)
+
+
 def write_results(out, name, args, rows, keys, **meta):
     """Write ``rows`` to ``out/name.json`` (with the arguments and the machine) and the
     ``keys`` columns to ``out/name.csv``."""

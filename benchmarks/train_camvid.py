@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _heldout import fitted_crf_params, scores_with_classes, write_results
+from _heldout import fitted_crf_params, print_row, scores_with_classes, write_results
 
 from hybridseg.crf import DenseCRF, GridCRF
 from hybridseg.datasets import load_camvid
@@ -43,13 +43,6 @@ from hybridseg.deep import CNNSegmenter
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
-
-
-def _print_row(r):
-    print(f"{r['method']:<24} mIoU {100 * r['miou']:5.1f}  pixel acc "
-          f"{100 * r['pixel_acc']:5.1f}  BF {100 * r['boundary_f1']:5.1f}  "
-          f"predict {r['predict_s']:6.3f} s/image"
-          + (f"  ({r['crf_params']})" if r.get("crf_params") else ""), flush=True)
 
 
 def train(arch, args, train_set, val_set):
@@ -77,7 +70,7 @@ def evaluate(arch, seg, args, val_set, test_set, names):
         rows.append(dict(method=arch + "/no-tta",
                          predict_s=(time.perf_counter() - t0) / len(test_set.images),
                          **scores_with_classes(test_set.labels, pred, k, names)))
-        _print_row(rows[-1])
+        print_row(rows[-1], 24)
     seg.set_params(tta=args.tta)
     t0 = time.perf_counter()
     U_test = seg.transform(test_set.images)
@@ -89,7 +82,7 @@ def evaluate(arch, seg, args, val_set, test_set, names):
     rows.append(dict(method=arch, predict_s=unary_s, **info,
                      **scores_with_classes(test_set.labels,
                                            [p.argmax(-1) for p in U_test.scores], k, names)))
-    _print_row(rows[-1])
+    print_row(rows[-1], 24)
     idx = np.linspace(0, len(val_set.images) - 1, args.n_val).round().astype(int)
     U_val = seg.transform([val_set.images[i] for i in idx])
     y_val = [val_set.labels[i] for i in idx]
@@ -108,7 +101,7 @@ def evaluate(arch, seg, args, val_set, test_set, names):
         rows.append(dict(method=arch + suffix, predict_s=unary_s + crf_s, crf_fit_s=fit_s,
                          crf_params=fitted_crf_params(crf) if fit else "defaults", **info,
                          **scores_with_classes(test_set.labels, pred, k, names)))
-        _print_row(rows[-1])
+        print_row(rows[-1], 24)
     return rows
 
 

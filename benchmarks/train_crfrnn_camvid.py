@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _heldout import fitted_crf_params, scores_with_classes, write_results
+from _heldout import fitted_crf_params, print_row, scores_with_classes, write_results
 
 from hybridseg.crf import DenseCRF
 from hybridseg.datasets import load_camvid
@@ -55,13 +55,6 @@ from hybridseg.deep import CNNSegmenter, CRFRNNSegmenter, load_pretrained
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("HYBRIDSEG_DATA", HERE.parent.parent / "shared" / "data"))
-
-
-def _print_row(r):
-    print(f"{r['method']:<28} mIoU {100 * r['miou']:5.1f}  pixel acc "
-          f"{100 * r['pixel_acc']:5.1f}  BF {100 * r['boundary_f1']:5.1f}  "
-          f"predict {r['predict_s']:6.3f} s/image"
-          + (f"  ({r['crf_params']})" if r.get("crf_params") else ""), flush=True)
 
 
 def _common(args, scale):
@@ -120,7 +113,7 @@ def _score(method, seg, images, labels, k, names, extra=None):
     seconds = (time.perf_counter() - t0) / len(images)
     row = dict(method=method, predict_s=seconds, **(extra or {}),
                **scores_with_classes(labels, [p.argmax(-1) for p in U.scores], k, names))
-    _print_row(row)
+    print_row(row, 28)
     return row, U, seconds
 
 
@@ -134,7 +127,7 @@ def _post_hoc(method, crf, U_test, unary_s, labels, k, names, fit=None, extra=No
     row = dict(method=method, predict_s=unary_s + crf_s, crf_fit_s=fit_s,
                crf_params=fitted_crf_params(crf) if fit else "defaults", **(extra or {}),
                **scores_with_classes(labels, pred, k, names))
-    _print_row(row)
+    print_row(row, 28)
     return row
 
 

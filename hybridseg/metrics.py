@@ -24,6 +24,7 @@ from .utils._validation import (
     check_ignore_index,
     check_label_map,
     check_n_classes,
+    label_map_items,
 )
 
 __all__ = [
@@ -43,20 +44,8 @@ __all__ = [
 # --------------------------------------------------------------------------- inputs
 def _as_maps(y, name):
     """Split ``y`` into a list of 2-D arrays without copying or scanning the values."""
-    if y is None or isinstance(y, (str, bytes, dict)):
-        raise TypeError(
-            f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, got "
-            f"{type(y).__name__}"
-        )
-    if isinstance(y, np.ndarray):
-        if y.ndim != 3:
-            hint = " (to pass one map, wrap it in a list: [y])" if y.ndim == 2 else ""
-            raise ValueError(
-                f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, got "
-                f"an array of shape {y.shape}{hint}"
-            )
     maps = []
-    for i, m in enumerate(y):
+    for i, m in enumerate(label_map_items(y, name)):
         a = np.asarray(m)
         if a.dtype == bool:
             a = a.view(np.uint8)
@@ -67,8 +56,6 @@ def _as_maps(y, name):
                 f"{name}[{i}] must be a non-empty (H, W) label map, got shape {a.shape}"
             )
         maps.append(a)
-    if not maps:
-        raise ValueError(f"{name} is empty: expected at least one label map")
     return maps
 
 

@@ -532,7 +532,6 @@ class CNNSegmenter(_NetworkSegmenter):
         self.random_state = random_state
         self.verbose = verbose
 
-
     # ------------------------------------------------------------------ building
     def _build_model(self, in_channels, n_classes):
         """A fresh network (``n_classes`` None: a given instance decides K)."""

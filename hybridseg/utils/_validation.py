@@ -237,6 +237,38 @@ def check_label_map(y, *, name="y", shape=None, n_classes=None, ignore_index=255
     return arr
 
 
+def label_map_items(y, name="y"):
+    """The items of a collection of label maps, unchecked: a clear error for what is no
+    collection (a string, a dict, an array that is not ``(N, H, W)``) or an empty one.
+
+    Parameters
+    ----------
+    y : sequence of (H, W) array_like, or (N, H, W) ndarray
+    name : str
+        The argument's name, for messages.
+
+    Returns
+    -------
+    items : list
+        ``list(y)``: views of an array's maps, the sequence's items as they are.
+    """
+    if y is None or isinstance(y, (str, bytes, dict)):
+        raise TypeError(
+            f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, got "
+            f"{type(y).__name__}"
+        )
+    if isinstance(y, np.ndarray) and y.ndim != 3:
+        hint = " (to pass one map, wrap it in a list: [y])" if y.ndim == 2 else ""
+        raise ValueError(
+            f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, "
+            f"got an array of shape {_format_shape(y.shape)}{hint}"
+        )
+    items = list(y)
+    if len(items) == 0:
+        raise ValueError(f"{name} is empty: expected at least one label map")
+    return items
+
+
 def check_label_maps(y, *, name="y", shapes=None, n_classes=None, ignore_index=255):
     """Validate a collection of label maps.
 
@@ -257,23 +289,7 @@ def check_label_maps(y, *, name="y", shapes=None, n_classes=None, ignore_index=2
     -------
     y : list of (H, W) ndarray of int
     """
-    if y is None or isinstance(y, (str, bytes, dict)):
-        raise TypeError(
-            f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, got "
-            f"{type(y).__name__}"
-        )
-    if isinstance(y, np.ndarray):
-        if y.ndim != 3:
-            hint = " (to pass one map, wrap it in a list: [y])" if y.ndim == 2 else ""
-            raise ValueError(
-                f"{name} must be a sequence of (H, W) label maps or an (N, H, W) array, "
-                f"got an array of shape {_format_shape(y.shape)}{hint}"
-            )
-        items = list(y)
-    else:
-        items = list(y)
-    if len(items) == 0:
-        raise ValueError(f"{name} is empty: expected at least one label map")
+    items = label_map_items(y, name)
     if shapes is not None and len(shapes) != len(items):
         raise ValueError(f"{name} has {len(items)} label maps for {len(shapes)} images")
     return [
