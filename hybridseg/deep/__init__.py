@@ -7,7 +7,8 @@ install it.
 
 - ``hybridseg.deep.CNNSegmenter``: a torch network trained and used as a segmenter;
 - ``hybridseg.deep.CRFRNN``: the dense CRF's mean field as a differentiable layer, and
-  ``CRFRNNSegmenter``: a network with that layer, trained end to end;
+  ``CRFRNNSegmenter``: a unary ``CNNSegmenter`` with that layer, trained end to end
+  (``CRFRNNSegmenter(unary=CNNSegmenter("unet"))``, tuned as ``unary__lr``);
 - ``hybridseg.deep.scores_from_logits``: any torch model's ``(N, K, H, W)`` output as the
   ``(H, W, K)`` scores a CRF refiner takes;
 - ``hybridseg.deep.load_pretrained``: small networks the project trained and ships
@@ -15,7 +16,11 @@ install it.
 - ``hybridseg.deep.losses``: pixel-wise (weighted) cross-entropy, focal and soft Dice
   losses and their weighted sums, all honouring ``ignore_index``;
 - ``hybridseg.deep.models``: the model zoo (``build_model(name, ...)``, ``MODELS``):
-  ``"fcn"``, ``"unet"``, ``"segnet"``, ``"deeplabv3plus"``, ``"pspnet"``.
+  ``"fcn"``, ``"unet"``, ``"segnet"``, ``"deeplabv3plus"``, ``"pspnet"``, one file per
+  family.
+
+Files: ``hybridseg.save`` / ``hybridseg.load`` (``CNNSegmenter.save`` / ``load`` are the
+same format); the earlier ``CNNSegmenter.save`` files still load.
 """
 
 import lazy_loader as _lazy
