@@ -267,12 +267,12 @@ class _NetworkSegmenter(BaseSegmenter):
     def __getstate__(self):
         state = self.__dict__.copy()
         model = state.get("model_")
-        if model is not None and not _is_shell(model) and not _on_cpu(model):
+        if model is not None:
             # Device-free pickles: a CUDA network is copied to the CPU (one on the CPU is
-            # pickled as it is, so that networks shared between attributes stay shared).
-            state["model_"] = copy.deepcopy(model).cpu()
-            state.pop("device_", None)
-        elif model is not None:
+            # pickled as it is, so that networks shared between attributes stay shared),
+            # and the device is resolved again where the pickle is read.
+            if not _is_shell(model) and not _on_cpu(model):
+                state["model_"] = copy.deepcopy(model).cpu()
             state.pop("device_", None)
         return state
 
