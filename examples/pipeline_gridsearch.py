@@ -29,7 +29,7 @@ from hybridseg import metrics
 from hybridseg.classical import PixelClassifier
 from hybridseg.crf import DenseCRF
 from hybridseg.datasets import load_sample
-from hybridseg.viz import colorize, figure_grid, save_png, tile
+from hybridseg.viz import comparison_figure, save_png
 
 data = load_sample("camvid")  # 4 training and 2 test images, 360x480, 11 classes
 train = [i for i, s in enumerate(data.split) if s == "train"]
@@ -71,12 +71,7 @@ for name, labels in pred.items():
 cache.cleanup()
 
 # %% A figure: image, truth, and each method's labels.
-rows = [
-    [(tile(image), data.filenames[i]), (tile(colorize(truth, data.colors), labels=True), "")]
-    + [(tile(colorize(p[j], data.colors), labels=True),
-        f"mIoU {100 * metrics.mean_iou([truth], [p[j]], n_classes=k):.1f}")
-       for p in pred.values()]
-    for j, (i, image, truth) in enumerate(zip(test, X_test, y_test))
-]
+figure = comparison_figure(X_test, y_test, pred, colors=data.colors,
+                           names=[data.filenames[i] for i in test])
 out = Path(os.environ.get("HYBRIDSEG_GALLERY_OUT", "."))
-save_png(figure_grid(rows, ["image", "truth", *pred]), out / "pipeline_gridsearch.png")
+save_png(figure, out / "pipeline_gridsearch.png")

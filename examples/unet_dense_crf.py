@@ -21,7 +21,7 @@ from hybridseg import metrics
 from hybridseg.crf import DenseCRF
 from hybridseg.datasets import load_sample
 from hybridseg.deep import load_pretrained
-from hybridseg.viz import colorize, figure_grid, save_png, tile
+from hybridseg.viz import comparison_figure, save_png
 
 data = load_sample("camvid")
 test = [i for i, s in enumerate(data.split) if s == "test"]
@@ -49,12 +49,7 @@ iou = {name: metrics.per_class_iou(y_test, p, n_classes=k) for name, p in pred.i
 for c, cls in enumerate(data.class_names):
     print(f"  {cls:<10}" + "".join(f"{100 * v[c]:18.1f}" for v in iou.values()))
 
-rows = [
-    [(tile(image), data.filenames[i]), (tile(colorize(truth, data.colors), labels=True), "")]
-    + [(tile(colorize(p[j], data.colors), labels=True),
-        f"mIoU {100 * metrics.mean_iou([truth], [p[j]], n_classes=k):.1f}")
-       for p in pred.values()]
-    for j, (i, image, truth) in enumerate(zip(test, X_test, y_test))
-]
+figure = comparison_figure(X_test, y_test, pred, colors=data.colors,
+                           names=[data.filenames[i] for i in test])
 out = Path(os.environ.get("HYBRIDSEG_GALLERY_OUT", "."))
-save_png(figure_grid(rows, ["image", "truth", *pred]), out / "unet_dense_crf.png")
+save_png(figure, out / "unet_dense_crf.png")

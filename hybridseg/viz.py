@@ -4,6 +4,8 @@
 - ``tile(rgb, size)``: an image or coloured label map resized to a tile;
 - ``figure_grid(rows, titles)``: tiles laid out in rows under column titles, each with a
   caption;
+- ``comparison_figure(images, y_true, predictions, colors=...)``: the grid every
+  comparison draws: each image, its truth and each method's labels with their mean IoU;
 - ``save_png(image, path)``: write a PNG through a temporary file and a rename, so that a
   half-written file is never left behind and a link at ``path`` is replaced, not followed.
 """
@@ -14,7 +16,7 @@ import numpy as np
 
 from .utils._io import write_atomic
 
-__all__ = ["colorize", "figure_grid", "save_png", "tile"]
+__all__ = ["as_rgb", "colorize", "comparison_figure", "figure_grid", "save_png", "tile"]
 
 TILE = (240, 180)  # default width, height of each tile
 _PAD = 8  # blank pixels between tiles
@@ -111,6 +113,70 @@ def figure_grid(rows, titles):
             figure.paste(im, (left, top))
             draw.text((left, top + th + 3), caption, fill="black", font=font)
     return figure
+
+
+def as_rgb(image):
+    """An image as ``(H, W, 3)`` uint8 for a tile: gray repeated over three channels,
+    non-uint8 values stretched from their range to 0-255, channels beyond three dropped."""
+    im = np.asarray(image)
+    if im.dtype != np.uint8:
+        lo, hi = float(im.min()), float(im.max())
+        im = ((im - lo) / (hi - lo or 1) * 255).astype(np.uint8)
+    return np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im[..., :3]
+
+
+def comparison_figure(images, y_true, predictions, *, colors, names=None, titles=None,
+                      n_classes=None, ignore_index=255):
+    """Each image, its truth and each method's labels with their mean IoU, one row an image.
+
+    Parameters
+    ----------
+    images : sequence of (H, W) or (H, W, C) ndarray
+    y_true : sequence of (H, W) ndarray of int
+        The true label maps; void pixels (``ignore_index``) are drawn black.
+    predictions : dict of str to sequence of (H, W) ndarray of int
+        Each method's label maps, one per image, in column order; an entry ``None`` leaves
+        that method out of that row.
+    colors : (K, 3) array_like of uint8
+        Colour of each class.
+    names : sequence of str, optional
+        Captions of the images (file names); none by default.
+    titles : dict of str to str, optional
+        Column titles of the methods, where they differ from the keys.
+    n_classes : int, optional
+        K for the mean IoU; ``len(colors)`` by default.
+    ignore_index : int or None, default=255
+
+    Returns
+    -------
+    figure : PIL.Image.Image
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridseg.viz import comparison_figure
+    >>> truth = np.zeros((4, 6), np.uint8); truth[:, 3:] = 1
+    >>> fig = comparison_figure([np.zeros((4, 6))], [truth], {"all zero": [0 * truth]},
+    ...                         colors=[(0, 0, 255), (255, 0, 0)])
+    >>> fig.size  # three tiles of 240 x 180 with their titles and captions
+    (752, 238)
+    """
+    from .metrics import mean_iou
+
+    k = len(colors) if n_classes is None else n_classes
+    titles = titles or {}
+    rows = []
+    for i, (im, truth) in enumerate(zip(images, y_true)):
+        row = [(tile(as_rgb(im)), "" if names is None else names[i]),
+               (tile(colorize(truth, colors), labels=True), "truth (void black)")]
+        for preds in predictions.values():
+            pred = preds[i]
+            if pred is None:
+                continue
+            miou = mean_iou([truth], [pred], n_classes=k, ignore_index=ignore_index)
+            row.append((tile(colorize(pred, colors), labels=True), f"mIoU {100 * miou:.1f}"))
+        rows.append(row)
+    return figure_grid(rows, ["image", "truth", *(titles.get(m, m) for m in predictions)])
 
 
 def save_png(image, path):

@@ -15,8 +15,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 __all__ = ["DEMO_METHODS", "run_demo"]
 
 #: The rows of the demo, in order: a label-statistics floor, the classical pipelines, then
@@ -209,20 +207,9 @@ def format_table(results, title=None):
 
 
 def _figure(data, X_test, y_test, names, predictions, results, out):
-    from .. import metrics
-    from ..viz import colorize, figure_grid, save_png, tile
+    from ..viz import comparison_figure, save_png
 
-    k = len(data.class_names)
-    colors = data.colors
-    rows = []
-    for i, (im, lab, fname) in enumerate(zip(X_test, y_test, names)):
-        shown = im if im.ndim == 3 else np.repeat(np.asarray(im)[:, :, None], 3, axis=2)
-        row = [(tile(shown), Path(fname).stem), (tile(colorize(lab, colors), labels=True),
-                                                "truth (void black)")]
-        for r in results:
-            pred = predictions[r["method"]][i]
-            miou = metrics.mean_iou([lab], [pred], n_classes=k)
-            row.append((tile(colorize(pred, colors), labels=True), f"mIoU {100 * miou:.1f}"))
-        rows.append(row)
-    titles = ["image", "truth"] + [_TITLES.get(r["method"], r["method"]) for r in results]
-    save_png(figure_grid(rows, titles), out)
+    methods = [r["method"] for r in results]
+    save_png(comparison_figure(X_test, y_test, {m: predictions[m] for m in methods},
+                               colors=data.colors, names=[Path(f).stem for f in names],
+                               titles=_TITLES, n_classes=len(data.class_names)), out)

@@ -35,33 +35,16 @@ def _shown(result, data):
             for i in idx]
 
 
-def _rgb(image):
-    im = np.asarray(image)
-    if im.dtype != np.uint8:
-        lo, hi = float(im.min()), float(im.max())
-        im = ((im - lo) / (hi - lo or 1) * 255).astype(np.uint8)
-    return np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im[..., :3]
-
-
 def _figure(result, data, shown, path):
-    from .. import metrics
-    from ..viz import colorize, figure_grid, save_png, tile
+    from ..viz import comparison_figure, save_png
 
-    k, colors = len(data["class_names"]), data["colors"]
-    rows = []
-    for im, lab, name, preds in shown:
-        row = [(tile(_rgb(im)), name), (tile(colorize(lab, colors), labels=True),
-                                        "truth (void black)")]
-        for r in result.rows:
-            p = preds.get(r["method"])
-            if p is None:
-                continue
-            miou = metrics.mean_iou([lab], [p], n_classes=k,
-                                    ignore_index=data["ignore_index"])
-            row.append((tile(colorize(p, colors), labels=True), f"mIoU {100 * miou:.1f}"))
-        rows.append(row)
-    titles = ["image", "truth"] + [r["method"] for r in result.rows]
-    save_png(figure_grid(rows, titles), path)
+    methods = [r["method"] for r in result.rows]
+    figure = comparison_figure(
+        [s[0] for s in shown], [s[1] for s in shown],
+        {m: [s[3].get(m) for s in shown] for m in methods}, colors=data["colors"],
+        names=[s[2] for s in shown], n_classes=len(data["class_names"]),
+        ignore_index=data["ignore_index"])
+    save_png(figure, path)
 
 
 def _png_uri(rgb):
@@ -242,7 +225,7 @@ def _svg_chart(rows, class_names):
 
 
 def _html_grid(result, data, shown):
-    from ..viz import colorize
+    from ..viz import as_rgb, colorize
 
     colors = data["colors"]
     heads = ["image", "truth"] + [r["method"] for r in result.rows]
@@ -250,7 +233,7 @@ def _html_grid(result, data, shown):
     out = ['<table class="grid"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
            + "</tr>"]
     for im, lab, name, preds in shown:
-        cells = [(_thumb(_rgb(im), width=width), name),
+        cells = [(_thumb(as_rgb(im), width=width), name),
                  (_thumb(colorize(lab, colors), labels=True, width=width), "truth")]
         for r in result.rows:
             p = preds.get(r["method"])
