@@ -47,6 +47,8 @@ def _as_maps(y, name):
     maps = []
     for i, m in enumerate(label_map_items(y, name)):
         a = np.asarray(m)
+        if not a.dtype.isnative:  # big-endian maps: the kernels read native byte order
+            a = a.astype(a.dtype.newbyteorder("="))
         if a.dtype == bool:
             a = a.view(np.uint8)
         elif a.dtype.kind not in "ui":

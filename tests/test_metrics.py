@@ -292,3 +292,14 @@ def test_speed_path_handles_many_maps(rng):
     parts = sum(metrics.confusion_matrix(t[i:i + 50], p[i:i + 50], n_classes=11)
                 for i in range(0, 200, 50))
     np.testing.assert_array_equal(whole, parts)
+
+
+def test_big_endian_label_maps_score_as_native_ones():
+    t = np.array([[0, 1], [1, 2]], ">i4")
+    p = np.array([[0, 1], [2, 2]], ">i4")
+    native = [t.astype("<i4")], [p.astype("<i4")]
+    assert metrics.mean_iou([t], [p], n_classes=3) == metrics.mean_iou(*native, n_classes=3)
+    np.testing.assert_array_equal(metrics.confusion_matrix([t], [p], n_classes=3),
+                                  metrics.confusion_matrix(*native, n_classes=3))
+    assert metrics.boundary_f1([t], [p], n_classes=3) == \
+        metrics.boundary_f1(*native, n_classes=3)

@@ -161,3 +161,27 @@ def test_header_is_plain_json_in_a_zip(tmp_path, small):
         header = json.load(io.BytesIO(zf.read("hybridseg-model.json")))
     assert header["magic"] == "hybridseg-model"
     assert {"python", "numpy", "scikit-learn"} <= set(header["versions"])
+
+
+def test_damaged_files_give_one_error_that_names_the_file(tmp_path, small):
+    import json
+
+    X, y, _ = small
+    good = hybridseg.save(DummySegmenter(strategy="spatial_prior").fit(X, y),
+                          tmp_path / "m.hseg")
+    data = bytearray(open(good, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "flipped.hseg").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"flipped\.hseg"):
+        hybridseg.load(tmp_path / "flipped.hseg")
+    # a header whose format version is not an integer
+    with zipfile.ZipFile(good) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    header = json.loads(members["hybridseg-model.json"])
+    header["format_version"] = "1"
+    members["hybridseg-model.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "odd.hseg", "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    with pytest.raises(ValueError, match=r"format version '1'.*not a positive integer"):
+        hybridseg.load(tmp_path / "odd.hseg")

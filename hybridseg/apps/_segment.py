@@ -196,14 +196,16 @@ def _output_name(rel):
 
 
 def _plan(pairs, output, *, save_proba, overwrite):
-    """Tasks ``(source, relative .png, write png, write npy)`` and the number skipped.
+    """Tasks ``(source, relative .png, write png, write npy)``, the number skipped, and
+    the ``(relative path, message)`` of images whose output path is taken by something
+    that is not a file (a folder, a dangling link): failures, never skips.
 
     Refuses, before anything runs, two inputs that would write the same output, and an
     output that would be one of the inputs.
     """
     seen = {}
     inputs = {os.path.realpath(src) for src, _ in pairs}
-    tasks, skipped = [], 0
+    tasks, skipped, blocked = [], 0, []
     for src, rel in pairs:
         rel_png = _output_name(rel)
         key = os.path.normcase(rel_png)
@@ -217,13 +219,20 @@ def _plan(pairs, output, *, save_proba, overwrite):
         if os.path.realpath(png) in inputs or (save_proba and os.path.realpath(npy) in inputs):
             raise ValueError(f"the output {png} would replace the input image {src}; "
                              "choose another OUTPUT")
+        taken = [p for p in (png, npy if save_proba else None)
+                 if p is not None and os.path.lexists(p) and not os.path.isfile(p)]
+        if taken:
+            what = "a folder" if os.path.isdir(taken[0]) else "a link to nothing"
+            blocked.append((rel, f"the output path {taken[0]} is {what}, not a file: "
+                                 "move it away and run again"))
+            continue
         write_png = overwrite or not os.path.lexists(png)
         write_npy = save_proba and (overwrite or not os.path.lexists(npy))
         if write_png or write_npy:
             tasks.append((src, rel_png, write_png, write_npy))
         else:
             skipped += 1
-    return tasks, skipped
+    return tasks, skipped, blocked
 
 
 def _pid_alive(pid):
@@ -615,8 +624,8 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     _check_args(refine, overwrite, save_proba, n_jobs, verbose)
     output, model_path = _check_paths(input, output, model)
     pairs = _list_inputs(input, output)
-    tasks, skipped = _plan(pairs, output, save_proba=bool(save_proba),
-                           overwrite=bool(overwrite))
+    tasks, skipped, blocked = _plan(pairs, output, save_proba=bool(save_proba),
+                                    overwrite=bool(overwrite))
     stamp = _model_stamp(model_path)
     import joblib
 
@@ -637,7 +646,8 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
         _check_model_file(model_path, stamp, refine)
     os.makedirs(output, exist_ok=True)
     _remove_stale_temps(output)
-    report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped)
+    report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped,
+                           failed=list(blocked))
 
     from ..utils._progress import ProgressBar
 

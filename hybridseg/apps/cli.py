@@ -188,8 +188,8 @@ def _configure_segment(parser):
                         help="add a DenseCRF or GridCRF with default parameters on top of "
                              "the model's probabilities (default: none)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="recompute and replace outputs that exist (default: keep "
-                             "them and skip their images)")
+                        help="recompute and replace outputs that exist, and an existing "
+                             "--report file (default: keep them and skip their images)")
     parser.add_argument("--save-proba", action="store_true",
                         help="also write OUTPUT/<relative path>.npy, the (H, W, K) class "
                              "probabilities as float16")
@@ -236,6 +236,9 @@ def _segment(args):
             raise ValueError(f"--report must name a file, got the folder {args.report}")
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.report))):
             raise FileNotFoundError(f"the folder of --report does not exist: {args.report}")
+        if os.path.lexists(args.report) and not args.overwrite:
+            raise FileExistsError(f"--report {args.report} exists; pass --overwrite to "
+                                  "replace it, or name another file")
     try:
         report = segment(args.input, args.output, args.model, refine=args.refine,
                          overwrite=args.overwrite, save_proba=args.save_proba,
@@ -249,8 +252,9 @@ def _segment(args):
             print(f"{rel}: {message}", file=sys.stderr)
         print(f"segment: {report.summary()}", file=sys.stderr)
     if args.report is not None:
-        with open(args.report, "w", encoding="utf-8") as f:
-            json.dump(report.to_dict(), f, indent=2)
+        from ..utils._io import write_text_atomic
+
+        write_text_atomic(args.report, json.dumps(report.to_dict(), indent=2) + "\n")
     return 0 if report.ok else 1
 
 

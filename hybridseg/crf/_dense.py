@@ -282,10 +282,10 @@ class DenseCRF(BaseRefiner):
     _parameter_constraints = {
         "n_iter": [Interval(numbers.Integral, 0, None)],
         "gaussian_sxy": [Interval(numbers.Real, 0, None, closed="neither")],
-        "gaussian_weight": [Interval(numbers.Real, 0, None)],
+        "gaussian_weight": [Interval(numbers.Real, 0, np.inf, closed="left")],
         "bilateral_sxy": [Interval(numbers.Real, 0, None, closed="neither")],
         "bilateral_srgb": [Interval(numbers.Real, 0, None, closed="neither")],
-        "bilateral_weight": [Interval(numbers.Real, 0, None)],
+        "bilateral_weight": [Interval(numbers.Real, 0, np.inf, closed="left")],
         "compat": [StrOptions({"potts", "learn"}), "array-like"],
         "extra_kernels": [None, list, tuple],
         "spacing": [None, "array-like"],

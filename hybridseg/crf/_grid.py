@@ -10,7 +10,12 @@ from ..base import BaseRefiner
 from ..utils._parallel import parallel_map
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba
-from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
+from ..utils._validation import (
+    check_image_and_scores,
+    check_kind,
+    check_label_maps,
+    check_labelled,
+)
 
 __all__ = ["GridCRF"]
 
@@ -73,8 +78,8 @@ class GridCRF(BaseRefiner):
     _parameter_constraints = {
         "connectivity": [numbers.Integral],
         "pairwise": [StrOptions({"potts", "contrast"}), "array-like"],
-        "weight": [Interval(numbers.Real, 0, None)],
-        "beta": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
+        "weight": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "beta": [StrOptions({"auto"}), Interval(numbers.Real, 0, np.inf, closed="left")],
         "method": [StrOptions({"expansion", "swap", "trws", "icm", "mean_field"})],
         "n_iter": [Interval(numbers.Integral, 1, None)],
         "weight_grid": [None, "array-like"],
@@ -256,6 +261,7 @@ class GridCRF(BaseRefiner):
         k = U.n_classes
         labels = check_label_maps(y, name="y", shapes=[im.shape[:2] for im in U.images],
                                   n_classes=k, ignore_index=255)
+        check_labelled(labels)
         grid = (np.concatenate([[0.0], np.geomspace(0.05, 20.0, 13)])
                 if self.weight_grid is None else np.asarray(self.weight_grid, float).ravel())
         if grid.size == 0 or not (np.isfinite(grid) & (grid >= 0)).all():

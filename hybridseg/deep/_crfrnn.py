@@ -271,6 +271,8 @@ class CRFRNN(nn.Module):
         if not logits.is_floating_point():
             raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
         c = images.shape[1]
+        if c == 0:
+            raise ValueError(f"images have no channels: shape {tuple(images.shape)}")
         if self.image_channels is not None and c != self.image_channels:
             raise ValueError(f"images have {c} channels but the layer was built for "
                              f"{self.image_channels}-channel images")
@@ -283,6 +285,7 @@ class CRFRNN(nn.Module):
     def kernels(self, image, dtype):
         """The two normalised kernels of one ``(C, H, W)`` image (built once, reused by
         every iteration and channel)."""
+        from ..crf._dense import _check_feature_range
         from ..crf._torch_lattice import NormalizedKernel, grid_positions
 
         c, h, w = image.shape
@@ -291,6 +294,9 @@ class CRFRNN(nn.Module):
         pos_b = grid_positions((h, w), self.bilateral_sxy, device)
         colour = image.detach().to(torch.float64).reshape(c, -1).T / self.bilateral_srgb
         feats_b = torch.cat([pos_b, colour], 1)
+        # DenseCRF's guard: features beyond the lattice's int32 keys would crash it.
+        _check_feature_range(float(pos_g.abs().max()), pos_g.shape[1], "Gaussian")
+        _check_feature_range(float(feats_b.abs().max()), feats_b.shape[1], "bilateral")
         if self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
                                       and dtype == torch.float32):
             # The numba lattice reads float32 features, as DenseCRF builds them.
@@ -323,6 +329,9 @@ class CRFRNN(nn.Module):
             self.image_channels = int(images.shape[1])
         if self.n_iter == 0:
             return logits
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            # the lattice runs in float32 or float64: half logits come back as half
+            return self.forward(logits.float(), images).to(logits.dtype)
         n, k, h, w = logits.shape
         dtype = logits.dtype
         wg = self.gaussian_weight.to(dtype)

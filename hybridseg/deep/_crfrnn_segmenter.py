@@ -356,8 +356,8 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         unary.model_ = model.unary
         self.unary_ = unary
         self.model_ = model
-        for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",
-                     "n_classes_", "classes_", "device_", "_use_amp", "_void"):
+        for name in ("mean_", "std_", "input_unit_", "input_range_", "n_channels_",
+                     "stride_", "n_classes_", "classes_", "device_", "_use_amp", "_void"):
             if hasattr(unary, name):
                 setattr(self, name, getattr(unary, name))
         self.stride_ = model.stride
@@ -422,8 +422,8 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             seg = cls(**params)
         start = seg._start()
         unary = seg._settings()
-        for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",
-                     "n_classes_", "classes_"):
+        for name in ("mean_", "std_", "input_unit_", "input_range_", "n_channels_",
+                     "stride_", "n_classes_", "classes_"):
             if name in fitted:
                 setattr(unary, name, fitted[name])
         k, c = int(fitted["n_classes_"]), int(fitted["n_channels_"])

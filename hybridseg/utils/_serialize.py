@@ -27,6 +27,7 @@ import pickle
 import platform
 import sys
 import zipfile
+import zlib
 
 from ._io import write_atomic
 
@@ -180,7 +181,11 @@ def _open(path):
     not_ours = f"{path} is not a hybridseg model file (written by hybridseg.save)"
     if not zipfile.is_zipfile(path):
         raise ValueError(not_ours)
-    zf = zipfile.ZipFile(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is a damaged zip archive, not a readable model file "
+                         f"({exc})") from exc
     names = set(zf.namelist())
     if _HEADER not in names:
         zf.close()
@@ -189,16 +194,20 @@ def _open(path):
         raise ValueError(not_ours)
     try:
         header = json.loads(zf.read(_HEADER))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error):
         zf.close()
-        raise ValueError(f"{not_ours}: its header is not JSON") from None
+        raise ValueError(f"{not_ours}: its header is damaged or not JSON") from None
     if not isinstance(header, dict) or header.get("magic") != _MAGIC:
         zf.close()
         raise ValueError(not_ours)
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    written = _written_by(header)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         zf.close()
-        written = header.get("versions", {}).get("hybridseg", "an unknown version")
+        raise ValueError(f"{path} has format version {version!r} (written by hybridseg "
+                         f"{written}), not a positive integer: the file is damaged")
+    if version > FORMAT_VERSION:
+        zf.close()
         raise ValueError(f"{path} has format version {version} (written by hybridseg "
                          f"{written}), newer than this hybridseg reads ({FORMAT_VERSION}); "
                          "upgrade hybridseg")
@@ -233,18 +242,35 @@ def read_header(path):
 
 def load(path):
     """Read an estimator written by ``save`` (``hybridseg.load`` documents it)."""
-    zf, _ = _open_ours(path)
-    with zf:
-        tensors = {}
-        if _TENSORS in zf.namelist():
-            try:
-                import torch
-            except ImportError:
-                raise ImportError(f"{os.fspath(path)} holds torch networks; install torch "
-                                  "to load it") from None
-            tensors = torch.load(io.BytesIO(zf.read(_TENSORS)), map_location="cpu",
-                                 weights_only=True)
+    zf, header = _open_ours(path)
+    torch = None
+    if _TENSORS in zf.namelist():
         try:
+            import torch
+        except ImportError:
+            zf.close()
+            raise ImportError(f"{os.fspath(path)} holds torch networks; install torch "
+                              "to load it") from None
+    try:
+        with zf:
+            tensors = {}
+            if torch is not None:
+                tensors = torch.load(io.BytesIO(zf.read(_TENSORS)), map_location="cpu",
+                                     weights_only=True)
             return _Unpickler(io.BytesIO(zf.read(_PICKLE)), tensors).load()
-        except (pickle.UnpicklingError, EOFError, KeyError) as exc:
-            raise ValueError(f"{os.fspath(path)} is damaged: {exc}") from exc
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"{os.fspath(path)} needs the module {exc.name!r}, which this "
+                         f"installation lacks (written by hybridseg {_written_by(header)}); "
+                         "install what it was written with") from exc
+    except Exception as exc:  # a damaged member: zip, zlib, pickle or torch errors
+        raise ValueError(f"{os.fspath(path)} is damaged and cannot be read "
+                         f"({type(exc).__name__}: {exc}; written by hybridseg "
+                         f"{_written_by(header)})") from exc
+
+
+def _written_by(header):
+    """The hybridseg version a file's header names, for messages."""
+    versions = header.get("versions")
+    if isinstance(versions, dict) and isinstance(versions.get("hybridseg"), str):
+        return versions["hybridseg"]
+    return "an unknown version"

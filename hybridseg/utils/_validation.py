@@ -304,6 +304,27 @@ def check_label_maps(y, *, name="y", shapes=None, n_classes=None, ignore_index=2
     ]
 
 
+def check_labelled(labels, *, ignore_index=255, name="y"):
+    """Refuse label maps in which every pixel is void: nothing to learn from.
+
+    Parameters
+    ----------
+    labels : sequence of (H, W) ndarray of int
+        Checked label maps (``check_label_maps``).
+    ignore_index : int or None, default=255
+    name : str
+        The argument's name, for messages.
+
+    Raises
+    ------
+    ValueError
+        When no pixel has a label other than ``ignore_index``.
+    """
+    if ignore_index is not None and all((m == ignore_index).all() for m in labels):
+        raise ValueError(f"{name} holds no labelled pixel: every pixel is ignore_index "
+                         f"({ignore_index})")
+
+
 def check_scores(
     scores, *, kind="proba", name="scores", spatial_shape=None, n_classes=None
 ):

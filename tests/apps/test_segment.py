@@ -516,7 +516,8 @@ def test_workers_that_cannot_load_the_model_stop_the_run(tmp_path, sample, image
                  "--n-jobs", "2", "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"hybridseg segment: error: the workers cannot load the model "
-                          f"{model}: No module named 'ghostseg'")
+                          f"{model}: {model} needs the module 'ghostseg', which this "
+                          "installation lacks")
     assert len(err.splitlines()) == 1
 
 
@@ -532,3 +533,17 @@ def test_label_maps_are_uint8_then_uint16_and_refuse_more_than_png_holds():
     with pytest.raises(ValueError, match="65537 classes: a uint16 label map holds at most "
                                          "65536"):
         labels_from_proba(np.zeros((1, 1, 65537), np.float32), wide_dtype=np.uint16)
+
+
+def test_report_and_output_paths_that_are_taken(tmp_path, images, pixel_model):
+    precious = tmp_path / "precious.json"
+    precious.write_text('{"mine": 1}')
+    assert main(["segment", str(images), str(tmp_path / "out"), "--model", str(pixel_model),
+                 "--report", str(precious), "--quiet"]) != 0
+    assert precious.read_text() == '{"mine": 1}'  # never written over without --overwrite
+    # a folder at an output path is a failure, not a skip
+    out = tmp_path / "out2"
+    (out / "a.png").mkdir(parents=True)
+    assert main(["segment", str(images), str(out), "--model", str(pixel_model),
+                 "--quiet"]) == 1
+    assert sorted(_tree(out)) == sorted(set(EXPECTED) - {"a.png"})

@@ -309,3 +309,11 @@ def test_volume_and_kernel_errors(rng):
     with pytest.raises(ValueError, match="return_trace"):
         DenseCRF(backend="pydensecrf").refine(image, logits, kind="logits",
                                               return_trace=True)
+
+
+@pytest.mark.parametrize("name", ["gaussian_weight", "bilateral_weight"])
+def test_infinite_kernel_weights_are_refused(name):
+    im = np.zeros((8, 8, 3), np.uint8)
+    p = np.full((8, 8, 2), 0.5, np.float32)
+    with pytest.raises(ValueError, match=f"'{name}' parameter of DenseCRF"):
+        DenseCRF(**{name: np.inf}).refine(im, p)

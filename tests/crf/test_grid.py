@@ -129,3 +129,13 @@ def test_trws_takes_compatibilities_expansion_refuses(rng):
     mu = np.array([[0.0, 1.0, 5.0], [1.0, 0.0, 1.0], [5.0, 1.0, 0.0]])
     q = GridCRF(pairwise=mu, method="trws").refine(image, logits, kind="logits")
     np.testing.assert_allclose(q.sum(-1), 1)
+
+
+def test_infinite_weights_and_all_void_labels_are_refused():
+    im = np.zeros((8, 8, 3), np.uint8)
+    p = np.full((8, 8, 2), 0.5, np.float32)
+    for params in ({"weight": np.inf}, {"beta": np.inf}):
+        with pytest.raises(ValueError, match=f"'{next(iter(params))}' parameter of GridCRF"):
+            GridCRF(**params).refine(im, p)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        GridCRF().fit(Unaries([im], [p], kind="proba"), [np.full((8, 8), 255, np.uint8)])

@@ -285,3 +285,28 @@ def test_close_to_the_oracle_with_exact_gaussian_kernels(engine, dtype):
     assert (p.argmax(1) == ref_p.argmax(1)).mean() > 0.95
     for got, want in zip(grads, ref_grads):
         assert np.linalg.norm(got - want) < 0.25 * np.linalg.norm(want)
+
+
+def test_features_beyond_the_lattice_are_refused_not_crashed():
+    # DenseCRF's guard: these once ended the process with signal 11
+    with pytest.raises(ValueError, match="Gaussian kernel is too small"):
+        CRFRNN(2, gaussian_sxy=1e-9)(torch.zeros(1, 2, 8, 8), torch.zeros(1, 3, 8, 8))
+    huge = torch.zeros(1, 3, 8, 8)
+    huge[..., 4:] = 2e30
+    for engine in ("numba", "torch"):
+        with pytest.raises(ValueError, match="bilateral kernel is too small"):
+            CRFRNN(2, engine=engine)(torch.randn(1, 2, 8, 8), huge)
+    with pytest.raises(ValueError, match="images have no channels"):
+        CRFRNN(2)(torch.randn(1, 2, 8, 8), torch.zeros(1, 0, 8, 8))
+    with pytest.raises(ValueError, match="'gaussian_weight' parameter of CRFRNN"):
+        CRFRNN(2, gaussian_weight=float("inf"))
+
+
+def test_half_precision_logits_come_back_in_half_precision():
+    logits = torch.randn(1, 3, 8, 9)
+    images = torch.randint(0, 256, (1, 3, 8, 9)).float()
+    layer = CRFRNN(3, n_iter=2)
+    out = layer(logits.half(), images)
+    assert out.dtype == torch.float16
+    ref = layer(logits.half().float(), images)
+    torch.testing.assert_close(out.float(), ref, atol=1e-2, rtol=1e-2)

@@ -3,6 +3,7 @@ outputs, fixed K), clone, save/load, determinism, tiling, validation and bad inp
 
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -484,3 +485,20 @@ def test_the_shipped_camvid_unet(tmp_path, monkeypatch):
     crf = load_pretrained("camvid-unet-crfrnn", device="cpu")
     assert isinstance(crf, CRFRNNSegmenter) and crf.n_classes_ == 11
     assert crf.score([data.images[i] for i in test], [data.labels[i] for i in test]) > 0.35
+
+
+def test_images_read_outside_the_fitted_range_warn():
+    X, y = _data(n=2)
+    seg = _seg(epochs=1).fit(X, y)  # uint8 images, read in [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        seg.predict([x / 255.0 for x in X])  # floats in [0, 1]: the same reading
+        seg.predict([x.astype(np.uint16) * 257 for x in X])
+    with pytest.warns(UserWarning, match=r"X\[0\] \(float32\) is read in \[.*labels may be"):
+        seg.predict([x.astype(np.float32) for x in X])  # 8-bit values as floats
+
+
+def test_all_void_labels_are_refused():
+    X, y = _data(n=2)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        _seg(epochs=1).fit(X, [np.full_like(m, 255) for m in y])
