@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .utils._validation import (
+    _native,
     check_ignore_index,
     check_label_map,
     check_n_classes,
@@ -46,9 +47,7 @@ def _as_maps(y, name):
     """Split ``y`` into a list of 2-D arrays without copying or scanning the values."""
     maps = []
     for i, m in enumerate(label_map_items(y, name)):
-        a = np.asarray(m)
-        if not a.dtype.isnative:  # big-endian maps: the kernels read native byte order
-            a = a.astype(a.dtype.newbyteorder("="))
+        a = _native(np.asarray(m))
         if a.dtype == bool:
             a = a.view(np.uint8)
         elif a.dtype.kind not in "ui":

@@ -15,6 +15,10 @@ from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba, softmax
 from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
 
+# A pairwise weight: beyond 1e6 the labels are constant anyway, and messages of a larger
+# one overflow float32 into NaN.
+_WEIGHT = Interval(numbers.Real, 0, 1e6)
+
 __all__ = ["DenseCRF", "Kernel", "MeanFieldTrace"]
 
 # Lattice keys are int32: scaled features must stay well inside that range.
@@ -282,10 +286,10 @@ class DenseCRF(BaseRefiner):
     _parameter_constraints = {
         "n_iter": [Interval(numbers.Integral, 0, None)],
         "gaussian_sxy": [Interval(numbers.Real, 0, None, closed="neither")],
-        "gaussian_weight": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "gaussian_weight": [_WEIGHT],
         "bilateral_sxy": [Interval(numbers.Real, 0, None, closed="neither")],
         "bilateral_srgb": [Interval(numbers.Real, 0, None, closed="neither")],
-        "bilateral_weight": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "bilateral_weight": [_WEIGHT],
         "compat": [StrOptions({"potts", "learn"}), "array-like"],
         "extra_kernels": [None, list, tuple],
         "spacing": [None, "array-like"],

@@ -16,8 +16,10 @@ from ..utils._validation import (
     check_label_maps,
     check_labelled,
 )
+from ._dense import _WEIGHT
 
 __all__ = ["GridCRF"]
+
 
 class GridCRF(BaseRefiner):
     """Grid CRF: unary costs plus pairwise terms between neighbouring pixels.
@@ -78,7 +80,7 @@ class GridCRF(BaseRefiner):
     _parameter_constraints = {
         "connectivity": [numbers.Integral],
         "pairwise": [StrOptions({"potts", "contrast"}), "array-like"],
-        "weight": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "weight": [_WEIGHT],
         "beta": [StrOptions({"auto"}), Interval(numbers.Real, 0, np.inf, closed="left")],
         "method": [StrOptions({"expansion", "swap", "trws", "icm", "mean_field"})],
         "n_iter": [Interval(numbers.Integral, 1, None)],

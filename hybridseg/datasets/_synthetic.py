@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..utils._param_validation import Interval, validate_parameter_constraints
 from ..utils._validation import check_label_maps, check_n_classes
 
 __all__ = ["make_noisy_scores"]
@@ -68,9 +71,15 @@ def make_noisy_scores(
     """
     n_classes = check_n_classes(n_classes)
     labels = check_label_maps(y, name="y", n_classes=n_classes, ignore_index=ignore_index)
-    for name, value in (("blur", blur), ("noise", noise), ("n_patches", n_patches)):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    # Bounds that keep every logit finite in float32.
+    validate_parameter_constraints({
+        "blur": [Interval(numbers.Real, 0, 1e6)],
+        "scale": [Interval(numbers.Real, -1e30, 1e30)],
+        "noise": [Interval(numbers.Real, 0, 1e30)],
+        "n_patches": [Interval(numbers.Integral, 0, 10_000)],
+        "patch_boost": [Interval(numbers.Real, -1e30, 1e30)],
+    }, {"blur": blur, "scale": scale, "noise": noise, "n_patches": n_patches,
+        "patch_boost": patch_boost}, caller_name="make_noisy_scores")
     rng = np.random.default_rng(random_state)
     out = []
     for label in labels:

@@ -23,7 +23,8 @@ nn = torch.nn
 __all__ = ["CRFRNN", "UnaryCRF"]
 
 _POSITIVE = Interval(numbers.Real, 0, np.inf, closed="neither")
-_FINITE = Interval(numbers.Real, -np.inf, np.inf, closed="neither")
+# Kernel weights: finite, and small enough that messages stay finite in float32.
+_FINITE = Interval(numbers.Real, -1e6, 1e6)
 
 
 class _MeanFieldNumba(torch.autograd.Function):

@@ -79,6 +79,14 @@ def check_ignore_index(ignore_index, *, name="ignore_index"):
     return int(ignore_index)
 
 
+def _native(arr):
+    """``arr`` in the machine's byte order (a big-endian copy is converted once here, at
+    the boundary: numba kernels and torch read native byte order only)."""
+    if arr.dtype.kind in "uifb" and not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
 def check_image(image, *, name="image"):
     """Validate one image.
 
@@ -104,7 +112,7 @@ def check_image(image, *, name="image"):
     """
     if image is None:
         raise TypeError(f"{name} must be an (H, W) or (H, W, C) array, got None")
-    arr = np.asarray(image)
+    arr = _native(np.asarray(image))
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if arr.dtype.kind not in "uif":
@@ -209,7 +217,7 @@ def check_label_map(y, *, name="y", shape=None, n_classes=None, ignore_index=255
     """
     if y is None:
         raise TypeError(f"{name} must be an (H, W) integer label map, got None")
-    arr = np.asarray(y)
+    arr = _native(np.asarray(y))
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     elif arr.dtype.kind == "f":

@@ -311,9 +311,22 @@ def test_volume_and_kernel_errors(rng):
                                               return_trace=True)
 
 
+@pytest.mark.parametrize("value", [np.inf, 1e300, np.nan])
 @pytest.mark.parametrize("name", ["gaussian_weight", "bilateral_weight"])
-def test_infinite_kernel_weights_are_refused(name):
+def test_weights_that_would_give_nan_are_refused(name, value):
     im = np.zeros((8, 8, 3), np.uint8)
     p = np.full((8, 8, 2), 0.5, np.float32)
     with pytest.raises(ValueError, match=f"'{name}' parameter of DenseCRF"):
-        DenseCRF(**{name: np.inf}).refine(im, p)
+        DenseCRF(**{name: value}).refine(im, p)
+
+
+def test_big_endian_images_give_the_native_result_on_every_backend():
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 60000, (16, 16, 3)).astype(">u2")
+    p = rng.dirichlet(np.ones(3), (16, 16)).astype(np.float32)
+    native = DenseCRF(bilateral_srgb=3000).refine(im.astype("<u2"), p)
+    for backend in ("numba", "torch"):
+        if backend == "torch":
+            pytest.importorskip("torch")
+        out = DenseCRF(bilateral_srgb=3000, backend=backend, device="cpu").refine(im, p)
+        assert (out.argmax(-1) == native.argmax(-1)).mean() >= 0.995

@@ -46,3 +46,11 @@ def test_bad_input():
         make_noisy_scores([stripes(k=4)], 2)
     with pytest.raises(ValueError, match="blur"):
         make_noisy_scores([stripes()], 4, blur=-1)
+
+
+@pytest.mark.parametrize("params", [{"scale": np.nan}, {"patch_boost": np.inf},
+                                    {"noise": 1e300}, {"blur": -1}, {"n_patches": 2.5}])
+def test_parameters_that_would_give_non_finite_scores_are_refused(params):
+    y = [np.zeros((8, 8), np.uint8)]
+    with pytest.raises(ValueError, match=f"'{next(iter(params))}' parameter"):
+        make_noisy_scores(y, 2, **params)

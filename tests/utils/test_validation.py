@@ -170,3 +170,13 @@ def test_check_image_and_scores_images_and_volumes():
         check_image_and_scores(np.zeros((2, 4, 5)), bad, kind="logits")
     with pytest.raises(ValueError, match="but its image is"):
         check_image_and_scores(np.zeros((4, 6)), np.zeros((4, 5, 2)), kind="logits")
+
+
+def test_big_endian_inputs_come_back_in_native_byte_order():
+    from hybridseg.utils import check_image, check_label_map
+
+    im = np.arange(12, dtype=">u2").reshape(3, 4)
+    lab = np.arange(12, dtype=">i4").reshape(3, 4) % 3
+    for out, ref in ((check_image(im), im), (check_label_map(lab), lab)):
+        assert out.dtype.isnative
+        np.testing.assert_array_equal(out, ref)
