@@ -6,7 +6,10 @@ import numba
 import numpy as np
 from numba import prange
 
+from .utils._parallel import serialized_launches
 
+
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def accumulate_confusion(y_true, y_pred, n_classes, ignore_index, has_ignore, n_threads, out):
     """Add one pair of ``(H, W)`` label maps to the ``(K, K)`` int64 matrix ``out``.
@@ -75,6 +78,7 @@ def _has_match(edge, labels, k, i, j, d_rows, d_cols):
     return 0
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def boundary_counts(y_true, y_pred, n_classes, ignore_index, has_ignore, d_rows, d_cols,
                     n_threads):

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..utils._parallel import serialized_launches
 from ..utils._validation import check_image
 
 __all__ = ["quadtree_split"]
@@ -84,6 +85,7 @@ def _check_sizes(min_size, max_size):
     return int(min_size), (None if max_size is None else int(max_size))
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _base_level(gray, s, mn, mx):
     """Min and max of every ``s x s`` block of the image (clipped at the edges)."""
@@ -108,6 +110,7 @@ def _base_level(gray, s, mn, mx):
             mx[bi, bj] = hi
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _up_level(mn0, mx0, mn1, mx1):
     """Min and max of each 2 x 2 group of blocks of the level below."""
@@ -206,6 +209,7 @@ def _grow(a, cap):
     return out
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _paint(rows, cols, hs, ws, out):
     """Write each block's id over its pixels."""

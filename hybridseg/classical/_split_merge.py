@@ -20,6 +20,7 @@ from numba import prange
 from sklearn.utils.validation import check_is_fitted
 
 from ..base import BaseSegmenter
+from ..utils._parallel import serialized_launches
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._validation import check_images
 from ._quadtree import _check_sizes, check_threshold, split_blocks, to_gray
@@ -27,6 +28,7 @@ from ._quadtree import _check_sizes, check_threshold, split_blocks, to_gray
 __all__ = ["SplitMerge"]
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _paint_sums(gray, rows, cols, hs, ws, ids, sums, sqs):
     """Write block ids over their pixels; sum and sum of squares of each block."""
@@ -43,6 +45,7 @@ def _paint_sums(gray, rows, cols, hs, ws, ids, sums, sqs):
         sqs[b] = q
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _border_edges(ids, rows, cols, hs, ws, offsets, out):
     """Neighbour pairs along each block's right and bottom border (-1 where unused).
@@ -161,6 +164,7 @@ def _compact(parent, first_order):
     return lut, k
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _relabel(ids, lut):
     h, w = ids.shape

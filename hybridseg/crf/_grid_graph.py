@@ -20,6 +20,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..utils._parallel import serialized_launches
+
 __all__ = [
     "adjacency",
     "contrast_beta",
@@ -244,6 +246,7 @@ def _mean_field_sweeps(cost, ptr, nbr, wgt, mu, q, n_sweeps):
                 q[i, c] = local[c] / s
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _softmax_neg(cost, q):
     n, k = cost.shape

@@ -21,9 +21,12 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..utils._parallel import serialized_launches
+
 # --------------------------------------------------------------------------- embedding
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _embed(features, n_chunks, rem0_out, rank_out, bary_out):
     """Per point: the remainder-0 lattice point, the simplex ranks, barycentric weights."""
@@ -163,6 +166,7 @@ def _insert_all(rem0, rank, d):
     return offsets, keys[:filled].copy(), table, filled
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _neighbours(keys, table, d):
     """``(d + 1, M, 2)`` indices of the two neighbours along each lattice direction.
@@ -192,6 +196,7 @@ def _neighbours(keys, table, d):
 # --------------------------------------------------------------------------- filtering
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _splat(offsets, weights, values, n_lattice, n_chunks):
     """Sum ``weights * values`` onto the lattice: ``(M + 1, C)``, the last row zero."""
@@ -214,6 +219,7 @@ def _splat(offsets, weights, values, n_lattice, n_chunks):
     return out
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _blur(values, neighbours, reverse):
     """One pass of ``(0.5, 1, 0.5)`` along each of the ``d + 1`` lattice directions.
@@ -235,6 +241,7 @@ def _blur(values, neighbours, reverse):
     return values
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _slice_add(offsets, weights, lattice_values, out):
     """``out += sum_r weights * lattice_values[offsets]`` for every point."""

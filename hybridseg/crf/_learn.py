@@ -28,11 +28,13 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..utils._parallel import serialized_launches
 from ._meanfield import _FASTMATH, _softmax_inplace, _softmax_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _softmax_backward(q, grad_q, out):
     """``out = q * (grad_q - sum_c grad_q * q)``, the gradient through a row softmax."""
@@ -45,6 +47,7 @@ def _softmax_backward(q, grad_q, out):
             out[i, c] = q[i, c] * (grad_q[i, c] - s)
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _log_loss_grad(q, labels, pixel_weights, grad):
     """Weighted log loss of ``q`` at ``labels`` (``-1``: no label) and its gradient with
@@ -65,6 +68,7 @@ def _log_loss_grad(q, labels, pixel_weights, grad):
     return total
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _update(neg_unary, msg, mu, potts, q):
     """``q = softmax(-U - msg mu^T)`` (``-U + msg`` for Potts, whose ``mu`` is ``-I``)."""
@@ -81,6 +85,7 @@ def _update(neg_unary, msg, mu, potts, q):
         _softmax_inplace(q[i])
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _times_mu(grad, mu, potts, out):
     """``out = grad mu`` (``-grad`` for Potts)."""
@@ -96,6 +101,7 @@ def _times_mu(grad, mu, potts, out):
                 out[i, c] = acc
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _dot_and_axpy(h, q, weight, grad_q):
     """Return ``<h, q>`` (float64) and do ``grad_q -= weight * h``, in one pass."""

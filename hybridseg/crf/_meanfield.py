@@ -10,6 +10,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
+from ..utils._parallel import serialized_launches
 from ._lattice import Lattice, _blur, _splat
 
 # pydensecrf's symmetric normalisation adds this to the filtered ones before the square root.
@@ -76,6 +77,7 @@ def _softmax_inplace(row):
         row[c] *= inv
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _softmax_rows(logits, out):
     """Row-wise softmax of ``(N, K)`` float32 into ``out``."""
@@ -86,6 +88,7 @@ def _softmax_rows(logits, out):
         _softmax_inplace(out[i])
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _potts_update(neg_unary, messages, q):
     """``q = softmax(-U + messages)`` row by row, then ``messages = 0`` for the next pass.
@@ -106,6 +109,7 @@ def _potts_update(neg_unary, messages, q):
 _FASTMATH = {"reassoc", "nsz", "contract", "nnan", "ninf"}
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _slice_potts_update(neg_unary, offsets, weights, lattices, q, k, n_chunks):
     """``q = softmax(-U + sum_t slice_t(lattices[t]))`` row by row: the slices of every
@@ -140,6 +144,7 @@ def _slice_potts_update(neg_unary, offsets, weights, lattices, q, k, n_chunks):
                 q[i, c] = row[c]
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _slice_sum(offsets, weights, lattices, coefs, other, want_dots, out, dots, n_chunks):
     """``out = sum_t coefs[t] S_t`` with ``S_t`` the slice of kernel ``t`` (its vertex
@@ -179,6 +184,7 @@ def _slice_sum(offsets, weights, lattices, coefs, other, want_dots, out, dots, n
                 out[i, c] = acc[c]
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _neg_unary_rows(scores, take_log, out):
     """``out[:, :k] = log(max(scores, 1e-30))`` (or ``scores``), padding columns ``-1e30``.
@@ -238,6 +244,7 @@ class PairwiseKernel:
         )
 
 
+@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _free_energy(unary, q, messages, mu, potts):
     """Mean-field free energy ``E_Q[E] - H(Q)`` of ``q`` given its ``messages``.

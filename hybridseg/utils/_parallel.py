@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["numba_threads_safe", "parallel_map"]
+import functools
+import threading
+
+__all__ = ["numba_threads_safe", "parallel_map", "serialized_launches"]
 
 
 def parallel_map(func, items, n_jobs, *, numba_kernels=False):
@@ -48,3 +51,45 @@ def numba_threads_safe():
         return numba.threading_layer() != "workqueue"
     except ValueError:  # no parallel kernel has run yet
         return True
+
+
+_LAUNCH = threading.RLock()
+_SAFE = []  # [True] once a parallel kernel has run on a layer that takes threads
+
+
+def _launches_may_overlap():
+    """Whether parallel launches from several threads are known to be safe."""
+    if _SAFE:
+        return True
+    import sys
+
+    numba = sys.modules.get("numba")
+    try:
+        safe = numba is not None and numba.threading_layer() != "workqueue"
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return False
+    if safe:
+        _SAFE.append(True)
+    return safe
+
+
+def serialized_launches(kernel):
+    """A numba ``parallel=True`` kernel that any thread may call.
+
+    Where numba's threading layer takes concurrent launches (``omp``, ``tbb``) the kernel
+    is called directly; on the ``workqueue`` layer, which aborts the process when two
+    threads launch at once, and before the layer is known, launches take one lock in
+    turn. So a user's own threads may call ``DenseCRF.refine`` and the other stages at
+    once on any machine. Decorate the kernels that Python code calls (above
+    ``numba.njit``); a kernel called from other jitted code needs no guard.
+    """
+
+    @functools.wraps(kernel)
+    def launch(*args, **kwargs):
+        if _launches_may_overlap():
+            return kernel(*args, **kwargs)
+        with _LAUNCH:
+            return kernel(*args, **kwargs)
+
+    launch.kernel = kernel
+    return launch

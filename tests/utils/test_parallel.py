@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+import textwrap
+
 import joblib
 import numba
 import pytest
@@ -23,3 +28,45 @@ def test_numba_work_runs_serially_on_the_workqueue_layer(monkeypatch):
     assert parallel_map(str, range(4), 2, numba_kernels=True) == ["0", "1", "2", "3"]
     with pytest.raises(AssertionError, match="workqueue"):
         parallel_map(str, range(4), 2)  # work without numba kernels still uses threads
+
+
+def test_user_threads_may_call_the_numba_stages_on_any_threading_layer():
+    """On numba's workqueue layer, concurrent parallel launches from user threads aborted
+    the process (SIGABRT); they now take turns there."""
+    code = textwrap.dedent("""
+        import threading
+        import numpy as np
+        import numba
+        from hybridseg import metrics
+        from hybridseg.crf import DenseCRF
+        rng = np.random.default_rng(0)
+        im = rng.integers(0, 255, (48, 48, 3)).astype(np.uint8)
+        p = rng.dirichlet(np.ones(3), (48, 48)).astype(np.float32)
+        crf, out = DenseCRF(n_iter=3), [None] * 4
+        def work(i):
+            for _ in range(3):
+                out[i] = crf.refine(im, p)
+                metrics.confusion_matrix([out[i].argmax(-1)], [p.argmax(-1)], n_classes=3)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert all(np.array_equal(out[0], o) for o in out)
+        print(numba.threading_layer(), "OK")
+    """)
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["workqueue", "OK"]
+
+
+def test_serialized_launches_keeps_the_kernel_s_result_and_name():
+    from hybridseg.utils._parallel import serialized_launches
+
+    def kernel(a, b=1):
+        """Adds."""
+        return a + b
+
+    launch = serialized_launches(kernel)
+    assert launch(2, b=3) == 5 and launch.kernel is kernel
+    assert launch.__name__ == "kernel" and launch.__doc__ == "Adds."
