@@ -17,9 +17,11 @@ ready-made instance for ``GridSearchCV(scoring=...)``).
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
+from .utils._memory import check_memory
 from .utils._validation import (
     _native,
     check_ignore_index,
@@ -93,9 +95,14 @@ def _confusion(y_true, y_pred, n_classes, ignore_index):
 
     ignore_index = check_ignore_index(ignore_index)
     t, p = _paired_maps(y_true, y_pred)
-    if n_classes is None:
+    inferred = n_classes is None
+    if inferred:
         n_classes = _infer_n_classes(t, p, ignore_index)
     n_classes = check_n_classes(n_classes)
+    hint = (f"n_classes was inferred from the largest label, {n_classes - 1}: pass "
+            "n_classes, or look for stray labels in y_true and y_pred" if inferred else
+            "pass a smaller n_classes")
+    check_memory(8 * n_classes**2, f"a {n_classes} x {n_classes} confusion matrix", hint)
     cm = np.zeros((n_classes, n_classes), np.int64)
     has_ignore = ignore_index is not None
     ign = ignore_index if has_ignore else -1
@@ -340,10 +347,17 @@ def boundary_f1(
     """
     if average not in ("image", None):
         raise ValueError(f"average must be 'image' or None, got {average!r}")
-    if tolerance is not None and (not np.isscalar(tolerance) or not tolerance >= 0):
-        raise ValueError(f"tolerance must be a non-negative number of pixels, got {tolerance!r}")
+    if tolerance is not None:
+        must = f"tolerance must be a finite non-negative number of pixels, got {tolerance!r}"
+        if isinstance(tolerance, (bool, np.bool_)) or not isinstance(tolerance, numbers.Real):
+            raise TypeError(must)
+        if not np.isfinite(tolerance) or tolerance < 0:
+            raise ValueError(must)
     ignore_index = check_ignore_index(ignore_index)
     t_maps, p_maps = _paired_maps(y_true, y_pred)
+    if tolerance is not None:
+        # beyond the largest image's diagonal every boundary pixel is within reach anyway
+        tolerance = min(float(tolerance), max(math.hypot(*m.shape) for m in t_maps))
     if n_classes is None:
         n_classes = _infer_n_classes(t_maps, p_maps, ignore_index)
     n_classes = check_n_classes(n_classes)
@@ -407,6 +421,11 @@ def segmentation_report(
     """
     if n_classes is None and class_names is not None:
         n_classes = len(class_names)
+        t, p = _paired_maps(y_true, y_pred)
+        top = _infer_n_classes(t, p, check_ignore_index(ignore_index))
+        if top > n_classes:
+            raise ValueError(f"class_names has {n_classes} names, but y_true or y_pred "
+                             f"holds label {top - 1}: give one name per class")
     cm = _confusion(y_true, y_pred, n_classes, ignore_index)
     k = cm.shape[0]
     if class_names is None:

@@ -303,3 +303,24 @@ def test_big_endian_label_maps_score_as_native_ones():
                                   metrics.confusion_matrix(*native, n_classes=3))
     assert metrics.boundary_f1([t], [p], n_classes=3) == \
         metrics.boundary_f1(*native, n_classes=3)
+
+
+def test_unclear_inputs_get_errors_that_say_what_to_do():
+    t = np.array([[0, 1], [1, 2]])
+    p = np.array([[0, 1], [2, 2]])
+    with pytest.raises(TypeError, match="tolerance must be a finite"):
+        metrics.boundary_f1([t], [p], n_classes=3, tolerance="2")
+    # a tolerance beyond the image's diagonal is the diagonal (it once asked for 58 TiB)
+    assert metrics.boundary_f1([t], [p], n_classes=3, tolerance=1e6) == \
+        metrics.boundary_f1([t], [p], n_classes=3, tolerance=3.0)
+    with pytest.raises(ValueError, match="class_names has 1 names"):
+        metrics.segmentation_report([t], [p], class_names=["a"])
+
+
+def test_a_stray_huge_label_gets_a_memory_plan_not_a_numpy_error(monkeypatch):
+    from hybridseg.utils import _memory
+
+    monkeypatch.setattr(_memory, "available_memory", lambda: 2**30)
+    with pytest.raises(MemoryError, match=r"70001 x 70001 confusion matrix needs 36\.5 GiB"
+                                          r".*inferred from the largest label, 70000"):
+        metrics.mean_iou([np.array([[0, 70000]])], [np.array([[0, 1]])])

@@ -385,7 +385,10 @@ def _numba_guard():
 def _read_image(path):
     from ..datasets._base import read_image
 
-    image = read_image(path)
+    try:
+        image = read_image(path)
+    except ValueError as exc:  # the report names the file: keep the reason only
+        raise (exc.__cause__ or exc) from None
     if image.ndim not in (2, 3) or image.size == 0:
         raise ValueError(f"is not a 2-D image (array of shape {image.shape})")
     return image

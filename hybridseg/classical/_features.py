@@ -93,9 +93,16 @@ def _n_channels(image):
     return 1 if image.ndim == 2 else image.shape[2]
 
 
+def _blur(channel, sigma):
+    """``channel`` smoothed at ``sigma``, capped at four times its longer side: wider, the
+    reflected image is all but constant (its mean) and scipy's kernel (8 sigma + 1 taps)
+    would not fit in memory."""
+    return ndi.gaussian_filter(channel, min(sigma, 4.0 * max(channel.shape)), mode=_MODE)
+
+
 def _scale_features(channel, sigma, intensity, edges, texture):
     """Yield (name, array) of the multiscale features of one float32 channel at one scale."""
-    smooth = ndi.gaussian_filter(channel, sigma, mode=_MODE)
+    smooth = _blur(channel, sigma)
     if intensity:
         yield f"intensity_s{sigma:g}", smooth
     if edges:
@@ -288,7 +295,7 @@ def _pixel_features(image, sigmas, intensity, edges, texture, color, position, s
         described.extend((name.split("_")[1], c) for name, c in colour)
         for s in color_sigmas(sigmas):
             parts.extend(
-                (f"{name}_s{s:g}", ndi.gaussian_filter(c, s, mode=_MODE)) for name, c in colour
+                (f"{name}_s{s:g}", _blur(c, s)) for name, c in colour
             )
     if position:
         rows = (np.arange(h, dtype=np.float32) + np.float32(0.5)) / np.float32(h)

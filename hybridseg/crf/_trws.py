@@ -198,6 +198,9 @@ def trws(cost, edges, w, mu, *, n_iter=10, tol=1e-7):
     labels = np.zeros(n, np.int64)
     best_labels, best_energy = cost.argmin(1), np.inf
     energies, bounds = [], []
+    if n_iter < 1:
+        raise ValueError(f"n_iter must be at least 1 for TRW-S (a pass gives its labels and "
+                         f"bound), got {n_iter}")
     for _ in range(n_iter):
         _pass(cost, edges, w, mu, mu_t, potts, ptr, inc, first, gamma, to_b, to_a, True, labels)
         energy = labelling_energy(cost, labels, edges, w, mu)

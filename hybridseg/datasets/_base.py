@@ -95,16 +95,23 @@ def read_image(path):
 
     16-bit gray images stay uint16.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L"):
-            return np.asarray(im, dtype=np.uint16)
-        if im.mode in ("RGBA", "LA", "P", "CMYK", "YCbCr", "HSV"):
-            im = im.convert("RGB")
-        elif im.mode == "1":
-            im = im.convert("L")
-        arr = np.asarray(im)
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L"):
+                return np.asarray(im, dtype=np.uint16)
+            if im.mode in ("RGBA", "LA", "P", "CMYK", "YCbCr", "HSV"):
+                im = im.convert("RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path} cannot be read as an image: {exc}") from exc
+    except OSError as exc:  # a truncated or damaged file (a missing one stays as it is)
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} cannot be read as an image: {exc}") from exc
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     return np.ascontiguousarray(arr)

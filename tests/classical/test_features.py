@@ -218,3 +218,13 @@ def test_colour_alone_is_enough_for_rgb_images(rng):
     f = pixel_features(image, intensity=False, edges=False, texture=False, position=False,
                        sigmas=(1, 2))
     assert f.shape == (5, 6, 4)
+
+
+def test_a_sigma_far_beyond_the_image_gives_its_mean_not_a_memory_error():
+    from hybridseg.classical import pixel_features
+
+    rng = np.random.default_rng(0)
+    image = rng.random((12, 16)).astype(np.float32)
+    huge = pixel_features(image, sigmas=(1e9,), edges=False, texture=False,
+                          position=False)
+    np.testing.assert_allclose(huge[..., 0], image.mean(), atol=1e-3)

@@ -52,3 +52,10 @@ def test_close_to_expansion_on_a_larger_potts_grid(rng):
     assert energies[-1] <= 1.01 * e_exp[-1]
     # The gap closes to a fraction of a percent on such problems.
     assert (energies[-1] - bounds[-1]) / abs(bounds[-1]) < 0.01
+
+
+def test_zero_passes_are_refused_with_a_reason():
+    edges, w = grid_edges((2, 3), 4)
+    cost = np.zeros((6, 2))
+    with pytest.raises(ValueError, match="n_iter must be at least 1 for TRW-S"):
+        trws(cost, edges, w, np.ones((2, 2)) - np.eye(2), n_iter=0)

@@ -356,3 +356,16 @@ def test_missing_or_empty_folders(tmp_path):
     img_dir, _, _, _ = _make(tmp_path, names=("a",))
     with pytest.raises(FileNotFoundError, match="labels_dir"):
         load_folder(img_dir, tmp_path / "absent_labels")
+
+
+def test_a_truncated_image_is_named(tmp_path):
+    from PIL import Image
+
+    from hybridseg.datasets import load_folder
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"a\.png cannot be read as an image"):
+        load_folder(tmp_path)
