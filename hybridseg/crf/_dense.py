@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from ..base import BaseRefiner
+from ..utils._memory import check_memory
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba, softmax
 from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
@@ -360,6 +361,21 @@ class DenseCRF(BaseRefiner):
         ]
         return specs + list(self.extra_kernels or ())
 
+    def _check_memory(self, spatial, k):
+        """The memory plan of one ``refine`` on the CPU, before anything is allocated:
+        ``python benchmarks/bench_dense_crf_memory.py`` (random colour images of
+        1000x1000 and 1500x1500, K = 5 and 21) fits the peak to about 35 bytes per pixel
+        and class (the mean field's ``(N, K)`` arrays) and 235 per pixel (the lattices);
+        the plan counts 36 and 240. The exact backend holds an ``(N, N)`` kernel."""
+        n = int(np.prod(spatial))
+        size = "x".join(str(d) for d in spatial)
+        if self.backend == "exact":
+            need, how = 8 * n * n, "use backend='numba' (the exact backend is for tiny images)"
+        else:
+            need = n * (36 * k + 240)
+            how = "refine the image in overlapping tiles, or with fewer classes"
+        check_memory(need, f"a dense CRF on a {size} image with {k} classes", how)
+
     def _weights(self):
         """The kernel weights in use: learned ones once fitted, else the given ones."""
         given = np.array([spec.weight for spec in self._kernel_specs()], dtype=np.float64)
@@ -524,6 +540,7 @@ class DenseCRF(BaseRefiner):
             return q.reshape(*spatial, k)
         from ._meanfield import mean_field
 
+        self._check_memory(spatial, k)
         start = time.perf_counter()
         kernels = self._build_kernels(image, spatial, features, self._weights())
         build = time.perf_counter() - start

@@ -330,3 +330,16 @@ def test_big_endian_images_give_the_native_result_on_every_backend():
             pytest.importorskip("torch")
         out = DenseCRF(bilateral_srgb=3000, backend=backend, device="cpu").refine(im, p)
         assert (out.argmax(-1) == native.argmax(-1)).mean() >= 0.995
+
+
+def test_an_image_beyond_the_machine_gets_a_memory_plan(monkeypatch):
+    from hybridseg.utils import _memory
+
+    monkeypatch.setattr(_memory, "available_memory", lambda: 100 * 2**20)  # 100 MiB
+    im = np.zeros((600, 600, 3), np.uint8)
+    p = np.full((600, 600, 21), 1 / 21, np.float32)
+    with pytest.raises(MemoryError, match="a dense CRF on a 600x600 image with 21 classes "
+                                          r"needs 3[0-9.]+ MiB.*overlapping tiles"):
+        DenseCRF().refine(im, p)
+    with pytest.raises(MemoryError, match="backend='numba'"):
+        DenseCRF(backend="exact").refine(im[:64, :64], p[:64, :64])
