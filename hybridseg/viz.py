@@ -39,7 +39,13 @@ def colorize(label, colors, *, void_color=(0, 0, 0)):
     -------
     rgb : (H, W, 3) ndarray of uint8
     """
-    colors = np.asarray(colors, np.uint8)
+    try:
+        colors = np.asarray(colors, np.uint8)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"colors must be (K, 3) RGB values in 0-255, got {colors!r}") from exc
+    if colors.ndim != 2 or colors.shape[1] != 3 or len(colors) == 0:
+        raise ValueError(f"colors must be (K, 3) RGB values for K >= 1 classes, got an array "
+                         f"of shape {colors.shape}")
     label = np.asarray(label)
     if label.dtype.kind not in "ui" or (label.size and label.min() < 0):
         raise ValueError("label must hold non-negative integer class ids")

@@ -181,12 +181,15 @@ def _open(path):
     not_ours = f"{path} is not a hybridseg model file (written by hybridseg.save)"
     if not zipfile.is_zipfile(path):
         raise ValueError(not_ours)
+    # what zipfile raises on damaged archives: bad offsets, versions, sizes, compression
+    damaged = (zipfile.BadZipFile, zlib.error, OSError, ValueError, NotImplementedError,
+               EOFError, RuntimeError, UnicodeDecodeError)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        names = set(zf.namelist())
+    except damaged as exc:
         raise ValueError(f"{path} is a damaged zip archive, not a readable model file "
-                         f"({exc})") from exc
-    names = set(zf.namelist())
+                         f"({type(exc).__name__}: {exc})") from exc
     if _HEADER not in names:
         zf.close()
         if any(n.endswith("/data.pkl") for n in names):
@@ -194,7 +197,7 @@ def _open(path):
         raise ValueError(not_ours)
     try:
         header = json.loads(zf.read(_HEADER))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error):
+    except damaged:
         zf.close()
         raise ValueError(f"{not_ours}: its header is damaged or not JSON") from None
     if not isinstance(header, dict) or header.get("magic") != _MAGIC:
