@@ -178,7 +178,7 @@ def _list_inputs(input, output):
             if not _is_image_name(path) or os.path.isdir(path):
                 continue
             path = os.path.abspath(path)
-            if _inside(os.path.realpath(path), out_real):
+            if _inside(os.path.realpath(path), out_real) or _through_dir_link(path, base):
                 continue
             pairs.append((path, os.path.relpath(path, base)))
         where = f"matching {text}"
@@ -189,6 +189,19 @@ def _list_inputs(input, output):
         raise ValueError(f"no image ({', '.join(IMAGE_SUFFIXES)}) {where}")
     pairs.sort(key=lambda p: p[1])
     return pairs
+
+
+def _through_dir_link(path, base):
+    """Whether ``path`` lies below a symlinked folder under ``base``: ``**`` does not follow
+    folder links (as a folder INPUT does not), so a link loop gives no image twice."""
+    cur = base
+    for part in os.path.relpath(os.path.dirname(path), base).split(os.sep):
+        if part in ("", os.curdir):
+            continue
+        cur = os.path.join(cur, part)
+        if os.path.islink(cur):
+            return True
+    return False
 
 
 def _output_name(rel):
@@ -249,14 +262,25 @@ def _pid_alive(pid):
     return True
 
 
-def _remove_stale_temps(output):
+def _remove_stale_temps(output, outputs=None):
     """Delete ``.<name>.png.<pid>.tmp`` / ``.npy`` temporaries a killed run left in
-    ``output`` (those of a live process on this machine are left alone)."""
+    ``output``: only those of outputs this run writes (``outputs``, relative ``.png``
+    paths; every one when None), never a user's file that merely looks like one, and not
+    those of a live process on this machine."""
+    wanted = None
+    if outputs is not None:
+        wanted = set()
+        for rel in outputs:
+            stem = os.path.normcase(os.path.normpath(rel))
+            wanted.update((stem, os.path.splitext(stem)[0] + ".npy"))
     removed = 0
     for dirpath, _dirnames, filenames in os.walk(output):
         for name in filenames:
             m = _TMP_RE.match(name)
             if m is None or _pid_alive(int(m.group("pid"))):
+                continue
+            rel = os.path.relpath(os.path.join(dirpath, m.group("name")), output)
+            if wanted is not None and os.path.normcase(os.path.normpath(rel)) not in wanted:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(dirpath, name))
@@ -648,7 +672,7 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     else:
         _check_model_file(model_path, stamp, refine)
     os.makedirs(output, exist_ok=True)
-    _remove_stale_temps(output)
+    _remove_stale_temps(output, [_output_name(rel) for _, rel in pairs])
     report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped,
                            failed=list(blocked))
 

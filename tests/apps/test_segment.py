@@ -175,7 +175,9 @@ def test_stale_temporaries_removed_others_kept(tmp_path, pixel_model, images):
     dead = 2**22 + 12345  # above the default pid_max: no such process
     stale = [out / f".a.png.{dead}.tmp", out / "street" / f".c.npy.{dead}.tmp"]
     kept = [out / ".notes.tmp", out / "a.png.tmp", out / f".a.png.{dead}.tmp.bak",
-            out / f".a.jpg.{dead}.tmp"]
+            out / f".a.jpg.{dead}.tmp",
+            # named like a temporary, but of no output this run writes: a user's file
+            out / f".mine.png.{dead}.tmp", out / "street" / f".a.png.{dead}.tmp"]
     for p in stale + kept:
         p.write_bytes(b"x")
     assert segment(images, out, pixel_model, verbose=False).ok
@@ -547,3 +549,14 @@ def test_report_and_output_paths_that_are_taken(tmp_path, images, pixel_model):
     assert main(["segment", str(images), str(out), "--model", str(pixel_model),
                  "--quiet"]) == 1
     assert sorted(_tree(out)) == sorted(set(EXPECTED) - {"a.png"})
+
+
+def test_a_glob_does_not_follow_folder_link_loops(tmp_path, pixel_model, images):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(images, src)
+    (src / "street" / "loop").symlink_to(src, target_is_directory=True)
+    report = segment(str(src / "**" / "*.png"), tmp_path / "out", pixel_model, verbose=False)
+    assert report.ok and report.n_inputs == 2  # a.png and street/gray.png, each once
+    assert _tree(tmp_path / "out") == ["a.png", "street/gray.png"]
