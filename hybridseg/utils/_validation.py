@@ -100,8 +100,8 @@ def check_image(image, *, name="image"):
     Returns
     -------
     image : (H, W) or (H, W, C) ndarray
-        The same data as an ndarray (not copied where it already is one); booleans become
-        uint8.
+        The same data as an ndarray (not copied where it already is one); a boolean image
+        is black and white, uint8 0 and 255 (as PIL reads a 1-bit image).
 
     Raises
     ------
@@ -114,7 +114,7 @@ def check_image(image, *, name="image"):
         raise TypeError(f"{name} must be an (H, W) or (H, W, C) array, got None")
     arr = _native(np.asarray(image))
     if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
+        arr = arr.astype(np.uint8) * np.uint8(255)
     if arr.dtype.kind not in "uif":
         raise TypeError(
             f"{name} must hold integers or floats, got an array of dtype {arr.dtype}"
@@ -126,9 +126,18 @@ def check_image(image, *, name="image"):
         )
     if arr.size == 0:
         raise ValueError(f"{name} is empty: shape {_format_shape(arr.shape)}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+        top = float(np.abs(arr).max())
+        if top > _FLOAT32_MAX:
+            raise ValueError(f"{name} holds values up to {top:.3g}, beyond the float32 range "
+                             f"(about {_FLOAT32_MAX:.3g}) in which the stages compute: rescale "
+                             "it")
     return arr
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_images(X, *, name="X"):

@@ -229,3 +229,10 @@ def test_unfitted_predict_raises():
 
     with pytest.raises(NotFittedError):
         SplitMerge().predict([np.zeros((4, 4))])
+
+
+def test_a_boolean_mask_is_split_by_the_default_threshold():
+    mask = np.zeros((16, 16), bool)
+    mask[:, 8:] = True
+    regions = SplitMerge().segment(mask)
+    assert np.unique(regions).size == 2  # one region before: bool read as 0/1

@@ -180,3 +180,12 @@ def test_big_endian_inputs_come_back_in_native_byte_order():
     for out, ref in ((check_image(im), im), (check_label_map(lab), lab)):
         assert out.dtype.isnative
         np.testing.assert_array_equal(out, ref)
+
+
+def test_bool_images_are_black_and_white_and_huge_floats_are_refused():
+    from hybridseg.utils import check_image
+
+    mask = np.array([[True, False], [False, True]])
+    np.testing.assert_array_equal(check_image(mask), [[255, 0], [0, 255]])
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        check_image(np.full((4, 4), 1e300))
