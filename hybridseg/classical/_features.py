@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..utils._param_validation import Interval, StrOptions, validate_parameter_constraints
-from ..utils._validation import check_image
+from ..utils._validation import as_unit_float, check_image
 
 __all__ = ["pixel_features"]
 
@@ -73,20 +73,6 @@ def color_sigmas(sigmas):
     """The scales colour channels are smoothed at: the smallest and the middle of ``sigmas``."""
     ordered = sorted(sigmas)
     return tuple(dict.fromkeys((ordered[0], ordered[len(ordered) // 2])))
-
-
-def unit_float(image):
-    """An image as float32 in the units the features use.
-
-    ``uint8`` is divided by 255 and ``uint16`` by 65535; other integer types are read as
-    8-bit values (divided by 255); floats are taken as they are (expected in ``[0, 1]``).
-    So a ``uint8`` image and the same image as floats in ``[0, 1]`` agree.
-    """
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / np.float32(65535)
-    if image.dtype.kind in "ui":
-        return image.astype(np.float32) / np.float32(255)
-    return image.astype(np.float32, copy=False)
 
 
 def _n_channels(image):
@@ -263,7 +249,7 @@ def _pixel_features(image, sigmas, intensity, edges, texture, color, position, s
     """``pixel_features`` on validated arguments (``image`` from ``check_image``)."""
     h, w = image.shape[:2]
     n_ch = _n_channels(image)
-    x = unit_float(image)
+    x = as_unit_float(image)
     parts = []  # (name, (H, W) float32 array)
     described = []  # (short name, channel) that superpixel statistics summarise
     if n_ch == 3:

@@ -20,7 +20,7 @@ from ..base import BaseSegmenter
 from ..utils._parallel import parallel_map
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._unaries import Unaries
-from ..utils._validation import check_images
+from ..utils._validation import as_unit_float, check_images, warn_outside_range
 from ._features import _CONSTRAINTS as _FEATURE_CONSTRAINTS
 from ._features import _n_channels, _pixel_features, check_sigmas
 
@@ -423,11 +423,15 @@ class PixelClassifier(BaseSegmenter):
         draws = rng.randint(np.iinfo(np.int32).max, size=(n_models, 2))
         return [tuple(int(v) for v in row) for row in draws]
 
-    def _set_fitted(self, clf, k, sigmas, n_channels, example):
+    def _set_fitted(self, clf, k, sigmas, n_channels, images):
         _, names = _pixel_features(
-            example, sigmas, self.intensity, self.edges, self.texture, self.color,
-            self.position, self.superpixels, return_names=True,
+            images[0][:1, :1], sigmas, self.intensity, self.edges, self.texture,
+            self.color, self.position, self.superpixels, return_names=True,
         )
+        # the range the training images are read in (the one rule), for the range warning
+        read = [as_unit_float(im) for im in images]
+        self.input_range_ = (min(float(a.min()) for a in read),
+                             max(float(a.max()) for a in read))
         self.classifier_ = clf
         self.n_classes_ = k
         self.classes_ = np.arange(k, dtype=np.intp)
@@ -454,7 +458,7 @@ class PixelClassifier(BaseSegmenter):
         images, labels, k, n_channels = self._check_fit_input(X, y)
         (seed,) = self._seeds(1)
         clf = self._fit_model(images, labels, k, sigmas, seed)
-        self._set_fitted(clf, k, sigmas, n_channels, images[0][:1, :1])
+        self._set_fitted(clf, k, sigmas, n_channels, images)
         return self
 
     def fit_transform(self, X, y):
@@ -495,7 +499,7 @@ class PixelClassifier(BaseSegmenter):
             for i, p in zip(test, probas):
                 oof[i] = p
         clf = self._fit_model(images, labels, k, sigmas, seeds[0])
-        self._set_fitted(clf, k, sigmas, n_channels, images[0][:1, :1])
+        self._set_fitted(clf, k, sigmas, n_channels, images)
         return Unaries._from_checked(originals, oof, "proba")
 
     def predict_proba(self, X):
@@ -514,6 +518,8 @@ class PixelClassifier(BaseSegmenter):
         """
         check_is_fitted(self)
         images = check_images(X)
+        if hasattr(self, "input_range_"):  # fitted before it was recorded: no check
+            warn_outside_range(images, self.input_range_, who=type(self).__name__)
         prepared = []
         for i, im in enumerate(images):
             c = _n_channels(im)

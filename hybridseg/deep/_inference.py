@@ -4,7 +4,7 @@ The functions here hold no estimator state; ``CNNSegmenter`` and ``CRFRNNSegment
 them with their fitted attributes. torch is imported by the callers' ``require_torch`` and
 passed nowhere: every function imports it where it runs, so the module imports without it.
 
-- ``as_float01`` / ``prepare_images``: images as standardised ``(C, H, W)`` float32
+- ``prepare_images``: images as standardised ``(C, H, W)`` float32
   tensors at the working scale (the one input convention of the networks);
 - ``rescale``: a tensor resized by the working scale;
 - ``network_logits``: a network's output of any common shape as ``(N, K, H, W)`` logits at
@@ -19,27 +19,17 @@ import contextlib
 
 import numpy as np
 
+from ..utils._validation import as_unit_float
 from ._torch import require_torch
 
 __all__ = [
-    "as_float01",
-    "autocast",
+        "autocast",
     "n_channels",
     "network_logits",
     "predict_logits",
     "prepare_images",
     "rescale",
 ]
-
-
-def as_float01(image):
-    """An image as float32 in the units it is read in: uint8 / 255, uint16 / 65535,
-    floats as they are."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / np.float32(255)
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / np.float32(65535)
-    return image.astype(np.float32)
 
 
 def n_channels(image):
@@ -68,7 +58,7 @@ def prepare_images(images, *, mean, std, scale, channels=None):
     ----------
     images : list of (H, W) or (H, W, C) ndarray
     mean, std : (C,) ndarray of float32
-        Per-channel statistics of the images read by ``as_float01``.
+        Per-channel statistics of the images read by ``utils.as_unit_float``.
     scale : float
         Working resolution factor.
     channels : int, optional
@@ -88,7 +78,7 @@ def prepare_images(images, *, mean, std, scale, channels=None):
                 f"X[{i}] has {c} channel{'s' * (c != 1)} but the network was fitted on "
                 f"{channels}-channel images"
             )
-        a = as_float01(im).reshape(im.shape[0], im.shape[1], c)
+        a = as_unit_float(im).reshape(im.shape[0], im.shape[1], c)
         a = (a - mean) / std
         t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
         out.append(rescale(t[None], scale, "bilinear")[0])

@@ -37,9 +37,16 @@ from ..utils import _serialize
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import softmax
 from ..utils._unaries import Unaries
-from ..utils._validation import check_images, check_label_maps, check_labelled
+from ..utils._validation import (
+    as_unit_float,
+    check_images,
+    check_label_maps,
+    check_labelled,
+    unit_of,
+    warn_outside_range,
+)
 from . import _training
-from ._inference import as_float01, n_channels, predict_logits, prepare_images, rescale
+from ._inference import n_channels, predict_logits, prepare_images, rescale
 from ._torch import require_torch, resolve_device
 
 __all__ = ["CNNSegmenter"]
@@ -80,31 +87,15 @@ class _NetworkSegmenter(BaseSegmenter):
                               channels=self.n_channels_ if check_channels else None)
 
     def _check_units(self, images):
-        """Warn where an image, read by the one rule (uint8 / 255, uint16 / 65535, floats
-        as they are), lands far outside the range the training images were read in: a
-        float copy of 8-bit pixels, say, which the network would label wrongly."""
+        """Warn where an image, read by the one rule, lands far outside the range the
+        training images were read in (``utils.warn_outside_range``)."""
         fitted = getattr(self, "input_range_", None)
         if fitted is None:  # fitted before the range was recorded: from the statistics
             unit = getattr(self, "input_unit_", 1.0)
             if unit == 1.0 and np.max(self.mean_) > 1.0:
                 return
             fitted = (0.0, 1.0)
-        lo, hi = fitted
-        span = max(hi - lo, 1e-6)
-        for i, im in enumerate(images):
-            a = as_float01(im)
-            a_lo, a_hi = float(a.min()), float(a.max())
-            beyond = a_hi > hi + 2 * span or a_lo < lo - 2 * span
-            # fitted on floats in raw units (0-255, say), given integers read into [0, 1]
-            shrunk = span > 2 and im.dtype in (np.uint8, np.uint16)
-            if beyond or shrunk:
-                warnings.warn(
-                    f"X[{i}] ({im.dtype}) is read in [{a_lo:.3g}, {a_hi:.3g}], but the "
-                    f"network was fitted on images read in [{lo:.3g}, {hi:.3g}]: its labels "
-                    "may be wrong. Images are read as uint8 / 255, uint16 / 65535 and "
-                    "floats as they are; give X in the dtype and range of the training "
-                    "images", UserWarning, stacklevel=4)
-                return
+        warn_outside_range(images, fitted, who="the network")
 
     def _check_size(self, tensors, name="X"):
         for i, t in enumerate(tensors):
@@ -681,16 +672,15 @@ class CNNSegmenter(_NetworkSegmenter):
         return c
 
     def _fit_stats(self, images):
-        """``mean_`` and ``std_`` per channel (of the images read as ``as_float01``),
-        ``input_range_`` (the values' range, read so) and ``input_unit_``: what
-        ``as_float01`` divided by (255 for uint8)."""
-        stats = np.concatenate([as_float01(im).reshape(-1, self.n_channels_)
+        """``mean_`` and ``std_`` per channel (of the images read by the one rule,
+        ``utils.as_unit_float``), ``input_range_`` (the values' range, read so) and
+        ``input_unit_``: what the rule divided by (255 for uint8)."""
+        stats = np.concatenate([as_unit_float(im).reshape(-1, self.n_channels_)
                                 for im in images[:: max(1, len(images) // 64)]])
         self.mean_ = stats.mean(0).astype(np.float32)
         self.std_ = np.maximum(stats.std(0), 1e-6).astype(np.float32)
         self.input_range_ = (float(stats.min()), float(stats.max()))
-        units = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-        self.input_unit_ = units.get(images[0].dtype, 1.0)
+        self.input_unit_ = unit_of(images[0].dtype)
 
     def _training_data(self, xs, images, labels, val, gen):
         """What ``_run_training`` needs: the training tensors and labels at the working

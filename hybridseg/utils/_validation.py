@@ -140,6 +140,52 @@ def check_image(image, *, name="image"):
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def unit_of(dtype):
+    """What the one reading rule divides pixel values of ``dtype`` by: 65535 for uint16,
+    255 for every other integer type (8-bit values), 1 for floats."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint16:
+        return 65535.0
+    return 255.0 if dtype.kind in "uib" else 1.0
+
+
+def as_unit_float(image):
+    """An image as float32 by the one reading rule of every stage: uint16 / 65535, other
+    integers / 255 (8-bit values), floats as they are (expected in ``[0, 1]``). So a uint8
+    image and the same image as floats in ``[0, 1]`` agree."""
+    unit = unit_of(image.dtype)
+    if unit == 1.0:
+        return image.astype(np.float32, copy=False)
+    return image.astype(np.float32) / np.float32(unit)
+
+
+def warn_outside_range(images, fitted, *, who, name="X"):
+    """Warn once when an image, read by ``as_unit_float``, falls far outside ``fitted``, the
+    ``(low, high)`` range the estimator's training images were read in: a float copy of
+    8-bit pixels, say, which it would label wrongly without a word."""
+    import warnings
+
+    lo, hi = fitted
+    span = max(hi - lo, 1e-6)
+    for i, im in enumerate(images):
+        a = as_unit_float(np.asarray(im))
+        a_lo, a_hi = float(a.min()), float(a.max())
+        raw = np.asarray(im)
+        beyond = a_hi > hi + 2 * span or a_lo < lo - 2 * span
+        # fitted on floats in raw units (0-255, say), given integers read into [0, 1]
+        shrunk = span > 2 and raw.dtype.kind in "ui"
+        # 8-bit values in a uint16 array: read / 65535, all but black
+        eight_in_16 = raw.dtype == np.uint16 and a_hi <= 255 / 65535 and hi > 0.1
+        if beyond or shrunk or eight_in_16:
+            warnings.warn(
+                f"{name}[{i}] ({np.asarray(im).dtype}) is read in [{a_lo:.3g}, {a_hi:.3g}], "
+                f"but {who} was fitted on images read in [{lo:.3g}, {hi:.3g}]: its labels "
+                "may be wrong. Images are read as uint16 / 65535, other integers / 255 and "
+                f"floats as they are; give {name} in the dtype and range of the training "
+                "images", UserWarning, stacklevel=4)
+            return
+
+
 def check_images(X, *, name="X"):
     """Validate a collection of images.
 

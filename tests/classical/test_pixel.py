@@ -326,3 +326,17 @@ def test_gray_images_with_only_colour_features_are_refused():
     seg = PixelClassifier(intensity=False, edges=False, texture=False, position=False)
     with pytest.raises(ValueError, match="no features for images with 1 channel"):
         seg.fit(X, y)
+
+
+def test_images_read_outside_the_fitted_range_warn():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 255, (16, 20, 3), dtype=np.uint8) for _ in range(2)]
+    y = [(x[..., 0] > 127).astype(np.uint8) for x in X]
+    clf = PixelClassifier(max_samples=500, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict([x / 255.0 for x in X])  # the same reading: no warning
+    with pytest.warns(UserWarning, match=r"X\[0\] \(float64\) is read in .*PixelClassifier"):
+        clf.predict([x.astype(float) for x in X])  # 8-bit values as floats

@@ -496,9 +496,20 @@ def test_images_read_outside_the_fitted_range_warn():
         seg.predict([x.astype(np.uint16) * 257 for x in X])
     with pytest.warns(UserWarning, match=r"X\[0\] \(float32\) is read in \[.*labels may be"):
         seg.predict([x.astype(np.float32) for x in X])  # 8-bit values as floats
+    with pytest.warns(UserWarning, match=r"X\[0\] \(uint16\) is read in"):
+        seg.predict([x.astype(np.uint16) for x in X])  # 8-bit values in a 16-bit array
 
 
 def test_all_void_labels_are_refused():
     X, y = _data(n=2)
     with pytest.raises(ValueError, match="no labelled pixel"):
         _seg(epochs=1).fit(X, [np.full_like(m, 255) for m in y])
+
+
+def test_one_reading_rule_every_integer_type_is_8_bit():
+    X, y = _data(n=2)
+    seg = _seg(epochs=1).fit(X, y)
+    ref = seg.predict_proba(X)
+    for dtype in (np.int32, np.int64):  # read as 8-bit values, as the classical stages do
+        for a, b in zip(ref, seg.predict_proba([x.astype(dtype) for x in X])):
+            np.testing.assert_array_equal(a, b)
