@@ -116,6 +116,7 @@ class _Config:
     output: str         # absolute path of the output folder
     threads: int | None           # numba/torch threads per task; None leaves them alone
     host_threads: dict | None     # Dask: worker threads per host, to divide the cores
+    parent: int | None = None     # local workers: the pid of the run, to die with it
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -366,6 +367,30 @@ def _check_image_fits(model, image):
 
 
 # ----------------------------------------------------------------------------- worker
+_WATCHING = []
+
+
+def _die_with_parent(cfg):
+    """In a local worker process, a daemon thread that ends the process within a second
+    of the run's own death (a SIGKILL of ``hybridseg segment`` left its workers running
+    for a minute or more, holding memory and the model)."""
+    if cfg.parent is None or _WATCHING or os.getpid() == cfg.parent:
+        return
+    import threading
+
+    parent = cfg.parent
+    adopted = os.getppid() == parent  # a child of the run: reparented when it dies
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if (adopted and os.getppid() != parent) or not _pid_alive(parent):
+                os._exit(1)
+
+    _WATCHING.append(threading.Thread(target=watch, name="die-with-run", daemon=True))
+    _WATCHING[0].start()
+
+
 def _limit_threads(cfg):
     """Give each task its share of the cores (numba and torch), so that several worker
     processes do not oversubscribe them."""
@@ -465,6 +490,7 @@ def _segment_one(task, cfg):
     stage = "model"
     try:
         model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine)
+        _die_with_parent(cfg)
         _limit_threads(cfg)
         stage = "read"
         image = _read_image(src)
@@ -694,7 +720,9 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
             where = f"on {jobs} local worker processes"
             threads, host_threads = max(1, joblib.cpu_count() // jobs), None
         cfg = _Config(model=model_path, model_stamp=stamp, refine=refine, output=output,
-                      threads=threads, host_threads=host_threads)
+                      threads=threads, host_threads=host_threads,
+                      parent=None if in_process or host_threads is not None
+                      else os.getpid())
         if verbose:
             print(f"segment: {len(pairs)} images, {skipped} done already (kept), "
                   f"{len(tasks)} to segment {where}", file=err, flush=True)

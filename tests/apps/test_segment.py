@@ -560,3 +560,40 @@ def test_a_glob_does_not_follow_folder_link_loops(tmp_path, pixel_model, images)
     report = segment(str(src / "**" / "*.png"), tmp_path / "out", pixel_model, verbose=False)
     assert report.ok and report.n_inputs == 2  # a.png and street/gray.png, each once
     assert _tree(tmp_path / "out") == ["a.png", "street/gray.png"]
+
+
+def test_local_workers_end_with_a_killed_run(tmp_path, pixel_model, images):
+    """A SIGKILL of `hybridseg segment --n-jobs 2` left its worker processes running for a
+    minute or more; they now end within about a second."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    many = tmp_path / "many"
+    many.mkdir()
+    src = sorted(p for p in images.rglob("*.png") if not p.name.startswith("."))[0]
+    for i in range(400):
+        (many / f"im{i:03d}.png").write_bytes(src.read_bytes())
+    proc = subprocess.Popen([sys.executable, "-m", "hybridseg", "segment", str(many),
+                             str(tmp_path / "out"), "--model", str(pixel_model),
+                             "--n-jobs", "2", "--quiet"])
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            workers = psutil.Process(proc.pid).children(recursive=True)
+            if workers and any((tmp_path / "out").glob("*.png")):
+                break  # the workers are at work
+        if proc.poll() is not None:
+            pytest.skip("the run ended before it could be killed")
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert workers, "no worker processes were started"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"{len(alive)} workers outlived the killed run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
