@@ -421,14 +421,12 @@ def _limit_threads(cfg):
 
 
 def _numba_guard():
-    numba = sys.modules.get("numba")
-    if numba is None:
-        return _SERIAL
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet
-        return _SERIAL
-    return contextlib.nullcontext() if layer != "workqueue" else _SERIAL
+    """Whole predictions one at a time unless numba's layer is known to take threads (a
+    user's own model may launch parallel kernels of its own)."""
+    from ..utils._parallel import threading_layer
+
+    layer = threading_layer()
+    return contextlib.nullcontext() if layer not in (None, "workqueue") else _SERIAL
 
 
 def _read_image(path):

@@ -42,15 +42,21 @@ def numba_threads_safe():
     ``tbb`` layers are fine. The layer is known only once a parallel kernel has run, so
     call this after one image has been processed; before that it answers True.
     """
+    return threading_layer() != "workqueue"
+
+
+def threading_layer():
+    """numba's threading layer, or None while no parallel kernel has run (or numba is not
+    imported)."""
     import sys
 
     numba = sys.modules.get("numba")
     if numba is None:
-        return True
+        return None
     try:
-        return numba.threading_layer() != "workqueue"
+        return numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet
-        return True
+        return None
 
 
 _LAUNCH = threading.RLock()
@@ -61,13 +67,7 @@ def _launches_may_overlap():
     """Whether parallel launches from several threads are known to be safe."""
     if _SAFE:
         return True
-    import sys
-
-    numba = sys.modules.get("numba")
-    try:
-        safe = numba is not None and numba.threading_layer() != "workqueue"
-    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
-        return False
+    safe = threading_layer() not in (None, "workqueue")
     if safe:
         _SAFE.append(True)
     return safe
