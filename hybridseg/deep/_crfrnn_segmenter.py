@@ -20,9 +20,9 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._param_validation import Interval
+from ._legacy import _CRFRNN_KEYS
 from ._segmenter import (
     CNNSegmenter,
-    _amp_on,
     _is_shell,
     _loadable_device,
     _NetworkSegmenter,
@@ -38,6 +38,9 @@ _CRF_KEYS = ("gaussian_sxy", "gaussian_weight", "bilateral_sxy", "bilateral_srgb
 # CNNSegmenter parameters that describe the network and its data, not how the end-to-end
 # stage trains: they belong to the unary, not to ``train_params``.
 _NOT_TRAINING = ("model", "model_options", "n_classes")
+# The fitted attributes of the unary's input and output that the segmenter shares.
+_INPUT_STATE = ("mean_", "std_", "input_unit_", "input_range_", "n_channels_", "stride_",
+                "n_classes_", "classes_")
 
 
 def __getattr__(name):
@@ -298,7 +301,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         self
         """
         self._validate_params()
-        torch = require_torch()
+        require_torch()  # a clear ImportError first
         start = self._start()
         if start is not None and _is_shell(start.model_):
             raise ValueError(
@@ -322,17 +325,10 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         if c != start.n_channels_:
             raise ValueError(f"the unary CNNSegmenter was fitted on {start.n_channels_}-"
                              f"channel images, these have {c}")
-        unary.device_ = unary._resolve_device()
-        unary._use_amp = _amp_on(unary.amp, unary.device_)
-        unary._void = -100 if unary.ignore_index is None else int(unary.ignore_index)
-        # The seed CNNSegmenter.fit draws: the same validation split as the first stage.
-        seed = _seed(unary.random_state)
-        gen = np.random.default_rng(seed)
         from ._crfrnn import UnaryCRF
 
-        devices = [unary.device_] if unary.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        # the seed the first stage drew: the same validation split
+        with unary._seeded_fit() as gen:
             net = copy.deepcopy(start.model_).cpu()
             model = UnaryCRF(net, self._crf(start.n_classes_, unary.scale), c)
             model.set_stats(start.mean_, start.std_, getattr(start, "input_unit_", 255.0))
@@ -342,7 +338,6 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             data = unary._training_data(xs, images, labels, val, gen)
             self.class_weight_ = data["weight"]
             lr = self.end_to_end_lr if self.end_to_end_lr is not None else unary.lr / 10
-            model.use_crf = True
             history = unary._run_training(
                 self.model_, data, gen, epochs=self.epochs, lr=lr, predictor=self,
                 param_groups=self._param_groups(self.model_), score_start=self.epochs > 0,
@@ -356,8 +351,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         unary.model_ = model.unary
         self.unary_ = unary
         self.model_ = model
-        for name in ("mean_", "std_", "input_unit_", "input_range_", "n_channels_",
-                     "stride_", "n_classes_", "classes_", "device_", "_use_amp", "_void"):
+        for name in (*_INPUT_STATE, "device_", "_use_amp", "_void"):
             if hasattr(unary, name):
                 setattr(self, name, getattr(unary, name))
         self.stride_ = model.stride
@@ -422,8 +416,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             seg = cls(**params)
         start = seg._start()
         unary = seg._settings()
-        for name in ("mean_", "std_", "input_unit_", "input_range_", "n_channels_",
-                     "stride_", "n_classes_", "classes_"):
+        for name in _INPUT_STATE:
             if name in fitted:
                 setattr(unary, name, fitted[name])
         k, c = int(fitted["n_classes_"]), int(fitted["n_channels_"])
@@ -437,8 +430,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         model.load_state_dict(state_dict)
         for name, value in fitted.items():
             setattr(seg, name, value)
-        unary._void, unary._use_amp = void, False
-        unary.device_ = require_torch().device("cpu")
+        unary._void = void
         seg._adopt(unary, model.eval())
         seg._move_to(_loadable_device(unary.device, device))
         return seg
@@ -503,8 +495,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
 def _from_earlier_state(state):
     """The state of a CRFRNNSegmenter pickled before it composed its unary (it was a
     CNNSegmenter subclass holding every parameter itself)."""
-    names = {"unary_epochs", "end_to_end_lr", "crf_lr", "n_iter", "crf_params",
-             *_cnn_params()}
+    names = {*_CRFRNN_KEYS, *_cnn_params()}
     state = dict(state)
     params = {k: state.pop(k) for k in list(state) if k in names}
     with warnings.catch_warnings():
@@ -513,8 +504,7 @@ def _from_earlier_state(state):
     state.update(vars(seg))
     if "model_" in state:
         unary = seg._settings()
-        for name in ("mean_", "std_", "input_unit_", "n_channels_", "stride_",
-                     "n_classes_", "classes_", "_void", "_use_amp"):
+        for name in (*_INPUT_STATE, "_void"):
             if name in state:
                 setattr(unary, name, state[name])
         unary.model_ = state["model_"].unary

@@ -20,6 +20,7 @@ the range of the training images (8-bit values given as floats, say) gets a warn
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -612,19 +613,11 @@ class CNNSegmenter(_NetworkSegmenter):
         self
         """
         self._validate_params()
-        torch = require_torch()
+        require_torch()  # a clear ImportError first
         images, labels = self._check_images_labels(X, y, n_classes=self.n_classes)
         val = self._check_validation(X_val, y_val)
         self.n_channels_ = self._check_channels(images, val)
-        self.device_ = self._resolve_device()
-        self._use_amp = _amp_on(self.amp, self.device_)
-        seed = _seed(self.random_state)
-        gen = np.random.default_rng(seed)
-        self._void = -100 if self.ignore_index is None else int(self.ignore_index)
-
-        devices = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with self._seeded_fit() as gen:
             fixed = self._fixed_k()
             k_given = self.n_classes if fixed else self._n_classes_from(labels)
             model = self._build_model(self.n_channels_, None if fixed else k_given)
@@ -647,6 +640,22 @@ class CNNSegmenter(_NetworkSegmenter):
                                          lr=self.lr, desc=f"fit {self._model_name()}")
         self._record(history)
         return self
+
+    @contextlib.contextmanager
+    def _seeded_fit(self):
+        """The start of a training run with these settings: ``device_``, ``_use_amp`` and
+        ``_void`` set, one seed drawn from ``random_state``, torch's random state forked
+        and seeded with it; yields the numpy generator of the crops and the validation
+        split (the same split for every run from the same settings)."""
+        torch = require_torch()
+        self.device_ = self._resolve_device()
+        self._use_amp = _amp_on(self.amp, self.device_)
+        self._void = -100 if self.ignore_index is None else int(self.ignore_index)
+        seed = _seed(self.random_state)
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield np.random.default_rng(seed)
 
     def _check_validation(self, X_val, y_val):
         """``(images, labels)`` of the validation set given to ``fit``, or None."""
