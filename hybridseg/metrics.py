@@ -419,15 +419,16 @@ def segmentation_report(
         ``"frequency_weighted_iou"`` (and ``"boundary_f1"``), ``"n_pixels"``. NaN marks
         undefined values (a class absent from both inputs).
     """
-    if n_classes is None and class_names is not None:
-        n_classes = len(class_names)
-        t, p = _paired_maps(y_true, y_pred)
-        top = _infer_n_classes(t, p, check_ignore_index(ignore_index))
-        if top > n_classes:
-            raise ValueError(f"class_names has {n_classes} names, but y_true or y_pred "
-                             f"holds label {top - 1}: give one name per class")
     cm = _confusion(y_true, y_pred, n_classes, ignore_index)
     k = cm.shape[0]
+    if n_classes is None and class_names is not None:
+        # K is the number of names: a label beyond them blames the names, and the classes
+        # absent from both inputs count zero pixels
+        if k > len(class_names):
+            raise ValueError(f"class_names has {len(class_names)} names, but y_true or "
+                             f"y_pred holds label {k - 1}: give one name per class")
+        cm = np.pad(cm, (0, len(class_names) - k))
+        k = cm.shape[0]
     if class_names is None:
         class_names = [str(i) for i in range(k)]
     class_names = [str(c) for c in class_names]
