@@ -95,7 +95,7 @@ def read_image(path):
 
     16-bit gray images stay uint16.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
@@ -106,11 +106,9 @@ def read_image(path):
             elif im.mode == "1":
                 im = im.convert("L")
             arr = np.asarray(im)
-    except (UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"{path} cannot be read as an image: {exc}") from exc
-    except OSError as exc:  # a truncated or damaged file (a missing one stays as it is)
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:  # not an image, truncated, damaged
         raise ValueError(f"{path} cannot be read as an image: {exc}") from exc
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]

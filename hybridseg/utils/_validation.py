@@ -127,9 +127,9 @@ def check_image(image, *, name="image"):
     if arr.size == 0:
         raise ValueError(f"{name} is empty: shape {_format_shape(arr.shape)}")
     if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
+        top = float(np.abs(arr).max())  # NaN where any value is
+        if not np.isfinite(top):
             raise ValueError(f"{name} holds NaN or infinite values")
-        top = float(np.abs(arr).max())
         if top > _FLOAT32_MAX:
             raise ValueError(f"{name} holds values up to {top:.3g}, beyond the float32 range "
                              f"(about {_FLOAT32_MAX:.3g}) in which the stages compute: rescale "
