@@ -20,7 +20,7 @@ from ..base import BaseSegmenter
 from ..utils._parallel import parallel_map
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._unaries import Unaries
-from ..utils._validation import as_unit_float, check_images, warn_outside_range
+from ..utils._validation import check_images, unit_range, warn_outside_range
 from ._features import _CONSTRAINTS as _FEATURE_CONSTRAINTS
 from ._features import _n_channels, _pixel_features, check_sigmas
 
@@ -429,9 +429,8 @@ class PixelClassifier(BaseSegmenter):
             self.color, self.position, self.superpixels, return_names=True,
         )
         # the range the training images are read in (the one rule), for the range warning
-        read = [as_unit_float(im) for im in images]
-        self.input_range_ = (min(float(a.min()) for a in read),
-                             max(float(a.max()) for a in read))
+        ranges = [unit_range(im) for im in images]
+        self.input_range_ = (min(r[0] for r in ranges), max(r[1] for r in ranges))
         self.classifier_ = clf
         self.n_classes_ = k
         self.classes_ = np.arange(k, dtype=np.intp)

@@ -159,6 +159,12 @@ def as_unit_float(image):
     return image.astype(np.float32) / np.float32(unit)
 
 
+def unit_range(image):
+    """``(low, high)`` of an image read by ``as_unit_float``, without making the copy."""
+    unit = unit_of(image.dtype)
+    return float(image.min()) / unit, float(image.max()) / unit
+
+
 def warn_outside_range(images, fitted, *, who, name="X"):
     """Warn once when an image, read by ``as_unit_float``, falls far outside ``fitted``, the
     ``(low, high)`` range the estimator's training images were read in: a float copy of
@@ -168,9 +174,8 @@ def warn_outside_range(images, fitted, *, who, name="X"):
     lo, hi = fitted
     span = max(hi - lo, 1e-6)
     for i, im in enumerate(images):
-        a = as_unit_float(np.asarray(im))
-        a_lo, a_hi = float(a.min()), float(a.max())
         raw = np.asarray(im)
+        a_lo, a_hi = unit_range(raw)
         beyond = a_hi > hi + 2 * span or a_lo < lo - 2 * span
         # fitted on floats in raw units (0-255, say), given integers read into [0, 1]
         shrunk = span > 2 and raw.dtype.kind in "ui"
