@@ -263,17 +263,15 @@ def _pid_alive(pid):
     return True
 
 
-def _remove_stale_temps(output, outputs=None):
+def _remove_stale_temps(output, outputs):
     """Delete ``.<name>.png.<pid>.tmp`` / ``.npy`` temporaries a killed run left in
     ``output``: only those of outputs this run writes (``outputs``, relative ``.png``
-    paths; every one when None), never a user's file that merely looks like one, and not
-    those of a live process on this machine."""
-    wanted = None
-    if outputs is not None:
-        wanted = set()
-        for rel in outputs:
-            stem = os.path.normcase(os.path.normpath(rel))
-            wanted.update((stem, os.path.splitext(stem)[0] + ".npy"))
+    paths), never a user's file that merely looks like one, and not those of a live
+    process on this machine."""
+    wanted = set()
+    for rel in outputs:
+        stem = os.path.normcase(os.path.normpath(rel))
+        wanted.update((stem, os.path.splitext(stem)[0] + ".npy"))
     removed = 0
     for dirpath, _dirnames, filenames in os.walk(output):
         for name in filenames:
@@ -281,7 +279,7 @@ def _remove_stale_temps(output, outputs=None):
             if m is None or _pid_alive(int(m.group("pid"))):
                 continue
             rel = os.path.relpath(os.path.join(dirpath, m.group("name")), output)
-            if wanted is not None and os.path.normcase(os.path.normpath(rel)) not in wanted:
+            if os.path.normcase(os.path.normpath(rel)) not in wanted:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(dirpath, name))
