@@ -252,19 +252,20 @@ class _NetworkSegmenter(BaseSegmenter):
         segmenter : CNNSegmenter or CRFRNNSegmenter
         """
         require_torch()
-        if _serialize.is_legacy(path):
+        legacy = _serialize.is_legacy(path)
+        if legacy:
             from ._legacy import read_legacy
 
             name, parts = read_legacy(path)
-            if name != cls.__name__:
-                raise ValueError(f"{os.fspath(path)} holds a {name}, not a {cls.__name__}; "
-                                 "read it with hybridseg.load")
-            seg = cls._restore(**parts, device=device)
+            fits = name == cls.__name__
         else:
             seg = _serialize.load(path)
-        if not isinstance(seg, cls):
-            raise ValueError(f"{os.fspath(path)} holds a {type(seg).__name__}, not a "
-                             f"{cls.__name__}; read it with hybridseg.load")
+            name, fits = type(seg).__name__, isinstance(seg, cls)
+        if not fits:
+            raise ValueError(f"{os.fspath(path)} holds a {name}, not a {cls.__name__}; read "
+                             "it with hybridseg.load")
+        if legacy:
+            return cls._restore(**parts, device=device)
         if device is not None:
             seg._move_to(device)
         return seg
