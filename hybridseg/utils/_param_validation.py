@@ -171,8 +171,11 @@ def validate_parameter_constraints(constraints, params, caller_name):
 
     Raises
     ------
+    ValueError
+        When a refused value is a NaN or an infinity: a non-finite number is refused as
+        non-finite array values are, with a plain ``ValueError`` naming the parameter.
     InvalidParameterError
-        Naming the parameter, what it must be, and what it got.
+        For every other misfit, naming the parameter, what it must be, and what it got.
     """
     for name, value in params.items():
         if name not in constraints or constraints[name] == "no_validation":
@@ -185,6 +188,17 @@ def validate_parameter_constraints(constraints, params, caller_name):
             must = descriptions[0]
         else:
             must = ", ".join(descriptions[:-1]) + " or " + descriptions[-1]
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {caller_name} must be {must}. Got {value!r} instead."
-        )
+        message = f"The {name!r} parameter of {caller_name} must be {must}. Got {value!r} instead."
+        if _non_finite_number(value):
+            # A NaN or an infinity is refused as non-finite array values are (check_image,
+            # check_scores): a plain ValueError, whatever the parameter's constraints.
+            raise ValueError(message[:-1] + ", which is not a finite number.")
+        raise InvalidParameterError(message)
+
+
+def _non_finite_number(value):
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and not np.isfinite(value)
+    )

@@ -39,7 +39,6 @@ def test_valid_values_pass():
     ({"n_iter": 2.0}, "Got 2.0 instead"),
     ({"n_iter": True}, "Got True instead"),
     ({"weight": 0}, r"a float in the range \(0, 1\]"),
-    ({"weight": float("nan")}, "'weight'"),
     ({"method": "ICM"}, r"a str among \{'icm', 'trws'\}"),
     ({"compat": "pots"}, "or an array-like"),
     ({"n_jobs": 1.5}, "None or an instance of 'Integral'"),
@@ -50,6 +49,19 @@ def test_valid_values_pass():
 def test_invalid_values_named(params, msg):
     with pytest.raises(InvalidParameterError, match=msg):
         validate(**params)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -np.inf, np.float32("nan")])
+def test_non_finite_numbers_raise_a_plain_value_error(value):
+    msg = r"'weight' parameter of Est .* not a finite number"
+    with pytest.raises(ValueError, match=msg) as info:
+        validate(weight=value)
+    assert type(info.value) is ValueError
+
+
+def test_accepted_infinity_passes():
+    constraints = {"tol": [Interval(numbers.Real, 0, None)]}
+    validate_parameter_constraints(constraints, {"tol": np.inf}, "Est")
 
 
 def test_error_is_value_and_type_error():
