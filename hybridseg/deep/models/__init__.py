@@ -18,7 +18,10 @@ options.
 - ``"pspnet"`` (``PSPNet``; Zhao et al., 2017): a dilated residual backbone of output
   stride 8 and a pyramid pooling module.
 
-None of them loads pretrained weights: they all start from random initialisation.
+``build_backbone(name, weights=...)`` (``BACKBONES``) gives feature pyramids at strides 4
+to 32: the project's light backbone, torchvision's ResNets, VGG-16-BN and MobileNet v3
+built with torchvision's parameter names (their ImageNet checkpoints load), and any timm
+encoder as ``"timm:<name>"``.
 
 The package has one file per family (``_unet.py``, ``_fcn.py``, ``_segnet.py``,
 ``_deeplab.py``, ``_pspnet.py``), the shared building blocks and option checks in
@@ -27,6 +30,7 @@ family's file decorated with ``@register_model("name")`` and imported here.
 """
 
 from ._registry import MODELS, build_model, register_model  # isort: skip
+from ._backbones import BACKBONES, build_backbone
 from ._blocks import Residual as _Residual  # noqa: F401  (files pickled before the split)
 from ._deeplab import DeepLabV3Plus
 from ._fcn import FCN
@@ -35,12 +39,14 @@ from ._segnet import SegNet
 from ._unet import UNet
 
 __all__ = [
+    "BACKBONES",
     "FCN",
     "MODELS",
     "DeepLabV3Plus",
     "PSPNet",
     "SegNet",
     "UNet",
+    "build_backbone",
     "build_model",
     "register_model",
 ]
