@@ -364,15 +364,18 @@ class UnaryCRF(nn.Module):
     It takes the standardised images the unary network takes and gives the layer the
     images in their own units (un-standardised with ``mean``, ``std`` and ``unit``, the
     buffers ``set_stats`` fills from the segmenter's input statistics). With ``use_crf``
-    False it is the unary network alone (the first training stage).
+    False it is the unary network alone (the first training stage). ``output`` unwraps
+    the unary network's output (``CNNSegmenter``'s parameter); ``stride`` is the multiple
+    its inputs are padded to.
     """
 
-    def __init__(self, unary, crf, n_channels):
+    def __init__(self, unary, crf, n_channels, output=None, stride=None):
         super().__init__()
         self.unary = unary
         self.crf = crf
         self.use_crf = True
-        self.stride = int(getattr(unary, "stride", 1) or 1)
+        self.output = output
+        self.stride = int(stride or getattr(unary, "stride", 1) or 1)
         self.register_buffer("mean", torch.zeros(1, n_channels, 1, 1))
         self.register_buffer("std", torch.ones(1, n_channels, 1, 1))
         self.register_buffer("unit", torch.tensor(255.0))
@@ -386,7 +389,7 @@ class UnaryCRF(nn.Module):
     def forward(self, x):
         from ._inference import network_logits
 
-        z = network_logits(self.unary, x)
+        z = network_logits(self.unary, x, getattr(self, "output", None))
         if not self.use_crf:
             return z
         images = (x.float() * self.std + self.mean) * self.unit

@@ -248,6 +248,9 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             return clone(unary)
         return CNNSegmenter(unary)
 
+    def _output(self):
+        return None  # model_ is a UnaryCRF: it unwraps its unary network's output itself
+
     def _settings(self):
         """The CNNSegmenter whose parameters say how to train the second stage and how
         to predict: ``unary_`` once fitted, else the unary with ``train_params``."""
@@ -330,7 +333,8 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         # the seed the first stage drew: the same validation split
         with unary._seeded_fit() as gen:
             net = copy.deepcopy(start.model_).cpu()
-            model = UnaryCRF(net, self._crf(start.n_classes_, unary.scale), c)
+            model = UnaryCRF(net, self._crf(start.n_classes_, unary.scale), c,
+                             output=start.output, stride=start.stride_)
             model.set_stats(start.mean_, start.std_, getattr(start, "input_unit_", 255.0))
             self._adopt(unary, model.to(unary.device_))
             xs = unary._prepare(images)

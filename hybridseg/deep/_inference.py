@@ -20,10 +20,11 @@ import contextlib
 import numpy as np
 
 from ..utils._validation import as_unit_float
+from ._logits import logits_of, resize_logits
 from ._torch import require_torch
 
 __all__ = [
-        "autocast",
+    "autocast",
     "n_channels",
     "network_logits",
     "predict_logits",
@@ -94,31 +95,18 @@ def autocast(device, enabled):
     return contextlib.nullcontext()
 
 
-def network_logits(model, x):
+def network_logits(model, x, output=None):
     """``model(x)`` as ``(N, K, H, W)`` logits at the input's size.
 
-    The network may return a tensor or a dict with key ``"out"`` (torchvision's
-    segmentation models); logits at another size are resized bilinearly
-    (``align_corners=False``).
+    The network's output may be wrapped in any way ``_logits.logits_of`` knows (a tensor,
+    torchvision's ``{"out": ...}``, Hugging Face's ``.logits``, a tuple), or be unwrapped by
+    ``output``; logits at another size are resized bilinearly (``align_corners=False``).
     """
-    torch = require_torch()
-    out = model(x)
-    if isinstance(out, dict):
-        if "out" not in out:
-            raise TypeError(f"the network returned a dict without an 'out' key "
-                            f"(keys: {sorted(out)})")
-        out = out["out"]
-    if not isinstance(out, torch.Tensor) or out.ndim != 4:
-        raise TypeError("the network must return (N, K, H, W) logits, as a tensor or a "
-                        "dict with key 'out'")
-    if out.shape[-2:] != x.shape[-2:]:
-        out = torch.nn.functional.interpolate(out, size=x.shape[-2:], mode="bilinear",
-                                              align_corners=False)
-    return out
+    return resize_logits(logits_of(model(x), output), x.shape[-2:])
 
 
 def predict_logits(model, xs, sizes, *, stride, tile_size, batch_size, tta, device,
-                   use_amp=False):
+                   use_amp=False, output=None):
     """Logits of prepared images, back at their original sizes.
 
     Images of one size run in batches of ``batch_size``; each batch is padded to a
@@ -139,6 +127,8 @@ def predict_logits(model, xs, sizes, *, stride, tile_size, batch_size, tta, devi
     device : torch.device
     use_amp : bool, default=False
         float16 autocast (CUDA only).
+    output : callable, optional
+        Unwraps the network's output (``network_logits``).
 
     Returns
     -------
@@ -154,7 +144,7 @@ def predict_logits(model, xs, sizes, *, stride, tile_size, batch_size, tta, devi
     bs = max(1, int(batch_size))
 
     def padded(batch):
-        return _padded_forward(model, batch, stride, tta, device, use_amp)
+        return _padded_forward(model, batch, stride, tta, device, use_amp, output)
 
     with torch.no_grad():
         for idx in groups.values():
@@ -174,7 +164,7 @@ def predict_logits(model, xs, sizes, *, stride, tile_size, batch_size, tta, devi
     return out
 
 
-def _padded_forward(model, batch, stride, tta, device, use_amp):
+def _padded_forward(model, batch, stride, tta, device, use_amp, output=None):
     """Logits of a ``(N, C, h, w)`` batch, on the CPU: padded to the stride and cropped
     back."""
     torch = require_torch()
@@ -186,9 +176,9 @@ def _padded_forward(model, batch, stride, tta, device, use_amp):
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     with autocast(device, use_amp):
-        z = network_logits(model, x)
+        z = network_logits(model, x, output)
         if tta:
-            z = 0.5 * (z + network_logits(model, x.flip(-1)).flip(-1))
+            z = 0.5 * (z + network_logits(model, x.flip(-1), output).flip(-1))
     return z[..., :h, :w].float().cpu()
 
 

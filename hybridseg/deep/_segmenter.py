@@ -48,6 +48,13 @@ from ..utils._validation import (
 )
 from . import _training
 from ._inference import n_channels, predict_logits, prepare_images, rescale
+from ._interop import (
+    backbone_prefixes,
+    class_names_of,
+    default_normalize,
+    input_multiple,
+    input_normalization,
+)
 from ._torch import require_torch, resolve_device
 
 __all__ = ["CNNSegmenter"]
@@ -75,6 +82,10 @@ class _NetworkSegmenter(BaseSegmenter):
 
     def _settings(self):
         return self
+
+    def _output(self):
+        """The function unwrapping ``model_``'s output (None: the known wrappings)."""
+        return self._settings().output
 
     def _resolve_device(self):
         return resolve_device(self._settings().device)
@@ -128,7 +139,7 @@ class _NetworkSegmenter(BaseSegmenter):
         return predict_logits(self.model_, xs, [im.shape[:2] for im in images],
                               stride=self.stride_, tile_size=s.tile_size,
                               batch_size=s.batch_size, tta=s.tta, device=self.device_,
-                              use_amp=self._use_amp)
+                              use_amp=self._use_amp, output=self._output())
 
     def predict_proba(self, X):
         """Class probabilities of every pixel, at each image's own size.
@@ -298,9 +309,26 @@ class _NetworkSegmenter(BaseSegmenter):
             if not _is_shell(model) and not _on_cpu(model):
                 state["model_"] = copy.deepcopy(model).cpu()
             state.pop("device_", None)
+            given = state.get("model")
+            if _same_network(given, model):
+                # The network is the module given, unchanged (from_module, epochs=0):
+                # written once, and copied from the parameter when read.
+                state["model_"] = _SAME_AS_GIVEN
+        given = state.get("model")
+        if _is_module(given) and not _is_shell(given) and not _on_cpu(given):
+            state["model"] = copy.deepcopy(given).cpu()
         return state
 
     def __setstate__(self, state):
+        if state.get("model_") is _SAME_AS_GIVEN:
+            state = {**state, "model_": copy.deepcopy(state["model"]).eval()}
+        if isinstance(self, CNNSegmenter) and "normalize" not in state:
+            # Written before normalize and the fine-tuning parameters: the training
+            # images' statistics were the only normalisation.
+            state = {**_EARLIER_DEFAULTS, **state}
+            if "model_" in state:
+                state.setdefault("normalize_", "dataset")
+                state.setdefault("class_names_", None)
         self.__dict__.update(state)
         if "model_" in state and "device_" not in state and not _is_shell(self.model_):
             try:
@@ -329,15 +357,52 @@ class CNNSegmenter(_NetworkSegmenter):
     model : str, torch.nn.Module subclass or instance, default="unet"
         The network: a name registered in ``hybridseg.deep.models.MODELS`` (``"unet"``,
         ``"fcn"``, ``"segnet"``, ``"deeplabv3plus"``, ``"pspnet"``, ...), a module class,
-        or a module instance. A class is called with ``in_channels`` and ``n_classes``
-        where its signature takes them, and ``model_options``. An instance is copied at
-        ``fit`` and never changed; its number of output channels fixes K. The network maps
-        ``(N, C, H, W)`` to logits ``(N, K, h, w)``, as a tensor or a dict with key
-        ``"out"`` (torchvision's segmentation models); logits at another size than the
-        input are resized bilinearly. Its ``stride`` attribute, where it has one, is the
-        multiple inputs are padded to.
+        or a module instance (torchvision's, smp's, a Hugging Face model, your own). A
+        class is called with ``in_channels`` and ``n_classes`` where its signature takes
+        them, and ``model_options``. An instance is copied at ``fit`` and never changed;
+        its number of output channels fixes K: ``fit`` fine-tunes the copy. The network
+        maps ``(N, C, H, W)`` to logits ``(N, K, h, w)``, as a tensor, a dict with
+        ``"out"`` or ``"logits"``, an object with ``.logits`` (Hugging Face), or a tuple
+        whose first entry is one (see ``output``); logits at another size than the input
+        are resized bilinearly (``align_corners=False``). Inputs are padded to a multiple
+        of its ``stride`` attribute (an smp encoder's ``output_stride``), where it has one.
+        For a network already trained, ``CNNSegmenter.from_module`` gives a fitted
+        segmenter without training.
     model_options : dict, optional
-        Options of the architecture (widths, depth, ...), for a name or a class.
+        Options of the architecture (widths, depth, ``backbone``, ``backbone_weights``,
+        ...), for a name or a class.
+    normalize : {"auto", "imagenet", "none", "dataset"} or (mean, std), default="auto"
+        How images are standardised before the network, after the reading rule (uint8 /
+        255, uint16 / 65535, floats as they are). ``"imagenet"``: torchvision's
+        convention, subtract ``(0.485, 0.456, 0.406)`` and divide by ``(0.229, 0.224,
+        0.225)``; ``"none"``: the image in [0, 1] as it is; ``"dataset"``: the training
+        images' per-channel mean and deviation; a ``(mean, std)`` pair of scalars or
+        per-channel sequences, in [0, 1] units. ``"auto"`` is ``"imagenet"`` for a
+        network of torchvision, timm, smp or transformers and for a zoo network on a
+        pretrained backbone (their weights expect it), ``"dataset"`` otherwise.
+    output : callable, optional
+        ``output(raw)`` returns the logits tensor from what the network returned, for a
+        wrapping the known ones (above) do not cover. It must be importable (a function
+        of a module, not a lambda) for the segmenter to be saved.
+    class_names : sequence of str, optional
+        Names of the K classes, kept as ``class_names_`` (by default a Hugging Face
+        model's ``config.id2label``, where it names them).
+    backbone_lr_mult : "auto" or float, default="auto"
+        The backbone's learning rate as a multiple of ``lr`` (0 leaves it frozen). The
+        backbone is found by parameter-name prefix (``backbone_prefix``, or for
+        torchvision ``backbone.``, smp ``encoder.``, Hugging Face the model's
+        ``base_model_prefix``, the zoo ``backbone.``). ``"auto"`` is 0.1 where the
+        backbone is pretrained (a module instance given, or ``backbone_weights``), 1
+        otherwise.
+    backbone_prefix : str or sequence of str, optional
+        Parameter-name prefixes of the backbone, where they are not found automatically.
+    freeze_backbone_epochs : int, default=0
+        Epochs at the start during which the backbone is frozen (no gradient, batch norm
+        statistics kept): the head learns first.
+    freeze_bn : bool, default=False
+        Keep every batch normalisation's running statistics as they are (layers stay in
+        eval mode while training; their scale and shift still learn), as fine-tunes on
+        small batches do.
     epochs : int, default=30
         Passes over the training images; 0 builds the network and fits the input
         statistics without training it (a start for ``CRFRNNSegmenter``).
@@ -443,6 +508,10 @@ class CNNSegmenter(_NetworkSegmenter):
         Epochs run.
     fit_time_ : float
         Seconds spent in training.
+    normalize_ : str
+        The normalisation used: ``"imagenet"``, ``"none"``, ``"dataset"`` or
+        ``"given"``.
+    class_names_ : list of str or None
 
     Examples
     --------
@@ -461,6 +530,13 @@ class CNNSegmenter(_NetworkSegmenter):
     _parameter_constraints = {
         "model": "no_validation",
         "model_options": [None, dict],
+        "normalize": [StrOptions({"auto", "imagenet", "none", "dataset"}), tuple, list],
+        "output": [None, "callable"],
+        "class_names": [None, "array-like"],
+        "backbone_lr_mult": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
+        "backbone_prefix": [None, str, tuple, list],
+        "freeze_backbone_epochs": [Interval(numbers.Integral, 0, None)],
+        "freeze_bn": ["boolean"],
         "epochs": [Interval(numbers.Integral, 0, None)],
         "batch_size": [Interval(numbers.Integral, 1, None)],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -496,6 +572,13 @@ class CNNSegmenter(_NetworkSegmenter):
         model="unet",
         *,
         model_options=None,
+        normalize="auto",
+        output=None,
+        class_names=None,
+        backbone_lr_mult="auto",
+        backbone_prefix=None,
+        freeze_backbone_epochs=0,
+        freeze_bn=False,
         epochs=30,
         batch_size=8,
         lr=1e-3,
@@ -527,6 +610,13 @@ class CNNSegmenter(_NetworkSegmenter):
     ):
         self.model = model
         self.model_options = model_options
+        self.normalize = normalize
+        self.output = output
+        self.class_names = class_names
+        self.backbone_lr_mult = backbone_lr_mult
+        self.backbone_prefix = backbone_prefix
+        self.freeze_backbone_epochs = freeze_backbone_epochs
+        self.freeze_bn = freeze_bn
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -628,19 +718,164 @@ class CNNSegmenter(_NetworkSegmenter):
                     f"the network's first convolution takes {first_in} channels but the "
                     f"images have {self.n_channels_}"
                 )
-            self.model_ = model.to(self.device_)
-            self.stride_ = int(getattr(model, "stride", 1) or 1)
-            self._fit_stats(images)
+            self._set_network(model, images)
             xs = self._prepare(images)
             self._check_size(xs)
-            self.n_classes_ = self._probe_classes(xs[0], k_given)
-            self.classes_ = np.arange(self.n_classes_)
+            self._set_classes(self._probe_classes(xs[0], k_given))
             data = self._training_data(xs, images, labels, val, gen)
             self.class_weight_ = data["weight"]
+            tuning = self._fine_tuning(self.model_)
             history = self._run_training(self.model_, data, gen, epochs=self.epochs,
-                                         lr=self.lr, desc=f"fit {self._model_name()}")
+                                         lr=self.lr, desc=f"fit {self._model_name()}",
+                                         **tuning)
+            if "on_epoch" in tuning:
+                tuning["on_epoch"].restore()
         self._record(history)
         return self
+
+    @classmethod
+    def from_module(cls, module, *, normalize="imagenet", n_classes=None, class_names=None,
+                    device="auto", output=None, in_channels=None, **params):
+        """A fitted segmenter from a network already trained, without training it.
+
+        The network is copied (the instance given is never changed) and used as it is:
+        ``predict``, ``predict_proba``, ``transform`` (``Unaries`` for a CRF after it),
+        ``score``, ``hybridseg.save``/``load`` and ``hybridseg segment`` work at once.
+        The segmenter has ``epochs=0``: fitting it again (in a ``Pipeline``, or the clones
+        ``GridSearchCV`` fits while it tunes a later stage) copies the network and checks
+        the labels against its K, and never trains it, so a CRF after it is tuned on the
+        network as it is. ``set_params(epochs=n)`` turns it into a fine-tune.
+        scikit-learn's ``FrozenEstimator`` around it also works.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The trained network: torchvision's segmentation models, an smp model, a Hugging
+            Face ``...ForSemanticSegmentation``, or your own; any output wrapping that
+            ``CNNSegmenter`` knows, or ``output``.
+        normalize : {"imagenet", "none"} or (mean, std), default="imagenet"
+            The input normalisation the weights expect: ``"imagenet"`` is exactly
+            torchvision's (8-bit values divided by 255, then ``(x - (0.485, 0.456,
+            0.406)) / (0.229, 0.224, 0.225)``); ``"none"`` divides by 255 only; a pair
+            gives per-channel ``mean`` and ``std`` in [0, 1] units. (``"dataset"`` needs
+            training images: use ``CNNSegmenter(module, normalize="dataset",
+            epochs=0).fit(X, y)``.)
+        n_classes : int, optional
+            K, checked against the network's output channels (by default those).
+        class_names : sequence of str, optional
+            Names of the classes (by default a Hugging Face config's ``id2label``).
+        device : str or torch.device, default="auto"
+        output : callable, optional
+            Unwraps an output of another shape (see ``CNNSegmenter``).
+        in_channels : int, optional
+            Channels of the input images, where the network has no convolution to read
+            them from.
+        **params
+            Further ``CNNSegmenter`` parameters (``batch_size``, ``tile_size``, ``tta``,
+            ``unaries``, ``scale``, ...).
+
+        Returns
+        -------
+        segmenter : CNNSegmenter
+            Fitted, with ``epochs=0``.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from hybridseg.deep import CNNSegmenter
+        >>> net = torch.nn.Conv2d(3, 4, 3, padding=1)  # any trained network
+        >>> seg = CNNSegmenter.from_module(net, device="cpu")
+        >>> image = np.zeros((20, 30, 3), np.uint8)
+        >>> seg.predict_proba([image])[0].shape
+        (20, 30, 4)
+        """
+        torch = require_torch()
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module instance, got "
+                            f"{type(module).__name__}")
+        if "epochs" in params or "model" in params:
+            raise TypeError("from_module sets model (the module) and epochs (0) itself")
+        if isinstance(normalize, str) and normalize == "dataset":
+            raise ValueError("normalize='dataset' needs training images to measure: use "
+                             "CNNSegmenter(module, normalize='dataset', epochs=0).fit(X, y)")
+        seg = cls(module, epochs=0, normalize=normalize, n_classes=n_classes,
+                  class_names=class_names, device=device, output=output, **params)
+        seg._validate_params()
+        c = _first_conv_channels(module) if in_channels is None else in_channels
+        if c is None:
+            raise ValueError("the network has no convolution to read its input channels "
+                             "from: give in_channels")
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 1:
+            raise ValueError(f"in_channels must be a positive integer, got {c!r}")
+        seg.n_channels_ = int(c)
+        with seg._seeded_fit():
+            seg._set_network(seg._build_model(seg.n_channels_, None))
+            side = max(64, 2 * seg.stride_)
+            seg._set_classes(seg._probe_classes(torch.zeros(seg.n_channels_, side, side),
+                                                n_classes))
+        seg.class_weight_ = None
+        seg._record(_training.History([], [], None, None, 0, 0, 0.0))
+        return seg
+
+    def _set_network(self, model, images=None):
+        """``model_`` (on ``device_``), ``stride_`` and the input normalisation
+        (``mean_``, ``std_``, ``normalize_``, ``input_range_``, ``input_unit_``)."""
+        self.model_ = model.to(self.device_)
+        if images is None:
+            self.model_.eval()
+        self.stride_ = input_multiple(model)
+        spec = self.normalize
+        if isinstance(spec, str) and spec == "auto":
+            spec = default_normalize(model, _pretrained_backbone(model))
+        stats = input_normalization(spec, self.n_channels_)
+        self.normalize_ = spec if isinstance(spec, str) else "given"
+        if images is not None:
+            self._fit_stats(images)
+        else:
+            self.input_range_, self.input_unit_ = (0.0, 1.0), 255.0
+        if stats is not None:
+            self.mean_, self.std_ = stats
+
+    def _set_classes(self, k):
+        self.n_classes_ = k
+        self.classes_ = np.arange(k)
+        names = self.class_names
+        if names is None:
+            names = class_names_of(self.model_)
+        elif isinstance(names, str) or len(names) != k:
+            raise ValueError(f"class_names must name the {k} classes the network outputs, "
+                             f"got {names!r}")
+        self.class_names_ = None if names is None else [str(n) for n in names]
+
+    def _fine_tuning(self, model):
+        """``param_groups`` (the backbone at ``backbone_lr_mult`` times ``lr``) and
+        ``on_epoch`` (freezing) for ``_training.train``; none where nothing differs from
+        training every parameter at ``lr``."""
+        prefixes = self.backbone_prefix
+        if isinstance(prefixes, str):
+            prefixes = (prefixes,)
+        prefixes = tuple(prefixes) if prefixes is not None else backbone_prefixes(model)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        backbone = [p for n, p in named if n.startswith(prefixes)] if prefixes else []
+        if self.backbone_prefix is not None and not backbone:
+            raise ValueError(f"backbone_prefix {self.backbone_prefix!r} matches no parameter "
+                             f"of the network (names start like {named[0][0]!r})")
+        mult = self.backbone_lr_mult
+        if mult == "auto":
+            mult = 0.1 if backbone and (self._fixed_k() or _pretrained_backbone(model)) else 1.0
+        if (self.freeze_backbone_epochs or mult != 1.0) and not backbone:
+            raise ValueError("freeze_backbone_epochs and backbone_lr_mult need a backbone, "
+                             "and none was found in the network: give backbone_prefix")
+        out = {}
+        if backbone and mult != 1.0:
+            ids = {id(p) for p in backbone}
+            head = [p for _, p in named if id(p) not in ids]
+            out["param_groups"] = [{"params": backbone, "peak_lr": self.lr * mult},
+                                   {"params": head, "peak_lr": self.lr}]
+        if self.freeze_backbone_epochs or self.freeze_bn or (backbone and mult == 0):
+            out["on_epoch"] = _Freezer(backbone, prefixes, self.freeze_backbone_epochs,
+                                       self.freeze_bn, mult == 0)
+        return out
 
     @contextlib.contextmanager
     def _seeded_fit(self):
@@ -724,7 +959,7 @@ class CNNSegmenter(_NetworkSegmenter):
         return {"xs": xs, "ys": ys, "val": val, "weight": weight}
 
     def _run_training(self, model, data, gen, *, epochs, lr, desc, param_groups=None,
-                      score_start=False, predictor=None):
+                      score_start=False, predictor=None, on_epoch=None):
         """``_training.train`` with this estimator's settings; validation mean IoU from
         ``predictor`` (default: self) on ``data["val"]``."""
         val = data["val"]
@@ -738,7 +973,8 @@ class CNNSegmenter(_NetworkSegmenter):
             model, data["xs"], data["ys"], settings=self, rng=gen, weight=data["weight"],
             void=self._void, device=self.device_, use_amp=self._use_amp,
             stride=self.stride_, epochs=epochs, lr=lr, param_groups=param_groups,
-            validate=validate, desc=desc, score_start=score_start)
+            validate=validate, desc=desc, score_start=score_start,
+            output=self.output if predictor is self else None, on_epoch=on_epoch)
 
     def _void_labels(self, m):
         m = np.asarray(m).astype(np.int64)
@@ -759,8 +995,8 @@ class CNNSegmenter(_NetworkSegmenter):
         self.model_.eval()
         try:
             with torch.no_grad():
-                out = network_logits(self.model_, probe.to(self.device_))
-        except (RuntimeError, TypeError) as exc:
+                out = network_logits(self.model_, probe.to(self.device_), self.output)
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise ValueError(f"the network failed on a {tuple(probe.shape)} batch of the "
                              f"training images: {exc}") from exc
         finally:
@@ -822,6 +1058,75 @@ def _loadable_device(saved, given):
                       UserWarning, stacklevel=3)
         return "cpu"
     return saved
+
+
+#: Parameters added after files were first written, as those files' estimators had them.
+_EARLIER_DEFAULTS = {"normalize": "dataset", "output": None, "class_names": None,
+                     "backbone_lr_mult": "auto", "backbone_prefix": None,
+                     "freeze_backbone_epochs": 0, "freeze_bn": False}
+
+
+class _SameAsGiven:
+    """Stands in a pickle for a fitted network equal to the ``model`` parameter."""
+
+    def __reduce__(self):
+        return "_SAME_AS_GIVEN"
+
+
+_SAME_AS_GIVEN = _SameAsGiven()
+
+
+def _is_module(obj):
+    """Whether ``obj`` is a torch module instance (without importing torch)."""
+    return (not isinstance(obj, type) and hasattr(obj, "state_dict")
+            and hasattr(obj, "named_parameters"))
+
+
+def _same_network(given, fitted):
+    """Whether the fitted network is a copy of the module given, weights and buffers
+    equal (then pickled once)."""
+    if not (_is_module(given) and _is_module(fitted)) or type(given) is not type(fitted):
+        return False
+    if given is fitted or _is_shell(given) or _is_shell(fitted):
+        return False
+    torch = require_torch()
+    a, b = given.state_dict(), fitted.state_dict()
+    return list(a) == list(b) and all(
+        a[k].shape == b[k].shape and a[k].dtype == b[k].dtype
+        and torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+class _Freezer:
+    """``on_epoch`` of ``_training.train``: the backbone's parameters (those that trained
+    at the start) frozen for the first ``epochs`` (or always, at a zero learning rate),
+    with its batch norm statistics; every batch norm's statistics kept with
+    ``freeze_bn``. ``restore`` gives the parameters their gradients back."""
+
+    def __init__(self, backbone, prefixes, epochs, freeze_bn, always):
+        self.backbone, self.prefixes = backbone, tuple(prefixes)
+        self.epochs, self.freeze_bn, self.always = epochs, freeze_bn, always
+
+    def __call__(self, model, epoch):
+        torch = require_torch()
+        frozen = self.always or epoch <= self.epochs
+        for p in self.backbone:
+            p.requires_grad_(not frozen)
+        for name, m in model.named_modules():
+            if not isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                continue
+            in_backbone = bool(self.prefixes) and (name + ".").startswith(self.prefixes)
+            if self.freeze_bn or (frozen and in_backbone):
+                m.eval()
+
+    def restore(self):
+        for p in self.backbone:
+            p.requires_grad_(True)
+
+
+def _pretrained_backbone(model):
+    """Whether a zoo network stands on a backbone with pretrained weights."""
+    backbone = getattr(model, "backbone", None)
+    return getattr(backbone, "weights", None) is not None
 
 
 def _first_conv_channels(model):

@@ -178,7 +178,8 @@ class History:
 
 
 def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride, epochs,
-          lr, param_groups=None, validate=None, desc="fit", score_start=False):
+          lr, param_groups=None, validate=None, desc="fit", score_start=False, output=None,
+          on_epoch=None):
     """Train ``model`` in place on prepared crops, and return its ``History``.
 
     Parameters
@@ -216,6 +217,11 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
         stopping keeps the start when no epoch beats it).
     desc : str
         Label of the progress bar.
+    output : callable, optional
+        Unwraps the network's output (``_inference.network_logits``).
+    on_epoch : callable, optional
+        ``on_epoch(model, epoch)`` after ``model.train()`` at the start of every epoch
+        (from 1): freezes and unfreezes parts of the network.
 
     Returns
     -------
@@ -256,6 +262,8 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     with ProgressBar(epochs, desc, enabled=bool(settings.verbose)) as bar:
         for epoch in range(1, epochs + 1):
             model.train()
+            if on_epoch is not None:
+                on_epoch(model, epoch)
             order = rng.permutation(n)
             losses = []
             # A last batch of one image is skipped (batch norm cannot train on it); the
@@ -278,7 +286,7 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                     g["lr"] = g.get("peak_lr", lr) * factor
                 opt.zero_grad(set_to_none=True)
                 with autocast(device, use_amp):
-                    loss = loss_fn(network_logits(model, xb).float(), yb)
+                    loss = loss_fn(network_logits(model, xb, output).float(), yb)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"the training loss became {float(loss)} at "
                                              f"epoch {epoch}; lower lr")

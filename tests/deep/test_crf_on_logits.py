@@ -68,7 +68,7 @@ def test_scores_from_logits_shapes_and_errors():
     assert s[1].flags.c_contiguous
     np.testing.assert_allclose(s[1][2, 3], z[1, :, 2, 3].detach().numpy(), rtol=1e-6)
     assert scores_from_logits(np.zeros((4, 5, 6)))[0].shape == (5, 6, 4)
-    with pytest.raises(ValueError, match="without an 'out' entry"):
+    with pytest.raises(TypeError, match=r"without 'out' or 'logits'.*'aux'"):
         scores_from_logits({"aux": z})
     with pytest.raises(ValueError, match=r"\(N, K, H, W\) or \(K, H, W\)"):
         scores_from_logits(torch.zeros(4, 5))
@@ -76,8 +76,10 @@ def test_scores_from_logits_shapes_and_errors():
         scores_from_logits(torch.full((1, 2, 3, 3), float("nan")))
     with pytest.raises(ValueError, match="empty"):
         scores_from_logits(torch.zeros(0, 2, 3, 3))
-    with pytest.raises(TypeError, match="torch tensor"):
+    with pytest.raises(TypeError, match="logits: the network returned a list of 1"):
         scores_from_logits([[1.0]])
+    with pytest.raises(TypeError, match="numeric"):
+        scores_from_logits(np.array([["a"]]))
 
 
 def test_a_torchvision_segmentation_model():
