@@ -12,7 +12,9 @@ way; the functions here read from a module, without importing those libraries:
   ``backbone.``), for a lower learning rate and freezing;
 - ``input_multiple``: the multiple of the input's sides the network needs (smp's encoders
   32, a zoo network its ``stride``, otherwise 1);
-- ``class_names_of``: the class names a Hugging Face config carries.
+- ``class_names_of``: the class names a Hugging Face config carries;
+- ``portable`` / ``restored``: a Hugging Face model as its class, config and weights for a
+  pickle (the library installs forward hooks that do not pickle), and back.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "input_multiple",
     "input_normalization",
     "library_of",
+    "portable",
+    "restored",
 ]
 
 #: torchvision's ImageNet statistics, for images read in [0, 1] (8-bit divided by 255).
@@ -149,3 +153,32 @@ def class_names_of(module):
     if all(n == f"LABEL_{i}" for i, n in enumerate(names)):  # the default: no names
         return None
     return names
+
+
+class HuggingFaceNetwork:
+    """A Hugging Face model in a pickle: its class, config and weights, as its own
+    ``save_pretrained`` keeps it (the live model holds closures that do not pickle)."""
+
+    def __init__(self, module):
+        self.cls = type(module)
+        self.config = module.config
+        self.state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        self.training = module.training
+
+    def build(self):
+        model = self.cls(self.config)
+        model.load_state_dict(self.state)
+        return model.train(self.training)
+
+
+def portable(module):
+    """``module``, or a picklable stand-in where it is a Hugging Face model."""
+    if library_of(module) == "transformers" and hasattr(module, "config") and hasattr(
+            module, "state_dict"):
+        return HuggingFaceNetwork(module)
+    return module
+
+
+def restored(obj):
+    """The module a ``portable`` stand-in holds (other objects as they are)."""
+    return obj.build() if isinstance(obj, HuggingFaceNetwork) else obj

@@ -54,6 +54,8 @@ from ._interop import (
     default_normalize,
     input_multiple,
     input_normalization,
+    portable,
+    restored,
 )
 from ._torch import require_torch, resolve_device
 
@@ -317,9 +319,13 @@ class _NetworkSegmenter(BaseSegmenter):
         given = state.get("model")
         if _is_module(given) and not _is_shell(given) and not _on_cpu(given):
             state["model"] = copy.deepcopy(given).cpu()
+        for key in ("model", "model_"):
+            if key in state:
+                state[key] = portable(state[key])
         return state
 
     def __setstate__(self, state):
+        state = {k: restored(v) if k in ("model", "model_") else v for k, v in state.items()}
         if state.get("model_") is _SAME_AS_GIVEN:
             state = {**state, "model_": copy.deepcopy(state["model"]).eval()}
         if isinstance(self, CNNSegmenter) and "normalize" not in state:
