@@ -502,3 +502,15 @@ def _init_like_torchvision(net):
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def backbone_option(backbone, backbone_weights, in_channels, output_stride):
+    """A zoo architecture's ``backbone``/``backbone_weights`` options as a backbone module,
+    or None where the architecture keeps its own encoder (``backbone=None``)."""
+    if backbone is None:
+        if backbone_weights is not None:
+            raise ValueError("backbone_weights needs a backbone: give backbone='resnet50' "
+                             "(or another name of build_backbone)")
+        return None
+    return build_backbone(backbone, in_channels=in_channels, weights=backbone_weights,
+                          output_stride=output_stride)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_option
 from ._blocks import (
     check_dropout,
     conv_bn_relu,
@@ -61,11 +62,18 @@ class DeepLabV3Plus(nn.Module):
         Channels of the decoder's separable convolutions (the paper's 256).
     dropout : float, default=0.1
         Dropout after the ASPP projection.
+    backbone : str, optional
+        A backbone of ``build_backbone`` (``"resnet50"``, ``"mobilenet_v3_large"``,
+        ``"timm:<name>"``, ...) in place of the small built-in encoder (its stride-4 and
+        last maps feed the decoder and ASPP; ``widths`` and ``blocks`` then do not apply).
+    backbone_weights : str or path-like, optional
+        The backbone's pretrained weights: a checkpoint path or ``"imagenet"``
+        (``build_backbone``'s ``weights``).
     """
 
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), blocks=(1, 2, 2),
                  output_stride=16, rates=None, aspp_width=64, low_level_width=16,
-                 decoder_width=64, dropout=0.1):
+                 decoder_width=64, dropout=0.1, backbone=None, backbone_weights=None):
         super().__init__()
         widths = positive_ints("widths", widths, count=4)
         blocks = positive_ints("blocks", blocks, count=3)
@@ -80,14 +88,19 @@ class DeepLabV3Plus(nn.Module):
         dropout = check_dropout(dropout)
         self.stride = int(output_stride)
         self.rates = rates
-        self.stem = nn.Sequential(conv_bn_relu(in_channels, widths[0], stride=2),
-                                  conv_bn_relu(widths[0], widths[0]))
-        self.layer1 = residual_stage(widths[0], widths[1], blocks[0], stride=2)
-        self.layer2 = residual_stage(widths[1], widths[2], blocks[1], stride=2)
-        self.layer3 = (residual_stage(widths[2], widths[3], blocks[2], stride=2)
-                       if output_stride == 16 else
-                       residual_stage(widths[2], widths[3], blocks[2], dilation=2))
-        cin = widths[3]
+        self.backbone = backbone_option(backbone, backbone_weights, in_channels,
+                                        output_stride)
+        if self.backbone is None:
+            self.stem = nn.Sequential(conv_bn_relu(in_channels, widths[0], stride=2),
+                                      conv_bn_relu(widths[0], widths[0]))
+            self.layer1 = residual_stage(widths[0], widths[1], blocks[0], stride=2)
+            self.layer2 = residual_stage(widths[1], widths[2], blocks[1], stride=2)
+            self.layer3 = (residual_stage(widths[2], widths[3], blocks[2], stride=2)
+                           if output_stride == 16 else
+                           residual_stage(widths[2], widths[3], blocks[2], dilation=2))
+            low_width, cin = widths[1], widths[3]
+        else:
+            low_width, cin = self.backbone.channels[0], self.backbone.channels[-1]
         self.aspp = nn.ModuleList([
             conv_bn_relu(cin, aspp_width, kernel_size=1),
             *(separable(cin, aspp_width, dilation=r) for r in rates),
@@ -95,15 +108,19 @@ class DeepLabV3Plus(nn.Module):
         ])
         self.project = nn.Sequential(conv_bn_relu(5 * aspp_width, aspp_width, kernel_size=1),
                                      nn.Dropout2d(dropout))
-        self.reduce = conv_bn_relu(widths[1], low_level_width, kernel_size=1)
+        self.reduce = conv_bn_relu(low_width, low_level_width, kernel_size=1)
         self.decoder = nn.Sequential(separable(aspp_width + low_level_width, decoder_width),
                                      separable(decoder_width, decoder_width))
         self.head = nn.Conv2d(decoder_width, n_classes, 1)
 
     def forward(self, x):
         size = x.shape[-2:]
-        low = self.layer1(self.stem(x))
-        x = self.layer3(self.layer2(low))
+        if self.backbone is None:
+            low = self.layer1(self.stem(x))
+            x = self.layer3(self.layer2(low))
+        else:
+            features = self.backbone(x)
+            low, x = features[0], features[-1]
         x = torch.cat([upsample(branch(x), x.shape[-2:]) for branch in self.aspp], dim=1)
         x = upsample(self.project(x), low.shape[-2:])
         x = self.decoder(torch.cat([x, self.reduce(low)], dim=1))

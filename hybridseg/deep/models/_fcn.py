@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_option
 from ._blocks import bilinear_upsampling, check_dropout, conv_bn_relu, positive_int, positive_ints
 from ._registry import register_model
 
@@ -40,24 +41,38 @@ class FCN(nn.Module):
         Channels of the two convolutions after the last pool (VGG's fc6 and fc7).
     dropout : float, default=0.0
         Dropout after each of these two (the paper's is 0.5).
+    backbone : str, optional
+        A backbone of ``build_backbone`` (``"resnet50"``, ``"mobilenet_v3_large"``,
+        ``"timm:<name>"``, ...) in place of the small built-in encoder (its stride-8, 16
+        and 32 maps play pool3, pool4 and pool5; ``widths`` and ``depth`` then do not
+        apply; ``"vgg16_bn"`` is the paper's encoder).
+    backbone_weights : str or path-like, optional
+        The backbone's pretrained weights: a checkpoint path or ``"imagenet"``
+        (``build_backbone``'s ``weights``).
     """
 
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 96, 128), depth=2,
-                 fc_width=128, dropout=0.0):
+                 fc_width=128, dropout=0.0, backbone=None, backbone_weights=None):
         super().__init__()
         widths = positive_ints("widths", widths, at_least=3)
         depth = positive_int("depth", depth)
         fc_width = positive_int("fc_width", fc_width)
         dropout = check_dropout(dropout)
-        self.stride = 2 ** len(widths)
-        self.stages = nn.ModuleList()
-        cin = in_channels
-        for w in widths:
-            self.stages.append(nn.Sequential(
-                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(depth)),
-                nn.MaxPool2d(2),
-            ))
-            cin = w
+        self.backbone = backbone_option(backbone, backbone_weights, in_channels, 32)
+        if self.backbone is None:
+            self.stride = 2 ** len(widths)
+            self.stages = nn.ModuleList()
+            cin = in_channels
+            for w in widths:
+                self.stages.append(nn.Sequential(
+                    *(conv_bn_relu(cin if i == 0 else w, w) for i in range(depth)),
+                    nn.MaxPool2d(2),
+                ))
+                cin = w
+        else:
+            self.stride = 32
+            widths = self.backbone.channels[1:]
+            cin = widths[-1]
         self.fc = nn.Sequential(
             conv_bn_relu(cin, fc_width), nn.Dropout2d(dropout),
             conv_bn_relu(fc_width, fc_width, kernel_size=1), nn.Dropout2d(dropout),
@@ -73,10 +88,14 @@ class FCN(nn.Module):
         self.upscore_final = bilinear_upsampling(n_classes, self.stride // 4)
 
     def forward(self, x):
-        pools = []
-        for stage in self.stages:
-            x = stage(x)
-            pools.append(x)
+        if self.backbone is None:
+            pools = []
+            for stage in self.stages:
+                x = stage(x)
+                pools.append(x)
+        else:
+            pools = self.backbone(x)[1:]
+            x = pools[-1]
         x = self.upscore2(self.score(self.fc(x))) + self.score_pool4(pools[-2])
         x = self.upscore_pool4(x) + self.score_pool3(pools[-3])
         return self.upscore_final(x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_option
 from ._blocks import (
     check_dropout,
     conv_bn_relu,
@@ -47,10 +48,19 @@ class PSPNet(nn.Module):
         Channels of the 3x3 convolution after the pyramid (the paper's 512).
     dropout : float, default=0.1
         Dropout before the classifier.
+    backbone : str, optional
+        A backbone of ``build_backbone`` (``"resnet50"``, ``"mobilenet_v3_large"``,
+        ``"timm:<name>"``, ...) in place of the small built-in encoder, dilated to output
+        stride 8 (its last map feeds the pyramid; ``widths`` and ``blocks`` then do not
+        apply).
+    backbone_weights : str or path-like, optional
+        The backbone's pretrained weights: a checkpoint path or ``"imagenet"``
+        (``build_backbone``'s ``weights``).
     """
 
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 96, 128),
-                 blocks=(1, 1, 1, 1), bins=(1, 2, 3, 6), head_width=64, dropout=0.1):
+                 blocks=(1, 1, 1, 1), bins=(1, 2, 3, 6), head_width=64, dropout=0.1,
+                 backbone=None, backbone_weights=None):
         super().__init__()
         widths = positive_ints("widths", widths, count=5)
         blocks = positive_ints("blocks", blocks, count=4)
@@ -59,15 +69,19 @@ class PSPNet(nn.Module):
         dropout = check_dropout(dropout)
         self.stride = 8
         self.bins = bins
-        self.stem = nn.Sequential(conv_bn_relu(in_channels, widths[0], stride=2),
-                                  conv_bn_relu(widths[0], widths[0]))
-        self.layers = nn.Sequential(
-            residual_stage(widths[0], widths[1], blocks[0], stride=2),
-            residual_stage(widths[1], widths[2], blocks[1], stride=2),
-            residual_stage(widths[2], widths[3], blocks[2], dilation=2),
-            residual_stage(widths[3], widths[4], blocks[3], dilation=4),
-        )
-        cin = widths[4]
+        self.backbone = backbone_option(backbone, backbone_weights, in_channels, 8)
+        if self.backbone is None:
+            self.stem = nn.Sequential(conv_bn_relu(in_channels, widths[0], stride=2),
+                                      conv_bn_relu(widths[0], widths[0]))
+            self.layers = nn.Sequential(
+                residual_stage(widths[0], widths[1], blocks[0], stride=2),
+                residual_stage(widths[1], widths[2], blocks[1], stride=2),
+                residual_stage(widths[2], widths[3], blocks[2], dilation=2),
+                residual_stage(widths[3], widths[4], blocks[3], dilation=4),
+            )
+            cin = widths[4]
+        else:
+            cin = self.backbone.channels[-1]
         reduced = max(1, cin // len(bins))
         self.pyramid = nn.ModuleList([pooled_branch(cin, reduced, b) for b in bins])
         self.head = nn.Sequential(
@@ -78,7 +92,7 @@ class PSPNet(nn.Module):
 
     def forward(self, x):
         size = x.shape[-2:]
-        x = self.layers(self.stem(x))
+        x = self.layers(self.stem(x)) if self.backbone is None else self.backbone(x)[-1]
         x = torch.cat([x, *(upsample(level(x), x.shape[-2:]) for level in self.pyramid)],
                       dim=1)
         return upsample(self.head(x), size)
