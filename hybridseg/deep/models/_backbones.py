@@ -514,3 +514,8 @@ def backbone_option(backbone, backbone_weights, in_channels, output_stride):
         return None
     return build_backbone(backbone, in_channels=in_channels, weights=backbone_weights,
                           output_stride=output_stride)
+
+
+def backbone_of(net):
+    """A zoo network's backbone, or None (also for networks pickled before the option)."""
+    return net.__dict__.get("_modules", {}).get("backbone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_of as _backbone
 from ._backbones import backbone_option
 from ._blocks import (
     check_dropout,
@@ -115,7 +116,7 @@ class DeepLabV3Plus(nn.Module):
 
     def forward(self, x):
         size = x.shape[-2:]
-        if self.backbone is None:
+        if _backbone(self) is None:
             low = self.layer1(self.stem(x))
             x = self.layer3(self.layer2(low))
         else:

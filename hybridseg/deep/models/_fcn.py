@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_of as _backbone
 from ._backbones import backbone_option
 from ._blocks import bilinear_upsampling, check_dropout, conv_bn_relu, positive_int, positive_ints
 from ._registry import register_model
@@ -88,7 +89,7 @@ class FCN(nn.Module):
         self.upscore_final = bilinear_upsampling(n_classes, self.stride // 4)
 
     def forward(self, x):
-        if self.backbone is None:
+        if _backbone(self) is None:
             pools = []
             for stage in self.stages:
                 x = stage(x)

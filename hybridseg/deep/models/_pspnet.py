@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_of as _backbone
 from ._backbones import backbone_option
 from ._blocks import (
     check_dropout,
@@ -92,7 +93,7 @@ class PSPNet(nn.Module):
 
     def forward(self, x):
         size = x.shape[-2:]
-        x = self.layers(self.stem(x)) if self.backbone is None else self.backbone(x)[-1]
+        x = self.layers(self.stem(x)) if _backbone(self) is None else self.backbone(x)[-1]
         x = torch.cat([x, *(upsample(level(x), x.shape[-2:]) for level in self.pyramid)],
                       dim=1)
         return upsample(self.head(x), size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
+from ._backbones import backbone_of as _backbone
 from ._backbones import backbone_option
 from ._blocks import conv_bn_relu, upsample
 from ._registry import register_model
@@ -104,7 +105,7 @@ class UNet(nn.Module):
         return self.head(self.dropout(x))
 
     def forward(self, x):
-        if self.backbone is not None:
+        if _backbone(self) is not None:
             return self._forward_on_backbone(x)
         skips = []
         for i, block in enumerate(self.down):
