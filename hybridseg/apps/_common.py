@@ -1,12 +1,15 @@
-"""What compare's runner and its report share: file names of a method's results, the
-shown test images, the results table and JSON writing."""
+"""What the front ends share: file names of a method's results, the shown test images,
+the results table and JSON writing (compare and its report); the user's modules on the
+path and the networks on a device (compare and segment)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import re
+import sys
 
 import numpy as np
 
@@ -53,3 +56,48 @@ def write_csv(path, rows, class_names):
         w.writerow({c: (f"{r[c]:.6g}" if isinstance(r.get(c), float) else r.get(c))
                     for c in cols})
     write_text_atomic(path, buf.getvalue())
+
+
+def add_python_path(dirs):
+    """Make the user's own modules (a network class, an ``output`` function) importable
+    here and in every process started from here: each folder goes first on ``sys.path``
+    and on ``PYTHONPATH``, which worker processes inherit."""
+    for d in reversed([os.path.abspath(os.fspath(d)) for d in (dirs or ())]):
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"--python-path {d} is not a folder")
+        if d not in sys.path:
+            sys.path.insert(0, d)
+        parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if d not in parts:
+            os.environ["PYTHONPATH"] = os.pathsep.join([d, *parts])
+
+
+def place_on_device(model, device):
+    """Put the networks of a fitted model on ``device`` (None: leave them where the file
+    put them): a network segmenter, the steps of a ``Pipeline``, the estimator inside a
+    ``FrozenEstimator``, and a ``DenseCRF`` of the torch backend. Returns ``model``."""
+    if device is None:
+        return model
+    stack = [model]
+    while stack:
+        est = stack.pop()
+        stack.extend(step for _, step in getattr(est, "steps", None) or ())
+        if hasattr(est, "estimator") and type(est).__name__ == "FrozenEstimator":
+            stack.append(est.estimator)
+        if hasattr(est, "_move_to") and hasattr(est, "model_"):
+            est._move_to(device)
+        elif getattr(est, "backend", None) == "torch" and "device" in est.get_params():
+            est.set_params(device=device)
+    return model
+
+
+def check_device(device):
+    """A ``device`` argument: None, or a device this machine has (a clear error else)."""
+    if device is None:
+        return
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str ('cpu', 'cuda', 'cuda:1', 'auto'), got "
+                        f"{type(device).__name__}")
+    from ..utils._torch import resolve_device
+
+    resolve_device(device)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import N_SHOWN, _slug, _spread, _write_json
-from ._registry import COMPARE_METHODS, ZOO, _base_estimator, _parse, _refiner
+from ._registry import _base_estimator, _parse, _refiner, describe, is_network
 
 __all__ = ["ComparisonResult", "compare", "load_data"]
 
@@ -115,6 +115,8 @@ def _fit_base(base, data, config, out, verbose):
     fitted it; with its fit seconds, peak memory and notes."""
     from .._persistence import load, save
 
+    if base.startswith("model:"):
+        return _saved_model(base[len("model:"):], data, config)
     model_file = out / "models" / f"{_slug(base)}.hseg"
     meta_file = model_file.with_suffix(".json")
     if model_file.is_file() and meta_file.is_file():
@@ -156,8 +158,9 @@ def _fit_base(base, data, config, out, verbose):
                                    for k, v in est.crf_parameters().items()}
         peak = max(_peak_mb(), start_meta["peak_memory_mb"])
     else:
-        est = _base_estimator(base, data, budget, seed, n_jobs, verbose)
-        if base in ZOO:
+        est = _base_estimator(base, data, budget, seed, n_jobs, verbose,
+                              config.get("device"))
+        if is_network(base):
             est.fit(X, y, X_val=Xv, y_val=yv)
         else:
             est.fit(X, y)
@@ -170,6 +173,25 @@ def _fit_base(base, data, config, out, verbose):
     save(est, model_file, overwrite=True)
     meta = dict(config=config, fit_seconds=seconds, peak_memory_mb=peak, notes=notes)
     _write_json(meta_file, meta)
+    return est, meta
+
+
+def _saved_model(path, data, config):
+    """A fitted model a user saved (``model:PATH``), on the device asked, checked against
+    the data set's classes; it is used as it is, with no fit."""
+    from .._persistence import load
+    from ._common import place_on_device
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model:{path}: no such file")
+    t0 = time.perf_counter()
+    est = place_on_device(load(path), config.get("device"))
+    k = len(data["class_names"])
+    k_model = getattr(est, "n_classes_", None)
+    if k_model is not None and int(k_model) != k:
+        raise ValueError(f"model:{path} predicts {k_model} classes, the data set has {k}")
+    meta = dict(config=config, fit_seconds=0.0, peak_memory_mb=_peak_mb(),
+                notes={"model": path, "load_seconds": round(time.perf_counter() - t0, 2)})
     return est, meta
 
 
@@ -194,7 +216,7 @@ def _fit_method(name, estimator, data, config, out, verbose):
             meta["notes"]
     from sklearn.pipeline import Pipeline
 
-    crf, n_tuned, tune = _tune_on_val(refine, est, base in ZOO, data, config["n_jobs"])
+    crf, n_tuned, tune = _tune_on_val(refine, est, is_network(base), data, config["n_jobs"])
     pipe = Pipeline([("segmenter", est), ("crf", crf)])
     save(pipe, out / "models" / f"{_slug(name)}.hseg", overwrite=True)
     notes = dict(meta["notes"], crf_tuned_seconds=round(tune, 1),
@@ -263,8 +285,15 @@ def _run_method(label, name, estimator, config, out, verbose, data=None):
 
 
 def _spec(name, estimator):
-    """What a method was, for deciding whether a result on disk is still this method."""
-    return name if estimator is None else f"{type(estimator).__name__}: {estimator!r}"
+    """What a method was, for deciding whether a result on disk is still this method (a
+    saved model: the file as it is now)."""
+    if estimator is not None:
+        return f"{type(estimator).__name__}: {estimator!r}"
+    base, _ = _parse(name)
+    if base.startswith("model:") and os.path.isfile(base[len("model:"):]):
+        st = os.stat(base[len("model:"):])
+        return f"{name} ({st.st_size} bytes, modified {st.st_mtime_ns})"
+    return name
 
 
 def _child(job_file):  # pragma: no cover - runs in the method's own process
@@ -369,7 +398,7 @@ def _check_methods(methods):
 
 
 def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
-            limit_test=None, budget=None, seed=0, n_jobs=None, isolate=True,
+            limit_test=None, budget=None, seed=0, n_jobs=None, isolate=True, device=None,
             verbose=True):
     """Fit, score and measure segmentation methods side by side on one data set.
 
@@ -388,7 +417,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         Registry names (``method_names()``: ``splitmerge``, ``pixel``, ``pixel+grid``,
         ``pixel+dense``, each zoo architecture ``unet``, ``fcn``, ``segnet``,
         ``deeplabv3plus``, ``pspnet`` alone and with ``+grid`` / ``+dense``, ``crfrnn``
-        and ``crfrnn:ARCH``), comma-separated in one str, or a dict mapping names to your
+        and ``crfrnn:ARCH``; ``ARCH@BACKBONE`` for ``unet``, ``fcn``, ``deeplabv3plus``
+        or ``pspnet`` on an ImageNet-pretrained backbone, ``deeplabv3plus@resnet50``;
+        ``model:PATH`` for a fitted model saved by ``hybridseg.save``, used as it is,
+        also with ``+grid`` / ``+dense``), comma-separated in one str, or a dict mapping
+        names to your
         own estimators or Pipelines (fitted on train with ``fit(X, y)``; a clone, so
         yours stays untouched) or to registry names. Methods that share a base share its
         fit: ``pixel+dense`` reuses the fitted ``pixel``, ``crfrnn`` starts from ``unet``.
@@ -416,6 +449,9 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     isolate : bool, default=True
         Run each method in a fresh process, so its peak memory is its own and a crash
         does not take the others down. Your estimators must then pickle.
+    device : str, optional
+        Where the networks train and run (``"cpu"``, ``"cuda"``, ``"auto"``); by default
+        ``"auto"`` for the zoo and a saved model's own setting.
     verbose : bool, default=True
         Progress bars and a line per method on stderr.
 
@@ -431,6 +467,9 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         a comparison made with other settings.
     """
     items = _check_methods(methods)
+    from ._common import check_device
+
+    check_device(device)
     from ..datasets._base import check_limit
     from ..datasets._splits import NAMED_DATASETS
 
@@ -448,7 +487,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
                   data_root=None if data_root is None else os.path.abspath(data_root),
                   limit_train=limit_train, limit_test=limit_test,
                   budget=None if budget is None else float(budget), seed=int(seed),
-                  n_jobs=n_jobs)
+                  n_jobs=n_jobs, **({} if device is None else {"device": device}))
     if out is None:
         out = f"hybridseg-compare-{_slug(Path(name).name if os.sep in name else name)}"
     out = Path(out)
@@ -474,7 +513,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
                 records[label] = rec
                 continue
         if verbose:
-            print(f"[{i}/{len(items)}] {label}: {COMPARE_METHODS.get(method, 'yours')}",
+            print(f"[{i}/{len(items)}] {label}: {describe(method) if est is None else 'yours'}",
                   file=sys.stderr)
         error = out / "methods" / f"{_slug(label)}.error"
         error.unlink(missing_ok=True)

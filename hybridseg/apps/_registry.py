@@ -8,6 +8,7 @@ training settings compare uses on every architecture.
 from __future__ import annotations
 
 import difflib
+import os
 
 #: Architectures of the model zoo (``hybridseg.deep.models.MODELS``).
 ZOO = ("unet", "fcn", "segnet", "deeplabv3plus", "pspnet")
@@ -38,21 +39,70 @@ def method_names():
     return [*COMPARE_METHODS, *(f"crfrnn:{arch}" for arch in ZOO)]
 
 
+#: Architectures of the zoo that take a backbone (SegNet's decoder unpools with its own
+#: encoder's pooling indices).
+ON_BACKBONES = ("unet", "fcn", "deeplabv3plus", "pspnet")
+
+
+def describe(method):
+    """What a method name means, in words (None for the user's own estimator)."""
+    base, refine = _parse(method)
+    if method in COMPARE_METHODS:
+        return COMPARE_METHODS[method]
+    if base.startswith("model:"):
+        what = f"the saved model {base[len('model:'):]}, used as it is"
+    elif "@" in base:
+        arch, _, backbone = base.partition("@")
+        what = f"{arch} on an ImageNet-pretrained {backbone} backbone, fine-tuned"
+    else:
+        what = COMPARE_METHODS.get(base, base)
+    if refine == "grid":
+        return f"{what}, then a contrast-sensitive grid CRF tuned on val"
+    if refine == "dense":
+        return f"{what}, then the dense CRF, weights tuned on val"
+    return what
+
+
+def is_network(base):
+    """Whether a method's base is a network (trained here, or a saved model)."""
+    return base in ZOO or "@" in base or base.startswith("model:")
+
+
+def _split_refine(name):
+    for refine in ("grid", "dense"):
+        if name.endswith("+" + refine):
+            return name[: -len(refine) - 1], refine
+    return name, None
+
+
 def _parse(name):
     """``(base, refine)`` of a registry name: ``("pixel", "dense")``, ``("crfrnn:unet",
-    None)``."""
+    None)``, ``("deeplabv3plus@resnet50", None)``, ``("model:/abs/m.hseg", "dense")``."""
     if name == "crfrnn":
         return "crfrnn:unet", None
     if name.startswith("crfrnn:") and name[len("crfrnn:"):] in ZOO:
         return name, None
+    if name.startswith("model:"):
+        path, refine = _split_refine(name[len("model:"):])
+        if not path:
+            raise ValueError(f"method {name!r}: give the model file, model:PATH")
+        return "model:" + os.path.abspath(os.path.expanduser(path)), refine
+    if "@" in name:
+        head, refine = _split_refine(name)
+        arch, _, backbone = head.partition("@")
+        if arch not in ON_BACKBONES or not backbone:
+            raise ValueError(f"method {name!r}: ARCH@BACKBONE takes ARCH among "
+                             f"{', '.join(ON_BACKBONES)} and a backbone name "
+                             "(hybridseg.deep.models.BACKBONES or timm:<name>)")
+        return head, refine
     if name in COMPARE_METHODS:
         base, _, refine = name.partition("+")
         return base, refine or None
     close = difflib.get_close_matches(name, method_names(), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ValueError(f"unknown method {name!r}{hint}; methods are: "
-                     f"{', '.join(method_names())}, or your own estimator passed in a "
-                     "dict to hybridseg.compare")
+                     f"{', '.join(method_names())}, ARCH@BACKBONE, model:PATH, or your "
+                     "own estimator passed in a dict to hybridseg.compare")
 
 
 def _working_scale(images):
@@ -62,14 +112,19 @@ def _working_scale(images):
     return 0.5 if side > 300 else 1.0
 
 
-def _cnn(arch, data, budget, seed, verbose):
+def _cnn(arch, data, budget, seed, verbose, device=None):
+    """The zoo network of ``arch`` (``ARCH@BACKBONE``: on an ImageNet-pretrained
+    backbone) with the training settings compare uses."""
     from ..deep import CNNSegmenter
 
+    arch, _, backbone = arch.partition("@")
+    options = {"backbone": backbone, "backbone_weights": "imagenet"} if backbone else None
     return CNNSegmenter(
-        arch, epochs=40, lr=2e-3, batch_size=8, class_weight="median_frequency",
-        scale=_working_scale(data["train"][0]), early_stopping=True,
-        n_iter_no_change=10_000, max_time=None if budget is None else 60 * budget,
-        random_state=seed, verbose=int(verbose),
+        arch, model_options=options, epochs=40, lr=2e-3, batch_size=8,
+        class_weight="median_frequency", scale=_working_scale(data["train"][0]),
+        early_stopping=True, n_iter_no_change=10_000,
+        max_time=None if budget is None else 60 * budget, random_state=seed,
+        device="auto" if device is None else device, verbose=int(verbose),
     )
 
 
@@ -85,7 +140,7 @@ def _refiner(kind, deep, n_jobs):
     return crf
 
 
-def _base_estimator(base, data, budget, seed, n_jobs, verbose):
+def _base_estimator(base, data, budget, seed, n_jobs, verbose, device=None):
     """The unfitted base of a registry method (not ``crfrnn:ARCH``, built on its start)."""
     from ..classical import make_classical_pipeline, make_classical_stage
 
@@ -93,4 +148,4 @@ def _base_estimator(base, data, budget, seed, n_jobs, verbose):
         return make_classical_pipeline("splitmerge", random_state=seed)
     if base == "pixel":
         return make_classical_stage("pixel", random_state=seed, n_jobs=n_jobs)
-    return _cnn(base, data, budget, seed, verbose)
+    return _cnn(base, data, budget, seed, verbose, device)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..utils._io import write_text_atomic as _write_text
 from ._common import N_SHOWN, _slug, _spread, _write_json, write_csv
-from ._registry import COMPARE_METHODS, _parse
+from ._registry import _parse, describe
 
 __all__ = ["write_report"]
 
@@ -72,6 +72,13 @@ def _per_class_md(rows, class_names):
             for c in class_names) + " |\n" for r in rows)
 
 
+def _describe(method):
+    try:
+        return describe(method)
+    except ValueError:  # a name of the user's own
+        return "your estimator"
+
+
 def command_line(config, methods):
     """The ``hybridseg compare`` command that reruns a configuration (None when a method
     is the user's own estimator, which no command can name)."""
@@ -87,6 +94,8 @@ def command_line(config, methods):
     for key in ("limit_train", "limit_test", "budget", "n_jobs"):
         if config.get(key) is not None:
             parts.append(f"--{key.replace('_', '-')} {config[key]:g}")
+    if config.get("device") is not None:
+        parts.append(f"--device {config['device']}")
     parts.append(f"--seed {config['seed']}")
     return " ".join(parts)
 
@@ -132,8 +141,7 @@ def _markdown(result, data, config):
              "method ran in.", "", result.to_markdown(), "", "## IoU per class", "",
              _per_class_md(result.rows, result.class_names), "## Methods", ""]
     command = command_line(config, [r["method"] for r in result.rows])
-    parts += [f"- **{r['method']}**: {COMPARE_METHODS.get(r['method'], 'your estimator')}"
-              for r in result.rows]
+    parts += [f"- **{r['method']}**: {_describe(r['method'])}" for r in result.rows]
     if command:
         parts += ["", "Rerun (finished methods are kept; a fresh --out starts over):", "",
                   "```bash", command, "```"]

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..base import labels_from_proba
 from ..utils._io import write_atomic
+from ._common import check_device, place_on_device
 
 __all__ = ["SegmentReport", "segment"]
 
@@ -117,6 +118,7 @@ class _Config:
     threads: int | None           # numba/torch threads per task; None leaves them alone
     host_threads: dict | None     # Dask: worker threads per host, to divide the cores
     parent: int | None = None     # local workers: the pid of the run, to die with it
+    device: str | None = None     # where the networks run; None: where the file put them
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -293,9 +295,10 @@ def _model_stamp(path):
     return (st.st_mtime_ns, st.st_size)
 
 
-def _load_model(path, stamp, refine):
-    """The model (and the refiner ``--refine`` adds), loaded once per process."""
-    key = (path, stamp, refine)
+def _load_model(path, stamp, refine, device=None):
+    """The model (and the refiner ``--refine`` adds), loaded once per process, its
+    networks on ``device``."""
+    key = (path, stamp, refine, device)
     model = _MODELS.get(key)
     if model is not None:
         return model
@@ -306,6 +309,7 @@ def _load_model(path, stamp, refine):
             if _model_stamp(path) != stamp:
                 raise ValueError(f"the model file {path} changed during the run")
             estimator = load(path)
+            place_on_device(estimator, device)
             if not hasattr(estimator, "predict_proba"):
                 raise ValueError(f"the model in {path} ({type(estimator).__name__}) has no "
                                  "predict_proba: save a fitted segmenter or a Pipeline "
@@ -325,14 +329,14 @@ def _load_model(path, stamp, refine):
         return _MODELS[key]
 
 
-def _check_model_file(path, stamp, refine):
+def _check_model_file(path, stamp, refine, device=None):
     """Refuse a file that is not a model, reading only its header where it can."""
     from .._persistence import read_header
 
     try:
         read_header(path)
     except ValueError:  # not ours, or a CNNSegmenter.save file: load tells which
-        _load_model(path, stamp, refine)
+        _load_model(path, stamp, refine, device)
 
 
 def _first_stage(model):
@@ -485,7 +489,7 @@ def _segment_one(task, cfg):
     t0 = time.perf_counter()
     stage = "model"
     try:
-        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine)
+        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device)
         _die_with_parent(cfg)
         _limit_threads(cfg)
         stage = "read"
@@ -587,7 +591,7 @@ def _host_threads(client):
 
 
 def segment(input, output, model, *, refine="none", overwrite=False, save_proba=False,
-            n_jobs=None, scheduler=None, verbose=True):
+            n_jobs=None, scheduler=None, device=None, verbose=True):
     """Segment every image under ``input`` with a saved model; write label maps to
     ``output``.
 
@@ -640,6 +644,10 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
         ``distributed.Client``. The workers must see ``input``, ``output`` and ``model``
         under the same absolute paths (a shared filesystem) and have hybridseg installed.
         Needs the ``dask`` extra (``pip install 'hybridseg[dask]'``).
+    device : str, optional
+        Where the model's networks run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``);
+        by default where the file puts them (its saved ``device``, or the CPU where that
+        is not here).
     verbose : bool, default=True
         Print a progress bar, each failure as it happens and a summary on stderr.
 
@@ -671,6 +679,7 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     """
     t0 = time.perf_counter()
     _check_args(refine, overwrite, save_proba, n_jobs, verbose)
+    check_device(device)
     output, model_path = _check_paths(input, output, model)
     pairs = _list_inputs(input, output)
     tasks, skipped, blocked = _plan(pairs, output, save_proba=bool(save_proba),
@@ -690,9 +699,9 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     # in-process run loads the model here; workers load it themselves, so this process
     # reads only the file's header and never holds a copy of the model.
     if in_process:
-        _load_model(model_path, stamp, refine)
+        _load_model(model_path, stamp, refine, device)
     else:
-        _check_model_file(model_path, stamp, refine)
+        _check_model_file(model_path, stamp, refine, device)
     os.makedirs(output, exist_ok=True)
     _remove_stale_temps(output, [_output_name(rel) for _, rel in pairs])
     report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped,
@@ -718,7 +727,7 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
         cfg = _Config(model=model_path, model_stamp=stamp, refine=refine, output=output,
                       threads=threads, host_threads=host_threads,
                       parent=None if in_process or host_threads is not None
-                      else os.getpid())
+                      else os.getpid(), device=device)
         if verbose:
             print(f"segment: {len(pairs)} images, {skipped} done already (kept), "
                   f"{len(tasks)} to segment {where}", file=err, flush=True)

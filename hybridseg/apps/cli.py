@@ -74,7 +74,10 @@ def _configure_compare(parser):
     parser.add_argument("--methods", required=True, metavar="LIST",
                         help="comma-separated: splitmerge, pixel, pixel+grid, pixel+dense, "
                              "unet, fcn, segnet, deeplabv3plus, pspnet (each also +grid, "
-                             "+dense), crfrnn, crfrnn:ARCH")
+                             "+dense), ARCH@BACKBONE (an ImageNet-pretrained backbone: "
+                             "deeplabv3plus@resnet50), crfrnn, crfrnn:ARCH, and "
+                             "model:PATH (a fitted model saved by hybridseg.save, used as "
+                             "it is; also +grid, +dense)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: hybridseg-compare-<dataset>); rerun "
                              "with the same settings to resume")
@@ -88,6 +91,17 @@ def _configure_compare(parser):
     parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
                         help="parallel jobs of the stages that take them")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    _device_and_path_options(parser)
+
+
+def _device_and_path_options(parser):
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="where the networks run: cpu, cuda, cuda:1 or auto (default: "
+                             "the networks' own setting, auto: a GPU where there is one)")
+    parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
+                        help="a folder to import your own modules from (a network class "
+                             "or output function a model file refers to), here and in "
+                             "the worker processes; repeatable")
 
 
 @command("compare", help="fit and score methods side by side on a data set: report",
@@ -103,13 +117,17 @@ def _compare(args):
     Examples:
       hybridseg compare --dataset sample --methods splitmerge,pixel,pixel+dense
       hybridseg compare --dataset camvid --data-root data/camvid --budget 20 \\
-          --methods splitmerge,pixel,pixel+grid,pixel+dense,unet,unet+dense,crfrnn"""
+          --methods splitmerge,pixel,pixel+grid,pixel+dense,unet,unet+dense,crfrnn
+      hybridseg compare --dataset mydata/ --methods unet,model:mine.hseg,model:mine.hseg+dense \\
+          --python-path src/"""
+    from ._common import add_python_path
     from ._compare import compare
 
+    add_python_path(args.python_path)
     result = compare(args.methods, args.dataset, data_root=args.data_root, out=args.out,
                      limit_train=args.limit_train, limit_test=args.limit_test,
                      budget=args.budget, seed=args.seed, n_jobs=args.n_jobs,
-                     verbose=not args.quiet)
+                     device=args.device, verbose=not args.quiet)
     print(result.to_markdown())
     for method, message in result.failed.items():
         print(f"{method} failed: {message}", file=sys.stderr)
@@ -208,6 +226,7 @@ def _configure_segment(parser):
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (failures and the summary are still "
                              "printed)")
+    _device_and_path_options(parser)
 
 
 @command("segment", help="label every image of a folder with a saved model",
@@ -226,11 +245,17 @@ def _segment(args):
     Examples:
       hybridseg segment photos/ labels/ --model unet.hseg --refine dense --n-jobs 2
       hybridseg segment 'scans/**/*.tif' out/ --model pixel.hseg --save-proba
-      hybridseg segment photos/ labels/ --model unet.hseg --scheduler tcp://head:8786"""
+      hybridseg segment photos/ labels/ --model unet.hseg --scheduler tcp://head:8786
+      hybridseg segment photos/ labels/ --model mine.hseg --device cuda --python-path src/
+
+    A model whose network class (or output function) lives in your own module needs that
+    module importable: install it, run from its folder, or pass --python-path DIR."""
     import os
 
+    from ._common import add_python_path
     from ._segment import segment
 
+    add_python_path(args.python_path)
     if args.report is not None:
         if os.path.isdir(args.report):
             raise ValueError(f"--report must name a file, got the folder {args.report}")
@@ -243,7 +268,7 @@ def _segment(args):
         report = segment(args.input, args.output, args.model, refine=args.refine,
                          overwrite=args.overwrite, save_proba=args.save_proba,
                          n_jobs=args.n_jobs, scheduler=args.scheduler,
-                         verbose=not args.quiet)
+                         device=args.device, verbose=not args.quiet)
     except (ImportError, RuntimeError) as exc:
         print(f"hybridseg segment: error: {exc}", file=sys.stderr)
         return 1

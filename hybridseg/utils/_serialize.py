@@ -262,9 +262,11 @@ def load(path):
                                      weights_only=True)
             return _Unpickler(io.BytesIO(zf.read(_PICKLE)), tensors).load()
     except ModuleNotFoundError as exc:
-        raise ValueError(f"{os.fspath(path)} needs the module {exc.name!r}, which this "
-                         f"installation lacks (written by hybridseg {_written_by(header)}); "
-                         "install what it was written with") from exc
+        raise ValueError(
+            f"{os.fspath(path)} needs the module {exc.name!r}, which cannot be imported "
+            f"here (written by hybridseg {_written_by(header)}): install it, run from its "
+            "folder, or add the folder to sys.path (--python-path DIR in hybridseg "
+            "segment and compare)") from exc
     except Exception as exc:  # a damaged member: zip, zlib, pickle or torch errors
         raise ValueError(f"{os.fspath(path)} is damaged and cannot be read "
                          f"({type(exc).__name__}: {exc}; written by hybridseg "

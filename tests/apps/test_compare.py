@@ -267,3 +267,48 @@ def test_a_script_without_a_main_guard(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "['prior', 'mine'] {}"
     assert "mine: runs in this process, as its class is defined in __main__" in out.stderr
     assert out.stderr.count("compare on sample:membrane") == 1  # not rerun by a child
+
+
+def test_the_registry_reads_backbones_and_saved_models():
+    assert _parse("deeplabv3plus@resnet50") == ("deeplabv3plus@resnet50", None)
+    assert _parse("unet@timm:resnet18+grid") == ("unet@timm:resnet18", "grid")
+    assert _parse("model:m.hseg+dense") == ("model:" + os.path.abspath("m.hseg"), "dense")
+    assert _parse("model:a+b.hseg") == ("model:" + os.path.abspath("a+b.hseg"), None)
+    with pytest.raises(ValueError, match="ARCH@BACKBONE takes ARCH among"):
+        _parse("segnet@resnet50")
+    with pytest.raises(ValueError, match="give the model file"):
+        _parse("model:+dense")
+
+
+def test_a_saved_network_compared_as_it_is_and_with_a_crf(tmp_path, capsys):
+    """``model:PATH`` rows: a network trained elsewhere (here: from_module of a torch
+    module), used as it is and with a tuned dense CRF, in child processes."""
+    torch = pytest.importorskip("torch")
+    from hybridseg.deep import CNNSegmenter
+
+    torch.manual_seed(0)
+    k = len(load_sample().class_names)
+    seg = CNNSegmenter.from_module(torch.nn.Conv2d(3, k, 3, padding=1), device="cpu")
+    model = tmp_path / "mine.hseg"
+    hybridseg.save(seg, model)
+    out = tmp_path / "o"
+    rc = main(["compare", "--dataset", "sample", "--methods",
+               f"model:{model},model:{model}+dense", "--out", str(out), "--quiet",
+               "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    rows = {r["method"]: r for r in csv.DictReader(open(out / "results.csv", newline=""))}
+    assert set(rows) == {f"model:{model}", f"model:{model}+dense"}
+    assert float(rows[f"model:{model}"]["fit_seconds"]) == 0.0
+    report = (out / "report.md").read_text()
+    assert f"the saved model {model}, used as it is, then the dense CRF" in report
+    assert "--device cpu" in report
+    wrong = tmp_path / "wrong.hseg"
+    hybridseg.save(CNNSegmenter.from_module(torch.nn.Conv2d(3, k + 1, 1), device="cpu"),
+                   wrong)
+    result = hybridseg.compare(f"model:{wrong}", "sample", out=tmp_path / "w",
+                               isolate=False, verbose=False)
+    assert f"predicts {k + 1} classes, the data set has {k}" in result.failed[
+        f"model:{wrong}"]
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        hybridseg.compare("splitmerge", "sample", out=tmp_path / "c", device="cuda")

@@ -518,9 +518,9 @@ def test_workers_that_cannot_load_the_model_stop_the_run(tmp_path, sample, image
                  "--n-jobs", "2", "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"hybridseg segment: error: the workers cannot load the model "
-                          f"{model}: {model} needs the module 'ghostseg', which this "
-                          "installation lacks")
-    assert len(err.splitlines()) == 1
+                          f"{model}: {model} needs the module 'ghostseg', which cannot "
+                          "be imported here")
+    assert "--python-path DIR" in err and len(err.splitlines()) == 1
 
 
 def test_label_maps_are_uint8_then_uint16_and_refuse_more_than_png_holds():
@@ -597,3 +597,29 @@ def test_local_workers_end_with_a_killed_run(tmp_path, pixel_model, images):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_python_path_lets_the_workers_import_a_users_module(tmp_path, sample, images,
+                                                             monkeypatch):
+    """A model whose class lives in the user's own module: --python-path makes it
+    importable here and in the worker processes."""
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "mineseg.py").write_text(
+        "from hybridseg.dummy import DummySegmenter\n\n\n"
+        "class MineSegmenter(DummySegmenter):\n    pass\n")
+    monkeypatch.syspath_prepend(str(mods))
+    from mineseg import MineSegmenter
+
+    seg = MineSegmenter().fit([sample.images[0][::8, ::8]], [sample.labels[0][::8, ::8]])
+    model = tmp_path / "mine.hseg"
+    hybridseg.save(seg, model)
+    monkeypatch.delitem(sys.modules, "mineseg")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(mods)])
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    assert main(["segment", str(images), str(tmp_path / "out"), "--model", str(model),
+                 "--n-jobs", "2", "--quiet", "--python-path", str(mods),
+                 "--device", "cpu"]) == 0
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 5  # every visible image
+    assert main(["segment", str(images), str(tmp_path / "o2"), "--model", str(model),
+                 "--python-path", str(tmp_path / "absent")]) == 1
