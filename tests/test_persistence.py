@@ -185,3 +185,27 @@ def test_damaged_files_give_one_error_that_names_the_file(tmp_path, small):
             zf.writestr(name, blob)
     with pytest.raises(ValueError, match=r"format version '1'.*not a positive integer"):
         hybridseg.load(tmp_path / "odd.hseg")
+
+
+def test_classes_of_the_running_script_warn_at_save_and_are_named_at_load(tmp_path):
+    """A class defined in a script (module __main__) pickles by that name: only a script
+    that defines it can read the file. save warns; load elsewhere names the class."""
+    script = tmp_path / "mine.py"
+    script.write_text(
+        "import sys, warnings\n"
+        "import numpy as np\n"
+        "import hybridseg\n"
+        "from hybridseg.dummy import DummySegmenter\n\n\n"
+        "class Mine(DummySegmenter):\n    pass\n\n\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    seg = Mine().fit([np.zeros((4, 4), np.uint8)], [np.zeros((4, 4), np.uint8)])\n"
+        "    hybridseg.save(seg, sys.argv[1])\n"
+        "print([str(x.message) for x in w])\n")
+    model = tmp_path / "m.hseg"
+    r = subprocess.run([sys.executable, str(script), str(model)], capture_output=True,
+                       text=True, check=True)
+    assert "refers to Mine defined in the running script (module __main__)" in r.stdout
+    with pytest.raises(ValueError, match=r"needs 'Mine' from the script that wrote the "
+                                         r"file \(module __main__\).*define it in a module"):
+        hybridseg.load(model)

@@ -25,7 +25,10 @@ import json
 import os
 import pickle
 import platform
+import re
 import sys
+import types
+import warnings
 import zipfile
 import zlib
 
@@ -57,8 +60,12 @@ class _Pickler(pickle.Pickler):
         self._inner = set()
         self._alive = []
         self.networks = []
+        self.in_main = set()
 
     def persistent_id(self, obj):
+        if isinstance(obj, (type, types.FunctionType)) and getattr(
+                obj, "__module__", None) == "__main__":
+            self.in_main.add(obj.__qualname__)
         torch = self._torch
         if torch is None:
             return None
@@ -142,6 +149,12 @@ def save(estimator, path, *, overwrite=False):
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise TypeError(f"cannot save {type(estimator).__name__}: it does not pickle "
                         f"({exc})") from exc
+    if pickler.in_main:
+        names = ", ".join(sorted(pickler.in_main))
+        warnings.warn(f"{path} refers to {names} defined in the running script (module "
+                      "__main__): only a script that defines them too can read it, not "
+                      "hybridseg segment or compare; define them in a module you import",
+                      UserWarning, stacklevel=3)
     header = {
         "magic": _MAGIC,
         "format_version": FORMAT_VERSION,
@@ -267,6 +280,19 @@ def load(path):
             f"here (written by hybridseg {_written_by(header)}): install it, run from its "
             "folder, or add the folder to sys.path (--python-path DIR in hybridseg "
             "segment and compare)") from exc
+    except AttributeError as exc:
+        found = re.match(r"Can't get attribute '([^']+)' on <module '([^']+)'", str(exc))
+        if found is None:
+            raise ValueError(f"{os.fspath(path)} is damaged and cannot be read "
+                             f"(AttributeError: {exc}; written by hybridseg "
+                             f"{_written_by(header)})") from exc
+        name, module = found.groups()
+        where = ("the script that wrote the file (module __main__)"
+                 if module.endswith("__main__") else f"module {module!r}")
+        raise ValueError(f"{os.fspath(path)} needs {name!r} from {where}, which is not "
+                         f"there (written by hybridseg {_written_by(header)}): define it "
+                         "in a module of its own and make that module importable "
+                         "(--python-path DIR in hybridseg segment and compare)") from exc
     except Exception as exc:  # a damaged member: zip, zlib, pickle or torch errors
         raise ValueError(f"{os.fspath(path)} is damaged and cannot be read "
                          f"({type(exc).__name__}: {exc}; written by hybridseg "

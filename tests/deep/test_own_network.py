@@ -339,3 +339,15 @@ def test_files_written_before_normalize_read_with_the_statistics_they_used():
     old.__setstate__(copy.deepcopy(state))
     assert old.get_params()["normalize"] == "dataset" and old.normalize_ == "dataset"
     np.testing.assert_array_equal(old.predict_proba(X[:1])[0], seg.predict_proba(X[:1])[0])
+
+
+def test_the_shipped_unet_hosted_by_from_module_is_the_shipped_segmenter():
+    from hybridseg.datasets import load_sample
+    from hybridseg.deep import load_pretrained
+
+    shipped = load_pretrained("camvid-unet", device="cpu")
+    hosted = CNNSegmenter.from_module(shipped.model_, normalize=(shipped.mean_, shipped.std_),
+                                      scale=shipped.scale, device="cpu")
+    images = load_sample("camvid").images[:2]
+    for a, b in zip(hosted.predict_proba(images), shipped.predict_proba(images)):
+        np.testing.assert_array_equal(a, b)
