@@ -49,7 +49,6 @@ from ..utils._validation import (
 from . import _training
 from ._inference import n_channels, predict_logits, prepare_images, rescale
 from ._interop import (
-    backbone_prefixes,
     class_names_of,
     default_normalize,
     input_multiple,
@@ -730,7 +729,8 @@ class CNNSegmenter(_NetworkSegmenter):
             self._set_classes(self._probe_classes(xs[0], k_given))
             data = self._training_data(xs, images, labels, val, gen)
             self.class_weight_ = data["weight"]
-            tuning = self._fine_tuning(self.model_)
+            tuning = _training.fine_tuning(
+                self.model_, self, pretrained=self._fixed_k() or _pretrained_backbone(model))
             history = self._run_training(self.model_, data, gen, epochs=self.epochs,
                                          lr=self.lr, desc=f"fit {self._model_name()}",
                                          **tuning)
@@ -853,36 +853,6 @@ class CNNSegmenter(_NetworkSegmenter):
                              f"got {names!r}")
         self.class_names_ = None if names is None else [str(n) for n in names]
 
-    def _fine_tuning(self, model):
-        """``param_groups`` (the backbone at ``backbone_lr_mult`` times ``lr``) and
-        ``on_epoch`` (freezing) for ``_training.train``; none where nothing differs from
-        training every parameter at ``lr``."""
-        prefixes = self.backbone_prefix
-        if isinstance(prefixes, str):
-            prefixes = (prefixes,)
-        prefixes = tuple(prefixes) if prefixes is not None else backbone_prefixes(model)
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        backbone = [p for n, p in named if n.startswith(prefixes)] if prefixes else []
-        if self.backbone_prefix is not None and not backbone:
-            raise ValueError(f"backbone_prefix {self.backbone_prefix!r} matches no parameter "
-                             f"of the network (names start like {named[0][0]!r})")
-        mult = self.backbone_lr_mult
-        if mult == "auto":
-            mult = 0.1 if backbone and (self._fixed_k() or _pretrained_backbone(model)) else 1.0
-        if (self.freeze_backbone_epochs or mult != 1.0) and not backbone:
-            raise ValueError("freeze_backbone_epochs and backbone_lr_mult need a backbone, "
-                             "and none was found in the network: give backbone_prefix")
-        out = {}
-        if backbone and mult != 1.0:
-            ids = {id(p) for p in backbone}
-            head = [p for _, p in named if id(p) not in ids]
-            out["param_groups"] = [{"params": backbone, "peak_lr": self.lr * mult},
-                                   {"params": head, "peak_lr": self.lr}]
-        if self.freeze_backbone_epochs or self.freeze_bn or (backbone and mult == 0):
-            out["on_epoch"] = _Freezer(backbone, prefixes, self.freeze_backbone_epochs,
-                                       self.freeze_bn, mult == 0)
-        return out
-
     @contextlib.contextmanager
     def _seeded_fit(self):
         """The start of a training run with these settings: ``device_``, ``_use_amp`` and
@@ -1003,8 +973,8 @@ class CNNSegmenter(_NetworkSegmenter):
             with torch.no_grad():
                 out = network_logits(self.model_, probe.to(self.device_), self.output)
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise ValueError(f"the network failed on a {tuple(probe.shape)} batch of the "
-                             f"training images: {exc}") from exc
+            raise ValueError(f"the network failed on an input batch of shape "
+                             f"{tuple(probe.shape)}: {exc}") from exc
         finally:
             self.model_.train(was_training)
         k = int(out.shape[1])
@@ -1100,33 +1070,6 @@ def _same_network(given, fitted):
     return list(a) == list(b) and all(
         a[k].shape == b[k].shape and a[k].dtype == b[k].dtype
         and torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
-
-
-class _Freezer:
-    """``on_epoch`` of ``_training.train``: the backbone's parameters (those that trained
-    at the start) frozen for the first ``epochs`` (or always, at a zero learning rate),
-    with its batch norm statistics; every batch norm's statistics kept with
-    ``freeze_bn``. ``restore`` gives the parameters their gradients back."""
-
-    def __init__(self, backbone, prefixes, epochs, freeze_bn, always):
-        self.backbone, self.prefixes = backbone, tuple(prefixes)
-        self.epochs, self.freeze_bn, self.always = epochs, freeze_bn, always
-
-    def __call__(self, model, epoch):
-        torch = require_torch()
-        frozen = self.always or epoch <= self.epochs
-        for p in self.backbone:
-            p.requires_grad_(not frozen)
-        for name, m in model.named_modules():
-            if not isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                continue
-            in_backbone = bool(self.prefixes) and (name + ".").startswith(self.prefixes)
-            if self.freeze_bn or (frozen and in_backbone):
-                m.eval()
-
-    def restore(self):
-        for p in self.backbone:
-            p.requires_grad_(True)
 
 
 def _pretrained_backbone(model):

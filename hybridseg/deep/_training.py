@@ -18,13 +18,16 @@ import numpy as np
 
 from ..utils._progress import ProgressBar
 from ._inference import autocast, network_logits
+from ._interop import backbone_prefixes
 from ._torch import require_torch
 
 __all__ = [
+    "Freezer",
     "History",
     "balanced_weights",
     "class_weights",
     "crop_size",
+    "fine_tuning",
     "lr_factor",
     "make_optimizer",
     "median_frequency_weights",
@@ -328,3 +331,67 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     model.eval()
     h.fit_time = time.perf_counter() - start
     return h
+
+
+def fine_tuning(model, settings, *, pretrained):
+    """``train``'s ``param_groups`` (the backbone at ``backbone_lr_mult`` times ``lr``) and
+    ``on_epoch`` (a ``Freezer``) from a ``CNNSegmenter``'s fine-tuning parameters; none
+    where nothing differs from training every parameter at ``lr``.
+
+    The backbone is found by parameter-name prefix: ``settings.backbone_prefix``, else
+    ``_interop.backbone_prefixes``. ``backbone_lr_mult="auto"`` is 0.1 where the backbone
+    is ``pretrained``, 1 otherwise.
+    """
+    prefixes = settings.backbone_prefix
+    if isinstance(prefixes, str):
+        prefixes = (prefixes,)
+    prefixes = tuple(prefixes) if prefixes is not None else backbone_prefixes(model)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    backbone = [p for n, p in named if n.startswith(prefixes)] if prefixes else []
+    if settings.backbone_prefix is not None and not backbone:
+        first = f" (names start like {named[0][0]!r})" if named else ""
+        raise ValueError(f"backbone_prefix {settings.backbone_prefix!r} matches no trainable "
+                         f"parameter of the network{first}")
+    mult = settings.backbone_lr_mult
+    if mult == "auto":
+        mult = 0.1 if backbone and pretrained else 1.0
+    if (settings.freeze_backbone_epochs or mult != 1.0) and not backbone:
+        raise ValueError("freeze_backbone_epochs and backbone_lr_mult need a backbone, "
+                         "and none was found in the network: give backbone_prefix")
+    out = {}
+    if backbone and mult != 1.0:
+        ids = {id(p) for p in backbone}
+        head = [p for _, p in named if id(p) not in ids]
+        out["param_groups"] = [{"params": backbone, "peak_lr": settings.lr * mult},
+                               {"params": head, "peak_lr": settings.lr}]
+    if settings.freeze_backbone_epochs or settings.freeze_bn or (backbone and mult == 0):
+        out["on_epoch"] = Freezer(backbone, prefixes, settings.freeze_backbone_epochs,
+                                  settings.freeze_bn, mult == 0)
+    return out
+
+
+class Freezer:
+    """``on_epoch`` of ``_training.train``: the backbone's parameters (those that trained
+    at the start) frozen for the first ``epochs`` (or always, at a zero learning rate),
+    with its batch norm statistics; every batch norm's statistics kept with
+    ``freeze_bn``. ``restore`` gives the parameters their gradients back."""
+
+    def __init__(self, backbone, prefixes, epochs, freeze_bn, always):
+        self.backbone, self.prefixes = backbone, tuple(prefixes)
+        self.epochs, self.freeze_bn, self.always = epochs, freeze_bn, always
+
+    def __call__(self, model, epoch):
+        torch = require_torch()
+        frozen = self.always or epoch <= self.epochs
+        for p in self.backbone:
+            p.requires_grad_(not frozen)
+        for name, m in model.named_modules():
+            if not isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                continue
+            in_backbone = bool(self.prefixes) and (name + ".").startswith(self.prefixes)
+            if self.freeze_bn or (frozen and in_backbone):
+                m.eval()
+
+    def restore(self):
+        for p in self.backbone:
+            p.requires_grad_(True)

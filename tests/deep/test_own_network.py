@@ -265,7 +265,7 @@ def test_frozen_backbone_epochs_and_frozen_batch_norm():
 def test_backbone_options_that_find_nothing_are_clear_errors():
     X, y = _data()
     net = nn.Sequential(nn.Conv2d(3, K, 1))
-    with pytest.raises(ValueError, match=r"backbone_prefix 'enc\.' matches no parameter"):
+    with pytest.raises(ValueError, match=r"'enc\.' matches no trainable parameter"):
         CNNSegmenter(net, epochs=1, device="cpu", backbone_prefix="enc.").fit(X, y)
     with pytest.raises(ValueError, match="none was found in the network: give backbone_prefix"):
         CNNSegmenter(net, epochs=1, device="cpu", freeze_backbone_epochs=1).fit(X, y)
