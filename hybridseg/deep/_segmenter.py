@@ -909,7 +909,13 @@ class CNNSegmenter(_NetworkSegmenter):
         ``early_stopping``), the class weights."""
         torch = require_torch()
         k = self.n_classes_
-        check_label_maps(labels, name="y", n_classes=k, ignore_index=self.ignore_index)
+        try:
+            check_label_maps(labels, name="y", n_classes=k, ignore_index=self.ignore_index)
+        except ValueError as exc:
+            if not self._fixed_k():
+                raise
+            raise ValueError(f"{exc}: the network given outputs {k} channels, one per "
+                             "class") from None
         check_labelled(labels, ignore_index=self.ignore_index)
         ys = [rescale(torch.from_numpy(self._void_labels(m))[None, None].float(),
                       self.scale, "nearest-exact")[0, 0].long() for m in labels]

@@ -297,7 +297,8 @@ def test_bad_input_to_a_hosted_network():
         seg.predict([X[0][..., 0]])
     y_bad = [m.copy() for m in y]
     y_bad[1][0, 0] = 7
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match=r"y\[1\] holds labels 7.*the network given "
+                                         "outputs 4 channels, one per class"):
         Pipeline([("cnn", seg), ("crf", DenseCRF())]).fit(X, y_bad)
     with pytest.raises(TypeError, match=r"module must be a torch\.nn\.Module"):
         CNNSegmenter.from_module("unet")
