@@ -138,12 +138,24 @@ class ResNetBackbone(nn.Module):
         return out
 
 
+class _Tapped(nn.Module):
+    """A ``features`` sequence whose outputs after the layers ``_taps`` are the maps."""
+
+    def forward(self, x):
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self._taps:
+                out.append(x)
+        return out
+
+
 # -------------------------------------------------------------------------------- VGG
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
           512, 512, 512, "M")
 
 
-class VGGBackbone(nn.Module):
+class VGGBackbone(_Tapped):
     """torchvision's ``vgg16_bn`` ``features``: ``forward`` gives the outputs of the 2nd to
     5th max pools (strides 4 to 32). Past ``output_stride`` a pool keeps the stride (3x3,
     stride 1, as DeepLab-LargeFOV's) and the convolutions after it dilate."""
@@ -172,14 +184,6 @@ class VGGBackbone(nn.Module):
         self.channels = (128, 256, 512, 512)
         self.strides = tuple(strides)
         _init_like_torchvision(self)
-
-    def forward(self, x):
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._taps:
-                out.append(x)
-        return out
 
 
 # ----------------------------------------------------------------------- MobileNet v3
@@ -245,7 +249,7 @@ def _divisible(v, divisor=8):
     return new + divisor if new < 0.9 * v else new
 
 
-class MobileNetV3Backbone(nn.Module):
+class MobileNetV3Backbone(_Tapped):
     """torchvision's ``mobilenet_v3_large`` ``features``: ``forward`` gives the outputs of
     blocks 3, 6, 12 and of the last 1x1 convolution (strides 4 to 32; 24, 40, 112 and 960
     channels)."""
@@ -266,14 +270,6 @@ class MobileNetV3Backbone(nn.Module):
         self.channels = (24, 40, 112, 960)
         self.strides = tuple(min(s, output_stride) for s in (4, 8, 16, 32))
         _init_like_torchvision(self)
-
-    def forward(self, x):
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._taps:
-                out.append(x)
-        return out
 
 
 # ------------------------------------------------------------------------ light, timm
