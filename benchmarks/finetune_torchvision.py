@@ -53,7 +53,11 @@ def main():
         state = torch.load(args.pretrained_backbone, map_location="cpu", weights_only=True)
         missing, _ = net.backbone.load_state_dict(state, strict=False)
         print(f"backbone weights read; {len(missing)} backbone keys not in the file")
+    # A backbone from random weights learns at the head's rate; a pretrained one at a
+    # tenth ("auto" assumes a module given is pretrained).
+    mult = 0.1 if args.pretrained_backbone else 1.0
     seg = CNNSegmenter(net, epochs=200, lr=2e-3, batch_size=8, scale=0.5,
+                       backbone_lr_mult=mult, normalize="imagenet",
                        class_weight="median_frequency", early_stopping=True,
                        n_iter_no_change=10_000, max_time=60 * args.minutes,
                        class_names=list(train.class_names), random_state=args.seed,

@@ -23,6 +23,7 @@ import csv
 import glob
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -173,7 +174,9 @@ def main():
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    meta = {"torch": torch.__version__, "n_train": len(train[1]), "n_val": len(val[1]),
+    meta = {"command": " ".join(["python", *sys.argv]), "args": vars(args),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
+            "torch": torch.__version__, "n_train": len(train[1]), "n_val": len(val[1]),
             "size": list(train[1][0].shape[:2]), "cpu_count": os.cpu_count(), "rows": rows}
     with open(os.path.join(out, "own_network.json"), "w") as f:
         json.dump(meta, f, indent=2)

@@ -15,7 +15,8 @@ _DEPENDENCIES = (
     "numpy", "scipy", "scikit-image", "scikit-learn", "numba", "llvmlite", "joblib",
     "pillow", "lazy_loader",
 )
-_OPTIONAL = ("torch", "pydensecrf2", "PyMaxflow", "gco-wrapper", "dask", "distributed")
+_OPTIONAL = ("torch", "pydensecrf2", "PyMaxflow", "gco-wrapper", "dask", "distributed",
+             "torchvision", "timm", "segmentation-models-pytorch", "transformers")
 
 
 def _version(dist):
