@@ -116,6 +116,11 @@ def test_bad_arguments(kwargs, error, match):
         build_backbone(**kwargs)
 
 
+def test_segnet_takes_no_backbone():
+    with pytest.raises(ValueError, match="segnet takes no backbone"):
+        build_model("segnet", 3, 5, backbone="resnet18")
+
+
 @pytest.mark.parametrize("name", ["deeplabv3plus", "pspnet", "fcn", "unet"])
 def test_the_zoo_on_a_backbone(name):
     net = build_model(name, 3, 5, backbone="resnet18").eval()

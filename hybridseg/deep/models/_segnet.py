@@ -30,10 +30,17 @@ class SegNet(nn.Module):
         channels, 2-3 convolutions a level, five levels).
     depth : int, default=2
         3x3 conv-BN-ReLU layers per level in the encoder and in the decoder.
+    backbone, backbone_weights : None
+        Refused: the decoder unpools with its own encoder's pooling indices.
     """
 
-    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2):
+    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2,
+                 backbone=None, backbone_weights=None):
         super().__init__()
+        if backbone is not None or backbone_weights is not None:
+            raise ValueError("segnet takes no backbone: its decoder unpools with the max-"
+                             "pooling indices of its own encoder; unet, fcn, deeplabv3plus "
+                             "and pspnet take one")
         widths = positive_ints("widths", widths)
         depth = positive_int("depth", depth)
         self.stride = 2 ** len(widths)
