@@ -68,7 +68,8 @@ def input_normalization(spec, n_channels, name="normalize"):
     """``(mean, std)`` float32 arrays of ``n_channels`` for a ``normalize`` setting, or
     None for ``"dataset"`` (statistics still to be measured on the training images).
 
-    ``"imagenet"``: torchvision's ImageNet statistics; ``"none"``: mean 0, std 1 (the
+    ``"imagenet"``: torchvision's ImageNet statistics (for one channel, their averages:
+    a gray network adapted from RGB weights); ``"none"``: mean 0, std 1 (the
     image read in [0, 1] as it is); a ``(mean, std)`` pair of scalars or per-channel
     sequences, in the units of the image read in [0, 1].
     """
@@ -78,10 +79,13 @@ def input_normalization(spec, n_channels, name="normalize"):
         if spec == "none":
             return np.zeros(n_channels, np.float32), np.ones(n_channels, np.float32)
         if spec == "imagenet":
+            if n_channels == 1:  # a gray network from RGB weights (first conv summed)
+                return (np.float32([np.mean(IMAGENET_MEAN)]),
+                        np.float32([np.mean(IMAGENET_STD)]))
             if n_channels != 3:
-                raise ValueError(f"{name}='imagenet' holds statistics of 3 channels (RGB), "
-                                 f"the network takes {n_channels}: give {name}=(mean, std) "
-                                 "or 'none'")
+                raise ValueError(f"{name}='imagenet' holds statistics of 3 channels (RGB) "
+                                 f"or, averaged, of 1; the network takes {n_channels}: give "
+                                 f"{name}=(mean, std) or 'none'")
             return (np.asarray(IMAGENET_MEAN, np.float32),
                     np.asarray(IMAGENET_STD, np.float32))
         raise ValueError(f"{name} must be 'imagenet', 'none', 'dataset', 'auto' or a (mean, "

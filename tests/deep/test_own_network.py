@@ -303,8 +303,9 @@ def test_bad_input_to_a_hosted_network():
     with pytest.raises(TypeError, match=r"module must be a torch\.nn\.Module"):
         CNNSegmenter.from_module("unet")
     with pytest.raises(ValueError, match="'imagenet' holds statistics of 3 channels"):
-        CNNSegmenter.from_module(_net(c=1), device="cpu")
-    gray = CNNSegmenter.from_module(_net(c=1), normalize="none", device="cpu")
+        CNNSegmenter.from_module(_net(c=2), device="cpu")
+    gray = CNNSegmenter.from_module(_net(c=1), device="cpu")  # ImageNet's averages
+    np.testing.assert_allclose(gray.mean_, [np.mean(IMAGENET_MEAN)], rtol=1e-6)
     assert gray.predict_proba([X[0][..., 0]])[0].shape == (24, 32, K)
 
 
