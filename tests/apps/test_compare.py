@@ -269,6 +269,16 @@ def test_a_script_without_a_main_guard(tmp_path):
     assert out.stderr.count("compare on sample:membrane") == 1  # not rerun by a child
 
 
+def test_the_registry_knows_every_architecture_of_the_zoo():
+    pytest.importorskip("torch")
+    from hybridseg.apps._registry import ZOO
+    from hybridseg.deep.models import MODELS
+
+    assert set(ZOO) == set(MODELS)
+    for name in MODELS:
+        assert {name, f"{name}+dense", f"{name}+grid", f"crfrnn:{name}"} <= set(method_names())
+
+
 def test_the_registry_reads_backbones_and_saved_models():
     assert _parse("deeplabv3plus@resnet50") == ("deeplabv3plus@resnet50", None)
     assert _parse("unet@timm:resnet18+grid") == ("unet@timm:resnet18", "grid")

@@ -295,3 +295,63 @@ def test_pspnet_pyramid_bins(bins):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.pyramid[0].modules())
     dilations = [stage[0].body[0][0].dilation for stage in model.layers]
     assert dilations == [(1, 1), (1, 1), (2, 2), (4, 4)]
+
+
+# --- presets and the papers' sizes ---
+
+PAPER_SIZES = {"fcn": (11, 134.5), "segnet": (11, 29.5), "unet": (2, 31.0),
+               "fcdensenet56": (11, 1.5), "fcdensenet67": (11, 3.5),
+               "fcdensenet103": (11, 9.4), "enet": (11, 0.37)}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_SIZES))
+def test_paper_presets_have_the_papers_sizes(name):
+    k, millions = PAPER_SIZES[name]
+    with torch.device("meta"):  # no memory for FCN's 134 M parameters
+        n = sum(p.numel() for p in build_model(name, 3, k, preset="paper").parameters())
+    assert abs(n / 1e6 - millions) <= 0.1 * millions, (name, n)
+
+
+def test_presets_are_checked_and_options_override_them():
+    with pytest.raises(ValueError, match=r"unknown preset 'huge' of 'unet'; presets: "
+                                         r"\['paper', 'small'\]"):
+        build_model("unet", 3, 2, preset="huge")
+    with torch.device("meta"):
+        net = build_model("unet", 3, 2, preset="paper", widths=(8, 16))
+    assert net.stride == 2
+
+
+@pytest.mark.parametrize(("variant", "factor", "skips"), [
+    ("32s", 32, ()), ("16s", 16, ("score_pool4",)), ("8s", 8, ("score_pool4", "score_pool3"))])
+def test_fcn_variants_fuse_their_skips(variant, factor, skips):
+    net = FCN(3, 4, variant=variant).eval()
+    assert net.upscore_final.stride == (factor, factor)
+    for name in ("score_pool4", "score_pool3"):
+        assert hasattr(net, name) == (name in skips)
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 64, 96)).shape == (1, 4, 64, 96)
+    with pytest.raises(ValueError, match="variant must be '8s', '16s' or '32s'"):
+        FCN(3, 4, variant="4s")
+
+
+def test_the_tiramisu_upsamples_only_the_new_maps():
+    from hybridseg.deep.models import FCDenseNet56
+
+    net = FCDenseNet56(3, 11)  # the paper's: growth 12, 4 layers a block
+    assert net.transitions_up[0].in_channels == 4 * 12  # the bottleneck's new maps only
+    assert [len(b.layers) for b in (*net.down, net.bottleneck, *net.up)] == [4] * 11
+    assert net.down[0].layers[0][2].out_channels == 12
+
+
+def test_enet_blocks_in_the_papers_order():
+    from hybridseg.deep.models import ENet
+
+    net = ENet(3, 11)
+    kinds = [(b.kind, b.main[0].dilation if b.kind == "regular" else None)
+             for b in net.stage23[:8]]
+    assert kinds == [("regular", (1, 1)), ("regular", (2, 2)), ("asymmetric", None),
+                     ("regular", (4, 4)), ("regular", (1, 1)), ("regular", (8, 8)),
+                     ("asymmetric", None), ("regular", (16, 16))]
+    assert len(net.stage23) == 16 and net.stride == 8
+    with pytest.raises(ValueError, match="width must exceed in_channels"):
+        ENet(16, 2, width=16)

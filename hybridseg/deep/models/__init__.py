@@ -16,7 +16,16 @@ options.
   stride 16 (or 8), atrous spatial pyramid pooling with depthwise-separable branches, and a
   decoder that refines with stride-4 features;
 - ``"pspnet"`` (``PSPNet``; Zhao et al., 2017): a dilated residual backbone of output
-  stride 8 and a pyramid pooling module.
+  stride 8 and a pyramid pooling module;
+- ``"fcdensenet56"``, ``"fcdensenet67"``, ``"fcdensenet103"`` (``FCDenseNet56``, ...;
+  Jégou et al., 2017, the Tiramisu): dense blocks in a U-shaped network, only the new maps
+  upsampled;
+- ``"enet"`` (``ENet``; Paszke et al., 2016): the small real-time network of bottlenecks
+  with dilated and asymmetric convolutions.
+
+``build_model(name, ..., preset="paper")`` builds the configuration of the paper (its
+widths, depths and, where it has one, its ImageNet backbone); ``preset="small"``, the
+default, sizes that train from scratch on a CPU.
 
 ``build_backbone(name, weights=...)`` (``BACKBONES``) gives feature pyramids at strides 4
 to 32: the project's light backbone, torchvision's ResNets, VGG-16-BN and MobileNet v3
@@ -24,8 +33,9 @@ built with torchvision's parameter names (their ImageNet checkpoints load), and 
 encoder as ``"timm:<name>"``.
 
 The package has one file per family (``_unet.py``, ``_fcn.py``, ``_segnet.py``,
-``_deeplab.py``, ``_pspnet.py``), the shared building blocks and option checks in
-``_blocks.py``, and the registry in ``_registry.py``. A new architecture is a class in its
+``_deeplab.py``, ``_pspnet.py``, ``_densenet.py``, ``_enet.py``), the shared building
+blocks and option checks in ``_blocks.py``, the backbones in ``_backbones.py`` and the
+registry in ``_registry.py``. A new architecture is a class in its
 family's file decorated with ``@register_model("name")`` and imported here.
 """
 
@@ -33,6 +43,8 @@ from ._registry import MODELS, build_model, register_model  # isort: skip
 from ._backbones import BACKBONES, build_backbone
 from ._blocks import Residual as _Residual  # noqa: F401  (files pickled before the split)
 from ._deeplab import DeepLabV3Plus
+from ._densenet import FCDenseNet, FCDenseNet56, FCDenseNet67, FCDenseNet103
+from ._enet import ENet
 from ._fcn import FCN
 from ._pspnet import PSPNet
 from ._segnet import SegNet
@@ -43,6 +55,11 @@ __all__ = [
     "FCN",
     "MODELS",
     "DeepLabV3Plus",
+    "ENet",
+    "FCDenseNet",
+    "FCDenseNet56",
+    "FCDenseNet67",
+    "FCDenseNet103",
     "PSPNet",
     "SegNet",
     "UNet",

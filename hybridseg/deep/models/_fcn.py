@@ -14,20 +14,28 @@ nn = torch.nn
 
 @register_model("fcn")
 class FCN(nn.Module):
-    """FCN-8s: a VGG-like encoder, class scores at three strides and learned upsampling.
+    """FCN (FCN-32s, 16s, 8s): a VGG-like encoder, class scores at one to three strides
+    fused by learned upsampling.
 
     The encoder is ``len(widths)`` stages of 3x3 conv-BN-ReLU and a 2x2 max pool (VGG-16 has
     five: stride 32); two "fully connected" layers as convolutions (3x3 and 1x1 conv-BN-ReLU,
     where VGG has 7x7 and 1x1 of 4096 channels) follow the last pool. 1x1 convolutions score
-    the K classes on that map and on the outputs of the third- and second-last pools
-    (``pool3`` and ``pool4`` of VGG-16, strides 8 and 16). The coarsest score is upsampled
-    2x by a transposed convolution and added to the ``pool4`` score, the sum is upsampled 2x
-    and added to the ``pool3`` score, and a last transposed convolution upsamples
-    ``stride / 4`` times (8x) to the input's size. The three upsamplings are learned and
-    initialised to bilinear interpolation, and the two skip scores to zero, as in the paper.
+    the K classes on that map and, for FCN-16s and 8s, on the outputs of the second- and
+    third-last pools (``pool4`` and ``pool3`` of VGG-16, strides 16 and 8). FCN-8s: the
+    coarsest score is upsampled 2x by a transposed convolution and added to the ``pool4``
+    score, the sum is upsampled 2x and added to the ``pool3`` score, and a last transposed
+    convolution upsamples ``stride / 4`` times (8x) to the input's size; FCN-16s stops after
+    ``pool4`` and upsamples 16x; FCN-32s upsamples the coarsest score 32x. The upsamplings
+    are learned and initialised to bilinear interpolation, and the skip scores to zero, as
+    in the paper.
 
-    Unlike the paper, convolutions are padded (no 100-pixel input padding and crop) and
-    followed by batch normalisation, for training from scratch.
+    Faithful: the skip architecture, the score layers, the bilinear-initialised learned
+    upsampling, and at ``preset="paper"`` VGG-16 (``backbone="vgg16_bn"``, its ImageNet
+    weights loadable) with fc6 a 7x7 convolution of 4096 channels and fc7 1x1 of 4096,
+    dropout 0.5: 134.4 M parameters at K = 11 (the paper's 134.5 M). Simplified:
+    convolutions are padded (no 100-pixel input padding and crop) and followed by batch
+    normalisation, for training from scratch; the default (``preset="small"``) has about
+    0.67 M parameters at K = 11.
 
     Parameters
     ----------
@@ -39,7 +47,12 @@ class FCN(nn.Module):
     depth : int, default=2
         3x3 conv-BN-ReLU layers in each encoder stage (VGG-16 has 2, 2, 3, 3, 3).
     fc_width : int, default=128
-        Channels of the two convolutions after the last pool (VGG's fc6 and fc7).
+        Channels of the two convolutions after the last pool (VGG's fc6 and fc7: 4096).
+    fc_kernel : int, default=3
+        Kernel size of the first of them (VGG's fc6 as a convolution: 7).
+    variant : {"8s", "16s", "32s"}, default="8s"
+        Which skips are fused: FCN-8s (``pool4`` and ``pool3``), FCN-16s (``pool4``) or
+        FCN-32s (none).
     dropout : float, default=0.0
         Dropout after each of these two (the paper's is 0.5).
     backbone : str, optional
@@ -52,13 +65,23 @@ class FCN(nn.Module):
         (``build_backbone``'s ``weights``).
     """
 
+    PRESETS = {"small": {}, "paper": {"backbone": "vgg16_bn", "fc_width": 4096,
+                                      "fc_kernel": 7, "dropout": 0.5}}
+
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 96, 128), depth=2,
-                 fc_width=128, dropout=0.0, backbone=None, backbone_weights=None):
+                 fc_width=128, dropout=0.0, backbone=None, backbone_weights=None,
+                 fc_kernel=3, variant="8s"):
         super().__init__()
+        if not isinstance(variant, str) or variant not in ("8s", "16s", "32s"):
+            raise ValueError(f"variant must be '8s', '16s' or '32s', got {variant!r}")
         widths = positive_ints("widths", widths, at_least=3)
         depth = positive_int("depth", depth)
         fc_width = positive_int("fc_width", fc_width)
+        fc_kernel = positive_int("fc_kernel", fc_kernel)
+        if fc_kernel % 2 == 0:
+            raise ValueError(f"fc_kernel must be odd, got {fc_kernel}")
         dropout = check_dropout(dropout)
+        self.variant = variant
         self.backbone = backbone_option(backbone, backbone_weights, in_channels, 32)
         if self.backbone is None:
             self.stride = 2 ** len(widths)
@@ -75,16 +98,23 @@ class FCN(nn.Module):
             widths = self.backbone.channels[1:]
             cin = widths[-1]
         self.fc = nn.Sequential(
-            conv_bn_relu(cin, fc_width), nn.Dropout2d(dropout),
+            conv_bn_relu(cin, fc_width, kernel_size=fc_kernel), nn.Dropout2d(dropout),
             conv_bn_relu(fc_width, fc_width, kernel_size=1), nn.Dropout2d(dropout),
         )
         self.score = nn.Conv2d(fc_width, n_classes, 1)
+        if variant == "32s":
+            self.upscore_final = bilinear_upsampling(n_classes, self.stride)
+            return
         self.score_pool4 = nn.Conv2d(widths[-2], n_classes, 1)
-        self.score_pool3 = nn.Conv2d(widths[-3], n_classes, 1)
-        for layer in (self.score_pool4, self.score_pool3):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
         self.upscore2 = bilinear_upsampling(n_classes, 2)
+        nn.init.zeros_(self.score_pool4.weight)
+        nn.init.zeros_(self.score_pool4.bias)
+        if variant == "16s":
+            self.upscore_final = bilinear_upsampling(n_classes, self.stride // 2)
+            return
+        self.score_pool3 = nn.Conv2d(widths[-3], n_classes, 1)
+        nn.init.zeros_(self.score_pool3.weight)
+        nn.init.zeros_(self.score_pool3.bias)
         self.upscore_pool4 = bilinear_upsampling(n_classes, 2)
         self.upscore_final = bilinear_upsampling(n_classes, self.stride // 4)
 
@@ -97,6 +127,10 @@ class FCN(nn.Module):
         else:
             pools = self.backbone(x)[1:]
             x = pools[-1]
-        x = self.upscore2(self.score(self.fc(x))) + self.score_pool4(pools[-2])
-        x = self.upscore_pool4(x) + self.score_pool3(pools[-3])
+        x = self.score(self.fc(x))
+        variant = getattr(self, "variant", "8s")  # networks pickled before the variants
+        if variant != "32s":
+            x = self.upscore2(x) + self.score_pool4(pools[-2])
+        if variant == "8s":
+            x = self.upscore_pool4(x) + self.score_pool3(pools[-3])
         return self.upscore_final(x)

@@ -7,6 +7,8 @@ import numbers
 __all__ = ["MODELS", "build_model", "register_model"]
 
 #: Registered architectures: name -> class taking ``(in_channels, n_classes, **options)``.
+#: A class's ``PRESETS`` maps preset names to options: ``"small"`` (the default, what
+#: trains from scratch on a CPU) and ``"paper"`` (the configuration its paper describes).
 MODELS = {}
 
 
@@ -22,7 +24,7 @@ def register_model(name):
     return add
 
 
-def build_model(name, in_channels, n_classes, **options):
+def build_model(name, in_channels, n_classes, preset="small", **options):
     """A fresh network of a registered architecture.
 
     Parameters
@@ -33,8 +35,12 @@ def build_model(name, in_channels, n_classes, **options):
         Channels of the input images (1 gray, 3 colour).
     n_classes : int
         K, the number of output channels (logits).
+    preset : {"small", "paper"}, default="small"
+        ``"small"``: sizes that train from scratch on a CPU; ``"paper"``: the
+        configuration of the architecture's paper (its widths and depths, and its ImageNet
+        backbone where it has one, with random weights unless ``backbone_weights``).
     **options
-        The architecture's own options (widths, depth, ...).
+        The architecture's own options (widths, depth, ...), over the preset's.
 
     Returns
     -------
@@ -42,7 +48,11 @@ def build_model(name, in_channels, n_classes, **options):
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    presets = getattr(MODELS[name], "PRESETS", {"small": {}})
+    if not isinstance(preset, str) or preset not in presets:
+        raise ValueError(f"unknown preset {preset!r} of {name!r}; presets: "
+                         f"{sorted(presets)}")
     for arg, value in (("in_channels", in_channels), ("n_classes", n_classes)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    return MODELS[name](int(in_channels), int(n_classes), **options)
+    return MODELS[name](int(in_channels), int(n_classes), **{**presets[preset], **options})

@@ -28,11 +28,16 @@ class SegNet(nn.Module):
         Channels at each level, top to bottom; every level pools, so the stride is
         ``2 ** len(widths)``. The default has about 0.59 M parameters (the paper's: 64-512
         channels, 2-3 convolutions a level, five levels).
-    depth : int, default=2
-        3x3 conv-BN-ReLU layers per level in the encoder and in the decoder.
+    depth : int or sequence of int, default=2
+        3x3 conv-BN-ReLU layers per level in the encoder and in the decoder (one count for
+        every level, or one per level, top to bottom; VGG-16's are 2, 2, 3, 3, 3).
     backbone, backbone_weights : None
         Refused: the decoder unpools with its own encoder's pooling indices.
     """
+
+    #: The paper's VGG-16 encoder (five levels, 2-2-3-3-3 convolutions) mirrored.
+    PRESETS = {"small": {}, "paper": {"widths": (64, 128, 256, 512, 512),
+                                      "depth": (2, 2, 3, 3, 3)}}
 
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2,
                  backbone=None, backbone_weights=None):
@@ -42,20 +47,21 @@ class SegNet(nn.Module):
                              "pooling indices of its own encoder; unet, fcn, deeplabv3plus "
                              "and pspnet take one")
         widths = positive_ints("widths", widths)
-        depth = positive_int("depth", depth)
+        depths = ((positive_int("depth", depth),) * len(widths) if not hasattr(depth, "__len__")
+                  else positive_ints("depth", depth, count=len(widths)))
         self.stride = 2 ** len(widths)
         self.encoder = nn.ModuleList()
         cin = in_channels
-        for w in widths:
+        for w, d in zip(widths, depths):
             self.encoder.append(nn.Sequential(
-                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(depth))))
+                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(d))))
             cin = w
         self.pool = nn.MaxPool2d(2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2)
         self.decoder = nn.ModuleList()
-        for w, w_next in zip(widths[::-1], (*widths[-2::-1], widths[0])):
+        for w, w_next, d in zip(widths[::-1], (*widths[-2::-1], widths[0]), depths[::-1]):
             self.decoder.append(nn.Sequential(
-                *(conv_bn_relu(w, w_next if i == depth - 1 else w) for i in range(depth))))
+                *(conv_bn_relu(w, w_next if i == d - 1 else w) for i in range(d))))
         self.head = nn.Conv2d(widths[0], n_classes, 1)
 
     def forward(self, x):

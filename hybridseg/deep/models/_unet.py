@@ -42,6 +42,9 @@ class UNet(nn.Module):
         (``build_backbone``'s ``weights``).
     """
 
+    #: The paper's five levels of 64-1024 channels (31.0 M parameters at K = 2).
+    PRESETS = {"small": {}, "paper": {"widths": (64, 128, 256, 512, 1024)}}
+
     def __init__(self, in_channels, n_classes, widths=None, dropout=0.0, backbone=None,
                  backbone_weights=None):
         super().__init__()
