@@ -73,8 +73,9 @@ def _configure_compare(parser):
                              "stack (image/, label/) lies")
     parser.add_argument("--methods", required=True, metavar="LIST",
                         help="comma-separated: splitmerge, pixel, pixel+grid, pixel+dense, "
-                             "unet, fcn, segnet, deeplabv3plus, pspnet, fcdensenet56, "
-                             "fcdensenet67, fcdensenet103, enet (each also +grid, "
+                             "unet, fcn, segnet, deeplabv1, deeplabv2, deeplabv3, "
+                             "deeplabv3plus, pspnet, fcdensenet56, fcdensenet67, "
+                             "fcdensenet103, enet (each also +grid, "
                              "+dense), ARCH@BACKBONE (an ImageNet-pretrained backbone: "
                              "deeplabv3plus@resnet50), crfrnn, crfrnn:ARCH, and "
                              "model:PATH (a fitted model saved by hybridseg.save, used as "

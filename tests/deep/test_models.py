@@ -301,7 +301,10 @@ def test_pspnet_pyramid_bins(bins):
 
 PAPER_SIZES = {"fcn": (11, 134.5), "segnet": (11, 29.5), "unet": (2, 31.0),
                "fcdensenet56": (11, 1.5), "fcdensenet67": (11, 3.5),
-               "fcdensenet103": (11, 9.4), "enet": (11, 0.37)}
+               "fcdensenet103": (11, 9.4), "enet": (11, 0.37),
+               # DeepLab v1 LargeFOV as its paper counts it; v2 and v3 on ResNet-101 as
+               # their released models are (torchvision's v3 adds a 3x3 layer: 58.6 M)
+               "deeplabv1": (21, 20.5), "deeplabv2": (21, 44.0), "deeplabv3": (21, 58.0)}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_SIZES))
@@ -355,3 +358,17 @@ def test_enet_blocks_in_the_papers_order():
     assert len(net.stage23) == 16 and net.stride == 8
     with pytest.raises(ValueError, match="width must exceed in_channels"):
         ENet(16, 2, width=16)
+
+
+def test_deeplab_v3_multi_grid_and_v2_branches():
+    from hybridseg.deep.models import DeepLabV2, DeepLabV3
+
+    with torch.device("meta"):
+        v3 = DeepLabV3(3, 21, backbone="resnet50", multi_grid=(1, 2, 4))
+    assert [b.conv2.dilation for b in v3.backbone.layer4] == [(2, 2), (4, 4), (8, 8)]
+    v2 = DeepLabV2(3, 5, width=None)
+    assert [b[0].dilation for b in v2.branches] == [(6, 6), (12, 12), (18, 18), (24, 24)]
+    with pytest.raises(ValueError, match="multi_grid applies to the ResNets"):
+        DeepLabV3(3, 5, multi_grid=(1, 2, 4))
+    with pytest.raises(ValueError, match="output_stride must be 8 or 16"):
+        DeepLabV3(3, 5, output_stride=32)

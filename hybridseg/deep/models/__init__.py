@@ -12,6 +12,9 @@ options.
   strides 8, 16 and 32 are fused by learned, bilinear-initialised upsampling;
 - ``"segnet"`` (``SegNet``; Badrinarayanan et al., 2017): a decoder that unpools with the
   encoder's max-pooling indices;
+- ``"deeplabv1"``, ``"deeplabv2"``, ``"deeplabv3"`` (``DeepLabV1``, ...; Chen et al.,
+  2015 and 2017): LargeFOV's atrous fc6 at rate 12, ASPP as four summed fc branches, and
+  ASPP with batch normalisation and image pooling on a multi-grid backbone;
 - ``"deeplabv3plus"`` (``DeepLabV3Plus``; Chen et al., 2018): a residual backbone of output
   stride 16 (or 8), atrous spatial pyramid pooling with depthwise-separable branches, and a
   decoder that refines with stride-4 features;
@@ -42,7 +45,7 @@ family's file decorated with ``@register_model("name")`` and imported here.
 from ._registry import MODELS, build_model, register_model  # isort: skip
 from ._backbones import BACKBONES, build_backbone
 from ._blocks import Residual as _Residual  # noqa: F401  (files pickled before the split)
-from ._deeplab import DeepLabV3Plus
+from ._deeplab import DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
 from ._densenet import FCDenseNet, FCDenseNet56, FCDenseNet67, FCDenseNet103
 from ._enet import ENet
 from ._fcn import FCN
@@ -54,6 +57,9 @@ __all__ = [
     "BACKBONES",
     "FCN",
     "MODELS",
+    "DeepLabV1",
+    "DeepLabV2",
+    "DeepLabV3",
     "DeepLabV3Plus",
     "ENet",
     "FCDenseNet",

@@ -105,7 +105,7 @@ def _downsample(cin, cout, stride):
 class ResNetBackbone(nn.Module):
     """torchvision's ResNet up to ``layer4``: ``forward`` gives ``layer1`` .. ``layer4``."""
 
-    def __init__(self, block, layers, in_channels=3, output_stride=32):
+    def __init__(self, block, layers, in_channels=3, output_stride=32, multi_grid=None):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -120,9 +120,14 @@ class ResNetBackbone(nn.Module):
                 dilation *= 2
                 s = 1
             stride *= s
-            blocks = [block(cin, width, s, dilation, first_dilation)]
+            grid = [1] * n
+            if i == 3 and multi_grid is not None and dilation > 1:
+                # DeepLab v3's multi-grid: the last stage's blocks at rates dilation * grid
+                grid = [multi_grid[j % len(multi_grid)] for j in range(n)]
+                first_dilation = dilation * grid[0]
+            blocks = [block(cin, width, s, dilation * grid[0], first_dilation)]
             cin = width * block.expansion
-            blocks += [block(cin, width, 1, dilation, dilation) for _ in range(n - 1)]
+            blocks += [block(cin, width, 1, dilation * g, dilation * g) for g in grid[1:]]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             strides.append(stride)
         self.channels = tuple(w * block.expansion for w in (64, 128, 256, 512))
@@ -341,16 +346,16 @@ class TimmBackbone(nn.Module):
 #: Backbone names: name -> builder ``(in_channels, output_stride)``.
 BACKBONES = {
     "light": lambda c, s: LightBackbone(c, s),
-    "resnet18": lambda c, s: ResNetBackbone(_BasicBlock, (2, 2, 2, 2), c, s),
-    "resnet34": lambda c, s: ResNetBackbone(_BasicBlock, (3, 4, 6, 3), c, s),
-    "resnet50": lambda c, s: ResNetBackbone(_Bottleneck, (3, 4, 6, 3), c, s),
-    "resnet101": lambda c, s: ResNetBackbone(_Bottleneck, (3, 4, 23, 3), c, s),
+    "resnet18": lambda c, s, g=None: ResNetBackbone(_BasicBlock, (2, 2, 2, 2), c, s, g),
+    "resnet34": lambda c, s, g=None: ResNetBackbone(_BasicBlock, (3, 4, 6, 3), c, s, g),
+    "resnet50": lambda c, s, g=None: ResNetBackbone(_Bottleneck, (3, 4, 6, 3), c, s, g),
+    "resnet101": lambda c, s, g=None: ResNetBackbone(_Bottleneck, (3, 4, 23, 3), c, s, g),
     "vgg16_bn": lambda c, s: VGGBackbone(c, s),
     "mobilenet_v3_large": lambda c, s: MobileNetV3Backbone(c, s),
 }
 
 
-def build_backbone(name, *, in_channels=3, weights=None, output_stride=32):
+def build_backbone(name, *, in_channels=3, weights=None, output_stride=32, multi_grid=None):
     """A backbone giving feature maps at strides 4, 8, 16 and 32.
 
     Parameters
@@ -369,6 +374,9 @@ def build_backbone(name, *, in_channels=3, weights=None, output_stride=32):
     output_stride : {32, 16, 8}, default=32
         Stride of the last feature map; below 32 the later stages keep the stride and
         dilate their convolutions.
+    multi_grid : sequence of int, optional
+        DeepLab v3's multi-grid, for the ResNets below output stride 32: the last stage's
+        blocks dilate at the stage's rate times these (``(1, 2, 4)``).
 
     Returns
     -------
@@ -399,13 +407,18 @@ def build_backbone(name, *, in_channels=3, weights=None, output_stride=32):
     if isinstance(output_stride, bool) or output_stride not in (8, 16, 32):
         raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
     in_channels, output_stride = int(in_channels), int(output_stride)
+    if multi_grid is not None:
+        multi_grid = positive_ints("multi_grid", multi_grid)
+        if not name.startswith("resnet"):
+            raise ValueError(f"multi_grid applies to the ResNets, not to {name!r}")
     if name.startswith("timm:"):
         net = TimmBackbone(name[5:], in_channels, output_stride, weights)
     else:
         if name not in BACKBONES:
             raise ValueError(f"unknown backbone {name!r}; known: {sorted(BACKBONES)} or "
                              "'timm:<name>'")
-        net = BACKBONES[name](in_channels, output_stride)
+        net = (BACKBONES[name](in_channels, output_stride) if multi_grid is None
+               else BACKBONES[name](in_channels, output_stride, multi_grid))
         if weights is not None:
             load_backbone_weights(net, weights, name=name)
     net.name = name
@@ -500,7 +513,8 @@ def _init_like_torchvision(net):
             nn.init.zeros_(m.bias)
 
 
-def backbone_option(backbone, backbone_weights, in_channels, output_stride):
+def backbone_option(backbone, backbone_weights, in_channels, output_stride,
+                    multi_grid=None):
     """A zoo architecture's ``backbone``/``backbone_weights`` options as a backbone module,
     or None where the architecture keeps its own encoder (``backbone=None``)."""
     if backbone is None:
@@ -509,7 +523,7 @@ def backbone_option(backbone, backbone_weights, in_channels, output_stride):
                              "(or another name of build_backbone)")
         return None
     return build_backbone(backbone, in_channels=in_channels, weights=backbone_weights,
-                          output_stride=output_stride)
+                          output_stride=output_stride, multi_grid=multi_grid)
 
 
 def backbone_of(net):
