@@ -12,8 +12,9 @@ import os
 
 #: Architectures of the model zoo (``hybridseg.deep.models.MODELS``; a test keeps the two
 #: equal, as this module does not import torch).
-ZOO = ("unet", "fcn", "segnet", "deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3plus",
-       "pspnet", "fcdensenet56", "fcdensenet67", "fcdensenet103", "enet")
+ZOO = ("unet", "fcn", "segnet", "parsenet", "dilatednet", "deeplabv1", "deeplabv2",
+       "deeplabv3", "deeplabv3plus", "pspnet", "fcdensenet56", "fcdensenet67",
+       "fcdensenet103", "enet")
 
 #: The registry: each method name with what it is. Every architecture of the zoo also
 #: comes with ``+grid`` and ``+dense``, and ``crfrnn:ARCH`` trains the CRF-as-RNN layer on

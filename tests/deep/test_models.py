@@ -304,7 +304,9 @@ PAPER_SIZES = {"fcn": (11, 134.5), "segnet": (11, 29.5), "unet": (2, 31.0),
                "fcdensenet103": (11, 9.4), "enet": (11, 0.37),
                # DeepLab v1 LargeFOV as its paper counts it; v2 and v3 on ResNet-101 as
                # their released models are (torchvision's v3 adds a 3x3 layer: 58.6 M)
-               "deeplabv1": (21, 20.5), "deeplabv2": (21, 44.0), "deeplabv3": (21, 58.0)}
+               "deeplabv1": (21, 20.5), "deeplabv2": (21, 44.0), "deeplabv3": (21, 58.0),
+               # ParseNet on LargeFOV; DilatedNet's front end (134 M) + large context
+               "parsenet": (21, 20.5), "dilatednet": (21, 141.2)}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_SIZES))
@@ -372,3 +374,33 @@ def test_deeplab_v3_multi_grid_and_v2_branches():
         DeepLabV3(3, 5, multi_grid=(1, 2, 4))
     with pytest.raises(ValueError, match="output_stride must be 8 or 16"):
         DeepLabV3(3, 5, output_stride=32)
+
+
+def test_dilatednets_context_module_starts_as_the_identity():
+    from hybridseg.deep.models import DilatedNet
+
+    net = DilatedNet(3, 4, context="large").eval()
+    z = torch.rand(1, 4, 10, 12)
+    with torch.no_grad():
+        assert torch.allclose(net.context(z), z)  # ReLU passes the non-negative scores
+    dilations = [m.dilation[0] for m in net.context if isinstance(m, nn.Conv2d)]
+    assert dilations == [1, 1, 2, 4, 8, 16, 1, 1]
+    with torch.device("meta"):
+        vgg = DilatedNet(3, 4, backbone="vgg16_bn")
+    assert sum(isinstance(m, nn.MaxPool2d) for m in vgg.backbone.features) == 3
+
+
+def test_parsenet_context_is_global():
+    from hybridseg.deep.models import ParseNet
+
+    torch.manual_seed(0)
+    net = ParseNet(3, 4).eval()
+    x = torch.rand(1, 3, 320, 320)
+    y = x.clone()
+    y[..., :16, :16] = 5.0  # a far corner, beyond the local features' reach
+    with torch.no_grad():
+        a, b = net(x), net(y)
+        net.norm_global.scale.zero_()  # without the context the far scores do not move
+        c, d = net(x), net(y)
+    assert not torch.allclose(a[..., -16:, -16:], b[..., -16:, -16:])
+    torch.testing.assert_close(c[..., -16:, -16:], d[..., -16:, -16:])

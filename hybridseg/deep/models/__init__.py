@@ -12,6 +12,10 @@ options.
   strides 8, 16 and 32 are fused by learned, bilinear-initialised upsampling;
 - ``"segnet"`` (``SegNet``; Badrinarayanan et al., 2017): a decoder that unpools with the
   encoder's max-pooling indices;
+- ``"parsenet"`` (``ParseNet``; Liu et al., 2015): LargeFOV's features with global
+  average pooled context, L2-normalised, unpooled and fused;
+- ``"dilatednet"`` (``DilatedNet``; Yu & Koltun, 2016): a dilated VGG front end and the
+  basic or large context module, initialised to the identity;
 - ``"deeplabv1"``, ``"deeplabv2"``, ``"deeplabv3"`` (``DeepLabV1``, ...; Chen et al.,
   2015 and 2017): LargeFOV's atrous fc6 at rate 12, ASPP as four summed fc branches, and
   ASPP with batch normalisation and image pooling on a multi-grid backbone;
@@ -47,8 +51,9 @@ from ._backbones import BACKBONES, build_backbone
 from ._blocks import Residual as _Residual  # noqa: F401  (files pickled before the split)
 from ._deeplab import DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
 from ._densenet import FCDenseNet, FCDenseNet56, FCDenseNet67, FCDenseNet103
+from ._dilated import DilatedNet
 from ._enet import ENet
-from ._fcn import FCN
+from ._fcn import FCN, ParseNet
 from ._pspnet import PSPNet
 from ._segnet import SegNet
 from ._unet import UNet
@@ -61,12 +66,14 @@ __all__ = [
     "DeepLabV2",
     "DeepLabV3",
     "DeepLabV3Plus",
+    "DilatedNet",
     "ENet",
     "FCDenseNet",
     "FCDenseNet56",
     "FCDenseNet67",
     "FCDenseNet103",
     "PSPNet",
+    "ParseNet",
     "SegNet",
     "UNet",
     "build_backbone",

@@ -134,3 +134,72 @@ class FCN(nn.Module):
         if variant == "8s":
             x = self.upscore_pool4(x) + self.score_pool3(pools[-3])
         return self.upscore_final(x)
+
+
+class _L2Scale(nn.Module):
+    """L2 normalisation over the channels, then a learned scale per channel (ParseNet's
+    way of putting maps of different magnitudes on one footing)."""
+
+    def __init__(self, channels, init=10.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1, channels, 1, 1), float(init)))
+
+    def forward(self, x):
+        return nn.functional.normalize(x, dim=1, eps=1e-6) * self.scale
+
+
+@register_model("parsenet")
+class ParseNet(nn.Module):
+    """ParseNet (Liu et al., 2015, "Looking wider to see better"): an FCN whose scores see
+    the whole image through global context.
+
+    On a backbone of output stride 8, fc6 (3x3 dilated at rate 12) and fc7 (1x1) with ReLU
+    and dropout give the local features, as in DeepLab-LargeFOV, the paper's baseline.
+    Global average pooling of them gives the context vector; both are L2-normalised with a
+    learned scale per channel (initialised to 10), the context is unpooled (copied to every
+    position) and concatenated with the local features, and a 1x1 convolution scores the K
+    classes; the scores are upsampled bilinearly.
+
+    Faithful at ``preset="paper"``: VGG-16 (``backbone="vgg16_bn"``) with fc6 and fc7 of
+    1024 channels and dropout 0.5, 20.5 M parameters at K = 21. ``preset="small"``: the
+    light backbone and fc layers of 128 channels, 0.66 M parameters at K = 11.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+    width : int, default=128
+        Channels of fc6 and fc7 (the paper's 1024).
+    rate : int, default=12
+    dropout : float, default=0.1
+    backbone : str, default="light"
+        A ``build_backbone`` name, dilated to output stride 8 (the paper's ``"vgg16_bn"``).
+    backbone_weights : str or path-like, optional
+    """
+
+    PRESETS = {"small": {}, "paper": {"backbone": "vgg16_bn", "width": 1024,
+                                      "dropout": 0.5}}
+
+    def __init__(self, in_channels, n_classes, width=128, rate=12, dropout=0.1,
+                 backbone="light", backbone_weights=None):
+        super().__init__()
+        width = positive_int("width", width)
+        rate = positive_int("rate", rate)
+        dropout = check_dropout(dropout)
+        self.stride = 8
+        self.backbone = backbone_option(backbone, backbone_weights, in_channels, 8)
+        cin = self.backbone.channels[-1]
+        self.fc = nn.Sequential(
+            nn.Conv2d(cin, width, 3, padding=rate, dilation=rate), nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout), nn.Conv2d(width, width, 1), nn.ReLU(inplace=True))
+        self.norm_local = _L2Scale(width)
+        self.norm_global = _L2Scale(width)
+        self.dropout = nn.Dropout2d(dropout)
+        self.score = nn.Conv2d(2 * width, n_classes, 1)
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        local = self.fc(self.backbone(x)[-1])
+        context = self.norm_global(local.mean(dim=(2, 3), keepdim=True))
+        x = torch.cat([self.norm_local(local), context.expand_as(local)], dim=1)
+        return nn.functional.interpolate(self.score(self.dropout(x)), size=size,
+                                         mode="bilinear", align_corners=False)
