@@ -12,7 +12,7 @@ import os
 
 #: Architectures of the model zoo (``hybridseg.deep.models.MODELS``; a test keeps the two
 #: equal, as this module does not import torch).
-ZOO = ("unet", "fcn", "segnet", "parsenet", "dilatednet", "deeplabv1", "deeplabv2",
+ZOO = ("unet", "fcn", "segnet", "deconvnet", "parsenet", "dilatednet", "deeplabv1", "deeplabv2",
        "deeplabv3", "deeplabv3plus", "pspnet", "fcdensenet56", "fcdensenet67",
        "fcdensenet103", "enet")
 

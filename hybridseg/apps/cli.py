@@ -73,7 +73,8 @@ def _configure_compare(parser):
                              "stack (image/, label/) lies")
     parser.add_argument("--methods", required=True, metavar="LIST",
                         help="comma-separated: splitmerge, pixel, pixel+grid, pixel+dense, "
-                             "unet, fcn, segnet, parsenet, dilatednet, deeplabv1, "
+                             "unet, fcn, segnet, deconvnet, parsenet, dilatednet, "
+                             "deeplabv1, "
                              "deeplabv2, deeplabv3, "
                              "deeplabv3plus, pspnet, fcdensenet56, fcdensenet67, "
                              "fcdensenet103, enet (each also +grid, "

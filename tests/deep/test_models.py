@@ -306,7 +306,7 @@ PAPER_SIZES = {"fcn": (11, 134.5), "segnet": (11, 29.5), "unet": (2, 31.0),
                # their released models are (torchvision's v3 adds a 3x3 layer: 58.6 M)
                "deeplabv1": (21, 20.5), "deeplabv2": (21, 44.0), "deeplabv3": (21, 58.0),
                # ParseNet on LargeFOV; DilatedNet's front end (134 M) + large context
-               "parsenet": (21, 20.5), "dilatednet": (21, 141.2)}
+               "parsenet": (21, 20.5), "dilatednet": (21, 141.2), "deconvnet": (21, 252.0)}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_SIZES))

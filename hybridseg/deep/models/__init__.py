@@ -12,6 +12,8 @@ options.
   strides 8, 16 and 32 are fused by learned, bilinear-initialised upsampling;
 - ``"segnet"`` (``SegNet``; Badrinarayanan et al., 2017): a decoder that unpools with the
   encoder's max-pooling indices;
+- ``"deconvnet"`` (``DeconvNet``; Noh et al., 2015): VGG-16, fc6-fc7, and a mirrored
+  decoder of unpooling and deconvolution layers;
 - ``"parsenet"`` (``ParseNet``; Liu et al., 2015): LargeFOV's features with global
   average pooled context, L2-normalised, unpooled and fused;
 - ``"dilatednet"`` (``DilatedNet``; Yu & Koltun, 2016): a dilated VGG front end and the
@@ -55,13 +57,14 @@ from ._dilated import DilatedNet
 from ._enet import ENet
 from ._fcn import FCN, ParseNet
 from ._pspnet import PSPNet
-from ._segnet import SegNet
+from ._segnet import DeconvNet, SegNet
 from ._unet import UNet
 
 __all__ = [
     "BACKBONES",
     "FCN",
     "MODELS",
+    "DeconvNet",
     "DeepLabV1",
     "DeepLabV2",
     "DeepLabV3",

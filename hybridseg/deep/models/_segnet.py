@@ -1,4 +1,5 @@
-"""SegNet (Badrinarayanan et al., 2017)."""
+"""The unpooling encoder-decoders: SegNet (Badrinarayanan et al., 2017) and DeconvNet
+(Noh et al., 2015)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,89 @@ class SegNet(nn.Module):
             size = x.shape[-2:]
             x, indices = self.pool(x)
             trail.append((indices, size))
+        x = self._middle(x)
         for block in self.decoder:
             indices, size = trail.pop()
             x = block(self.unpool(x, indices, output_size=size))
         return self.head(x)
+
+    def _middle(self, x):
+        """Between the last pool and the first unpooling: nothing in SegNet."""
+        return x
+
+
+def _deconv_bn_relu(cin, cout, kernel_size=3):
+    """A transposed convolution of stride 1 (DeconvNet's "deconvolution"), BN, ReLU."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+@register_model("deconvnet")
+class DeconvNet(nn.Module):
+    """DeconvNet (Noh et al., 2015): a VGG-16 encoder and a mirrored decoder of unpooling
+    and deconvolution layers.
+
+    The encoder is ``len(widths)`` levels of 3x3 conv-BN-ReLU and a 2x2 max pool that
+    keeps its indices; fc6 (a 7x7 convolution of ``fc_width`` channels) and fc7 (1x1) with
+    batch normalisation follow, and a 7x7 deconvolution (transposed convolution) brings the
+    channels back. The decoder mirrors the encoder: at each level the map is unpooled with
+    the indices of the matching pool, then deconvolved by 3x3 transposed convolutions with
+    batch normalisation and ReLU; a 1x1 convolution scores the K classes.
+
+    Faithful at ``preset="paper"``: VGG-16's widths and 2-2-3-3-3 layers, fc6 and fc7 of
+    4096 channels, the mirrored deconvolution network: 251.8 M parameters at K = 21 (the
+    paper's 252 M). Simplified: fc6 is padded ("same") instead of reducing a 224x224 input
+    to 1x1, so that any size runs; the paper's two-stage training (easy then hard examples)
+    and its proposal-wise inference are left out. ``preset="small"``: widths 16-128, two
+    layers a level and fc layers of 128 channels (3x3), 0.90 M parameters at K = 11.
+
+    ``stride`` is ``2 ** len(widths)``.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+    widths : sequence of int, default=(16, 32, 64, 128)
+    depth : int or sequence of int, default=2
+    fc_width : int, default=128
+    fc_kernel : int, default=3
+        Kernel of fc6 and of the deconvolution after fc7 (the paper's 7).
+    """
+
+    PRESETS = {"small": {}, "paper": {"widths": (64, 128, 256, 512, 512),
+                                      "depth": (2, 2, 3, 3, 3), "fc_width": 4096,
+                                      "fc_kernel": 7}}
+
+    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2,
+                 fc_width=128, fc_kernel=3):
+        super().__init__()
+        widths = positive_ints("widths", widths)
+        depths = ((positive_int("depth", depth),) * len(widths) if not hasattr(depth, "__len__")
+                  else positive_ints("depth", depth, count=len(widths)))
+        fc_width = positive_int("fc_width", fc_width)
+        fc_kernel = positive_int("fc_kernel", fc_kernel)
+        if fc_kernel % 2 == 0:
+            raise ValueError(f"fc_kernel must be odd, got {fc_kernel}")
+        self.stride = 2 ** len(widths)
+        self.encoder = nn.ModuleList()
+        cin = in_channels
+        for w, d in zip(widths, depths):
+            self.encoder.append(nn.Sequential(
+                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(d))))
+            cin = w
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.fc = nn.Sequential(conv_bn_relu(cin, fc_width, kernel_size=fc_kernel),
+                                conv_bn_relu(fc_width, fc_width, kernel_size=1),
+                                _deconv_bn_relu(fc_width, cin, kernel_size=fc_kernel))
+        self.unpool = nn.MaxUnpool2d(2)
+        self.decoder = nn.ModuleList()
+        for w, w_next, d in zip(widths[::-1], (*widths[-2::-1], widths[0]), depths[::-1]):
+            self.decoder.append(nn.Sequential(
+                *(_deconv_bn_relu(w, w_next if i == d - 1 else w) for i in range(d))))
+        self.head = nn.Conv2d(widths[0], n_classes, 1)
+
+    forward = SegNet.forward
+
+    def _middle(self, x):
+        """fc6, fc7 and the deconvolution after them."""
+        return self.fc(x)
