@@ -77,7 +77,7 @@ def _configure_compare(parser):
                              "deeplabv1, "
                              "deeplabv2, deeplabv3, "
                              "deeplabv3plus, pspnet, fcdensenet56, fcdensenet67, "
-                             "fcdensenet103, enet (each also +grid, "
+                             "fcdensenet103, gcn, fpn, msd, enet (each also +grid, "
                              "+dense), ARCH@BACKBONE (an ImageNet-pretrained backbone: "
                              "deeplabv3plus@resnet50), crfrnn, crfrnn:ARCH, and "
                              "model:PATH (a fitted model saved by hybridseg.save, used as "

@@ -14,14 +14,15 @@ from hybridseg.deep.models._backbones import IMAGENET_URLS  # noqa: E402
 NAMES = sorted(BACKBONES)
 CHANNELS = {"light": (32, 64, 96, 128), "resnet18": (64, 128, 256, 512),
             "resnet34": (64, 128, 256, 512), "resnet50": (256, 512, 1024, 2048),
-            "resnet101": (256, 512, 1024, 2048), "vgg16_bn": (128, 256, 512, 512),
+            "resnet101": (256, 512, 1024, 2048), "resnet152": (256, 512, 1024, 2048),
+            "vgg16_bn": (128, 256, 512, 512),
             "mobilenet_v3_large": (24, 40, 112, 960)}
 
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("output_stride", [32, 16, 8])
 def test_four_maps_at_the_strides_asked(name, output_stride):
-    if name == "resnet101" and output_stride != 32:
+    if name in ("resnet101", "resnet152") and output_stride != 32:
         pytest.skip("resnet50 covers the dilated bottlenecks")
     net = build_backbone(name, output_stride=output_stride).eval()
     strides = tuple(min(s, output_stride) for s in (4, 8, 16, 32))

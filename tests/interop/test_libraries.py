@@ -164,7 +164,7 @@ def _torchvision_features(ref, x, taps=None):
 
 @pytest.mark.parametrize(("name", "kwargs", "output_stride"), [
     ("resnet18", {}, 32), ("resnet34", {}, 32), ("resnet50", {}, 32),
-    ("resnet101", {}, 32),
+    ("resnet101", {}, 32), ("resnet152", {}, 32),
     ("resnet50", {"replace_stride_with_dilation": [False, True, True]}, 8),
     ("resnet50", {"replace_stride_with_dilation": [False, False, True]}, 16),
     ("vgg16_bn", {}, 32), ("mobilenet_v3_large", {}, 32),

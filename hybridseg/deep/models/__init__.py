@@ -29,6 +29,12 @@ options.
 - ``"fcdensenet56"``, ``"fcdensenet67"``, ``"fcdensenet103"`` (``FCDenseNet56``, ...;
   Jégou et al., 2017, the Tiramisu): dense blocks in a U-shaped network, only the new maps
   upsampled;
+- ``"gcn"`` (``GCN``; Peng et al., 2017): global convolution (k x 1 + 1 x k, k = 15)
+  and boundary refinement on four backbone maps;
+- ``"fpn"`` (``FPN``; Kirillov et al., 2019, on Lin et al., 2017): the semantic FPN head
+  on a feature pyramid, with ``path_aggregation`` PANet's bottom-up path;
+- ``"msd"`` (``MSDNet``; Pelt & Sethian, 2018): the mixed-scale dense network, dilated
+  3x3 convolutions of width 1 each fed all earlier maps;
 - ``"enet"`` (``ENet``; Paszke et al., 2016): the small real-time network of bottlenecks
   with dilated and asymmetric convolutions.
 
@@ -42,7 +48,8 @@ built with torchvision's parameter names (their ImageNet checkpoints load), and 
 encoder as ``"timm:<name>"``.
 
 The package has one file per family (``_unet.py``, ``_fcn.py``, ``_segnet.py``,
-``_deeplab.py``, ``_pspnet.py``, ``_densenet.py``, ``_enet.py``), the shared building
+``_deeplab.py``, ``_pspnet.py``, ``_densenet.py``, ``_dilated.py``, ``_gcn.py``,
+``_fpn.py``, ``_msd.py``, ``_enet.py``), the shared building
 blocks and option checks in ``_blocks.py``, the backbones in ``_backbones.py`` and the
 registry in ``_registry.py``. A new architecture is a class in its
 family's file decorated with ``@register_model("name")`` and imported here.
@@ -56,6 +63,9 @@ from ._densenet import FCDenseNet, FCDenseNet56, FCDenseNet67, FCDenseNet103
 from ._dilated import DilatedNet
 from ._enet import ENet
 from ._fcn import FCN, ParseNet
+from ._fpn import FPN
+from ._gcn import GCN
+from ._msd import MSDNet
 from ._pspnet import PSPNet
 from ._segnet import DeconvNet, SegNet
 from ._unet import UNet
@@ -63,6 +73,8 @@ from ._unet import UNet
 __all__ = [
     "BACKBONES",
     "FCN",
+    "FPN",
+    "GCN",
     "MODELS",
     "DeconvNet",
     "DeepLabV1",
@@ -75,6 +87,7 @@ __all__ = [
     "FCDenseNet56",
     "FCDenseNet67",
     "FCDenseNet103",
+    "MSDNet",
     "PSPNet",
     "ParseNet",
     "SegNet",

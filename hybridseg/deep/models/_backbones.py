@@ -8,7 +8,8 @@ attributes say what the four maps are.
 
 - ``"light"``: the project's small residual backbone (about 0.4 M parameters), for
   training from scratch on a CPU;
-- ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"``, ``"vgg16_bn"``,
+- ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"``, ``"resnet152"``,
+  ``"vgg16_bn"``,
   ``"mobilenet_v3_large"``: torchvision's ImageNet classifiers without their heads, built
   here in plain torch with torchvision's parameter names, so that a torchvision checkpoint
   loads with no missing or unexpected key (the classifier's keys are dropped) and gives
@@ -40,6 +41,7 @@ IMAGENET_URLS = {
     "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
     "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
     "resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+    "resnet152": "https://download.pytorch.org/models/resnet152-394f9c45.pth",
     "vgg16_bn": "https://download.pytorch.org/models/vgg16_bn-6c64b313.pth",
     "mobilenet_v3_large": "https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth",
 }
@@ -350,6 +352,7 @@ BACKBONES = {
     "resnet34": lambda c, s, g=None: ResNetBackbone(_BasicBlock, (3, 4, 6, 3), c, s, g),
     "resnet50": lambda c, s, g=None: ResNetBackbone(_Bottleneck, (3, 4, 6, 3), c, s, g),
     "resnet101": lambda c, s, g=None: ResNetBackbone(_Bottleneck, (3, 4, 23, 3), c, s, g),
+    "resnet152": lambda c, s, g=None: ResNetBackbone(_Bottleneck, (3, 8, 36, 3), c, s, g),
     "vgg16_bn": lambda c, s: VGGBackbone(c, s),
     "mobilenet_v3_large": lambda c, s: MobileNetV3Backbone(c, s),
 }
