@@ -14,7 +14,7 @@ import os
 #: equal, as this module does not import torch).
 ZOO = ("unet", "fcn", "segnet", "deconvnet", "parsenet", "dilatednet", "deeplabv1", "deeplabv2",
        "deeplabv3", "deeplabv3plus", "pspnet", "fcdensenet56", "fcdensenet67",
-       "fcdensenet103", "gcn", "fpn", "msd", "enet")
+       "fcdensenet103", "refinenet", "encnet", "gcn", "fpn", "msd", "enet")
 
 #: The registry: each method name with what it is. Every architecture of the zoo also
 #: comes with ``+grid`` and ``+dense``, and ``crfrnn:ARCH`` trains the CRF-as-RNN layer on

@@ -408,6 +408,11 @@ class CNNSegmenter(_NetworkSegmenter):
         Keep every batch normalisation's running statistics as they are (layers stay in
         eval mode while training; their scale and shift still learn), as fine-tunes on
         small batches do.
+    se_loss_weight : "auto" or float, default="auto"
+        Weight of EncNet's semantic-encoding loss (binary cross-entropy of the network's
+        ``se_logits``, which classes the image holds), added to the segmentation loss for
+        a network that has them; ``"auto"``: 0.2, the paper's, for such a network, else
+        0.
     epochs : int, default=30
         Passes over the training images; 0 builds the network and fits the input
         statistics without training it (a start for ``CRFRNNSegmenter``).
@@ -542,6 +547,7 @@ class CNNSegmenter(_NetworkSegmenter):
         "backbone_prefix": [None, str, tuple, list],
         "freeze_backbone_epochs": [Interval(numbers.Integral, 0, None)],
         "freeze_bn": ["boolean"],
+        "se_loss_weight": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
         "epochs": [Interval(numbers.Integral, 0, None)],
         "batch_size": [Interval(numbers.Integral, 1, None)],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -584,6 +590,7 @@ class CNNSegmenter(_NetworkSegmenter):
         backbone_prefix=None,
         freeze_backbone_epochs=0,
         freeze_bn=False,
+        se_loss_weight="auto",
         epochs=30,
         batch_size=8,
         lr=1e-3,
@@ -622,6 +629,7 @@ class CNNSegmenter(_NetworkSegmenter):
         self.backbone_prefix = backbone_prefix
         self.freeze_backbone_epochs = freeze_backbone_epochs
         self.freeze_bn = freeze_bn
+        self.se_loss_weight = se_loss_weight
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -1045,7 +1053,8 @@ def _loadable_device(saved, given):
 #: Parameters added after files were first written, as those files' estimators had them.
 _EARLIER_DEFAULTS = {"normalize": "dataset", "output": None, "class_names": None,
                      "backbone_lr_mult": "auto", "backbone_prefix": None,
-                     "freeze_backbone_epochs": 0, "freeze_bn": False}
+                     "freeze_backbone_epochs": 0, "freeze_bn": False,
+                     "se_loss_weight": "auto"}
 
 
 class _SameAsGiven:

@@ -32,6 +32,7 @@ __all__ = [
     "make_optimizer",
     "median_frequency_weights",
     "sample_crop",
+    "semantic_encoding_loss",
     "train",
 ]
 
@@ -234,6 +235,9 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     from .losses import make_loss
 
     loss_fn = make_loss(settings.loss, weight=weight, ignore_index=void)
+    se_weight = getattr(settings, "se_loss_weight", 0.0)
+    if se_weight == "auto":  # EncNet's semantic-encoding loss, at the paper's 0.2
+        se_weight = 0.2 if hasattr(model, "se_logits") else 0.0
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(device)
     if param_groups is None:
@@ -290,6 +294,9 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                 opt.zero_grad(set_to_none=True)
                 with autocast(device, use_amp):
                     loss = loss_fn(network_logits(model, xb, output).float(), yb)
+                    if se_weight and getattr(model, "se_logits", None) is not None:
+                        loss = loss + se_weight * semantic_encoding_loss(
+                            model.se_logits.float(), yb, void)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"the training loss became {float(loss)} at "
                                              f"epoch {epoch}; lower lr")
@@ -331,6 +338,19 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     model.eval()
     h.fit_time = time.perf_counter() - start
     return h
+
+
+def semantic_encoding_loss(se_logits, labels, void):
+    """EncNet's semantic-encoding loss: binary cross-entropy of ``(N, K)`` class-presence
+    logits against the classes each label map ``(N, H, W)`` holds (void left out)."""
+    torch = require_torch()
+    k = se_logits.shape[1]
+    valid = labels != void
+    present = torch.zeros_like(se_logits)
+    for i in range(labels.shape[0]):
+        classes = labels[i][valid[i]].unique()
+        present[i, classes[classes < k]] = 1.0
+    return torch.nn.functional.binary_cross_entropy_with_logits(se_logits, present)
 
 
 def fine_tuning(model, settings, *, pretrained):

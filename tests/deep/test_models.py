@@ -112,7 +112,13 @@ def test_batch_of_one_trains_and_every_parameter_gets_a_gradient(name):
     s = model.stride
     out = model(torch.rand(1, 1, 2 * s, 3 * s))
     assert out.shape == (1, 3, 2 * s, 3 * s)
-    F.cross_entropy(out, torch.randint(0, 3, (1, 2 * s, 3 * s))).backward()
+    labels = torch.randint(0, 3, (1, 2 * s, 3 * s))
+    loss = F.cross_entropy(out, labels)
+    if getattr(model, "se_logits", None) is not None:  # EncNet's auxiliary head
+        from hybridseg.deep._training import semantic_encoding_loss
+
+        loss = loss + semantic_encoding_loss(model.se_logits, labels, void=-100)
+    loss.backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, pname
         assert torch.isfinite(p.grad).all(), pname
@@ -422,3 +428,41 @@ def test_gcn_fpn_and_msd_are_built_as_their_papers_say():
     msd = MSDNet(3, 5, depth=12)
     assert [layer[0].dilation[0] for layer in msd.layers] == [*range(1, 11), 1, 2]
     assert msd.layers[11][0].in_channels == 3 + 11 and msd.head.in_channels == 3 + 12
+
+
+def test_encnets_encoding_layer_against_its_definition():
+    from hybridseg.deep.models._encnet import _Encoding
+
+    torch.manual_seed(0)
+    enc = _Encoding(8, 5)
+    x = torch.randn(2, 8, 6, 7)
+    r = x.flatten(2).transpose(1, 2)[:, :, None, :] - enc.codewords[None, None]
+    a = torch.softmax(enc.scale * r.pow(2).sum(-1), dim=2)
+    torch.testing.assert_close(enc(x), (a[..., None] * r).sum(1), rtol=1e-4, atol=1e-4)
+
+
+def test_encnet_keeps_its_semantic_encoding_logits():
+    from hybridseg.deep.models import EncNet
+
+    net = EncNet(3, 5).eval()
+    with torch.no_grad():
+        net(torch.rand(2, 3, 32, 48))
+    assert net.se_logits.shape == (2, 5)
+
+
+def test_refinenet_cascade():
+    from hybridseg.deep.models import RefineNet
+
+    net = RefineNet(3, 5)
+    assert net.refine4.fuse is None and len(net.refine1.paths) == 2
+    assert len(net.refine1.pool.stages) == 2
+    assert net.refine1.pool.stages[0][0].kernel_size == 5
+
+
+def test_the_semantic_encoding_loss_counts_the_classes_present():
+    from hybridseg.deep._training import semantic_encoding_loss
+
+    labels = torch.tensor([[[0, 2], [2, 255]], [[1, 1], [1, 1]]])
+    logits = torch.tensor([[9.0, -9.0, 9.0], [-9.0, 9.0, -9.0]])
+    assert semantic_encoding_loss(logits, labels, void=255) < 1e-3
+    assert semantic_encoding_loss(-logits, labels, void=255) > 5

@@ -29,6 +29,10 @@ options.
 - ``"fcdensenet56"``, ``"fcdensenet67"``, ``"fcdensenet103"`` (``FCDenseNet56``, ...;
   Jégou et al., 2017, the Tiramisu): dense blocks in a U-shaped network, only the new maps
   upsampled;
+- ``"refinenet"`` (``RefineNet``; Lin et al., 2017): residual conv units,
+  multi-resolution fusion and chained residual pooling in four cascaded blocks;
+- ``"encnet"`` (``EncNet``; Zhang et al., 2018): the context encoding module (learned
+  codewords, channel-wise scaling) and a semantic-encoding head;
 - ``"gcn"`` (``GCN``; Peng et al., 2017): global convolution (k x 1 + 1 x k, k = 15)
   and boundary refinement on four backbone maps;
 - ``"fpn"`` (``FPN``; Kirillov et al., 2019, on Lin et al., 2017): the semantic FPN head
@@ -48,8 +52,8 @@ built with torchvision's parameter names (their ImageNet checkpoints load), and 
 encoder as ``"timm:<name>"``.
 
 The package has one file per family (``_unet.py``, ``_fcn.py``, ``_segnet.py``,
-``_deeplab.py``, ``_pspnet.py``, ``_densenet.py``, ``_dilated.py``, ``_gcn.py``,
-``_fpn.py``, ``_msd.py``, ``_enet.py``), the shared building
+``_deeplab.py``, ``_pspnet.py``, ``_densenet.py``, ``_dilated.py``, ``_refinenet.py``,
+``_encnet.py``, ``_gcn.py``, ``_fpn.py``, ``_msd.py``, ``_enet.py``), the shared building
 blocks and option checks in ``_blocks.py``, the backbones in ``_backbones.py`` and the
 registry in ``_registry.py``. A new architecture is a class in its
 family's file decorated with ``@register_model("name")`` and imported here.
@@ -61,12 +65,14 @@ from ._blocks import Residual as _Residual  # noqa: F401  (files pickled before 
 from ._deeplab import DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
 from ._densenet import FCDenseNet, FCDenseNet56, FCDenseNet67, FCDenseNet103
 from ._dilated import DilatedNet
+from ._encnet import EncNet
 from ._enet import ENet
 from ._fcn import FCN, ParseNet
 from ._fpn import FPN
 from ._gcn import GCN
 from ._msd import MSDNet
 from ._pspnet import PSPNet
+from ._refinenet import RefineNet
 from ._segnet import DeconvNet, SegNet
 from ._unet import UNet
 
@@ -83,6 +89,7 @@ __all__ = [
     "DeepLabV3Plus",
     "DilatedNet",
     "ENet",
+    "EncNet",
     "FCDenseNet",
     "FCDenseNet56",
     "FCDenseNet67",
@@ -90,6 +97,7 @@ __all__ = [
     "MSDNet",
     "PSPNet",
     "ParseNet",
+    "RefineNet",
     "SegNet",
     "UNet",
     "build_backbone",
