@@ -413,6 +413,12 @@ class CNNSegmenter(_NetworkSegmenter):
         ``se_logits``, which classes the image holds), added to the segmentation loss for
         a network that has them; ``"auto"``: 0.2, the paper's, for such a network, else
         0.
+    adversarial_weight : float, default=0.0
+        Adversarial training (Luc et al., 2016): a small discriminator learns to tell the
+        training label maps from the network's predictions, each beside its image, and
+        the network's loss gains this weight times the discriminator's loss on its
+        predictions called ground truth. 0 trains without it. The discriminator is not
+        kept; its loss per step is ``discriminator_losses_``.
     epochs : int, default=30
         Passes over the training images; 0 builds the network and fits the input
         statistics without training it (a start for ``CRFRNNSegmenter``).
@@ -522,6 +528,8 @@ class CNNSegmenter(_NetworkSegmenter):
         The normalisation used: ``"imagenet"``, ``"none"``, ``"dataset"`` or
         ``"given"``.
     class_names_ : list of str or None
+    discriminator_losses_ : list of float
+        The discriminator's loss at each step (empty without ``adversarial_weight``).
 
     Examples
     --------
@@ -548,6 +556,7 @@ class CNNSegmenter(_NetworkSegmenter):
         "freeze_backbone_epochs": [Interval(numbers.Integral, 0, None)],
         "freeze_bn": ["boolean"],
         "se_loss_weight": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
+        "adversarial_weight": [Interval(numbers.Real, 0, None)],
         "epochs": [Interval(numbers.Integral, 0, None)],
         "batch_size": [Interval(numbers.Integral, 1, None)],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -591,6 +600,7 @@ class CNNSegmenter(_NetworkSegmenter):
         freeze_backbone_epochs=0,
         freeze_bn=False,
         se_loss_weight="auto",
+        adversarial_weight=0.0,
         epochs=30,
         batch_size=8,
         lr=1e-3,
@@ -630,6 +640,7 @@ class CNNSegmenter(_NetworkSegmenter):
         self.freeze_backbone_epochs = freeze_backbone_epochs
         self.freeze_bn = freeze_bn
         self.se_loss_weight = se_loss_weight
+        self.adversarial_weight = adversarial_weight
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -739,9 +750,16 @@ class CNNSegmenter(_NetworkSegmenter):
             self.class_weight_ = data["weight"]
             tuning = _training.fine_tuning(
                 self.model_, self, pretrained=self._fixed_k() or _pretrained_backbone(model))
+            adversary = None
+            if self.adversarial_weight > 0:
+                from ._adversarial import Adversary
+
+                adversary = Adversary(self.n_channels_, self.n_classes_,
+                                      self.adversarial_weight, self._void, self.device_)
             history = self._run_training(self.model_, data, gen, epochs=self.epochs,
                                          lr=self.lr, desc=f"fit {self._model_name()}",
-                                         **tuning)
+                                         adversary=adversary, **tuning)
+            self.discriminator_losses_ = [] if adversary is None else adversary.losses
             if "on_epoch" in tuning:
                 tuning["on_epoch"].restore()
         self._record(history)
@@ -949,7 +967,7 @@ class CNNSegmenter(_NetworkSegmenter):
         return {"xs": xs, "ys": ys, "val": val, "weight": weight}
 
     def _run_training(self, model, data, gen, *, epochs, lr, desc, param_groups=None,
-                      score_start=False, predictor=None, on_epoch=None):
+                      score_start=False, predictor=None, on_epoch=None, adversary=None):
         """``_training.train`` with this estimator's settings; validation mean IoU from
         ``predictor`` (default: self) on ``data["val"]``."""
         val = data["val"]
@@ -964,7 +982,8 @@ class CNNSegmenter(_NetworkSegmenter):
             void=self._void, device=self.device_, use_amp=self._use_amp,
             stride=self.stride_, epochs=epochs, lr=lr, param_groups=param_groups,
             validate=validate, desc=desc, score_start=score_start,
-            output=self.output if predictor is self else None, on_epoch=on_epoch)
+            output=self.output if predictor is self else None, on_epoch=on_epoch,
+            adversary=adversary)
 
     def _void_labels(self, m):
         m = np.asarray(m).astype(np.int64)
@@ -1054,7 +1073,7 @@ def _loadable_device(saved, given):
 _EARLIER_DEFAULTS = {"normalize": "dataset", "output": None, "class_names": None,
                      "backbone_lr_mult": "auto", "backbone_prefix": None,
                      "freeze_backbone_epochs": 0, "freeze_bn": False,
-                     "se_loss_weight": "auto"}
+                     "se_loss_weight": "auto", "adversarial_weight": 0.0}
 
 
 class _SameAsGiven:

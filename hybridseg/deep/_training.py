@@ -183,7 +183,7 @@ class History:
 
 def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride, epochs,
           lr, param_groups=None, validate=None, desc="fit", score_start=False, output=None,
-          on_epoch=None):
+          on_epoch=None, adversary=None):
     """Train ``model`` in place on prepared crops, and return its ``History``.
 
     Parameters
@@ -226,6 +226,9 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     on_epoch : callable, optional
         ``on_epoch(model, epoch)`` after ``model.train()`` at the start of every epoch
         (from 1): freezes and unfreezes parts of the network.
+    adversary : _adversarial.Adversary, optional
+        Adds its adversarial term to the loss and trains its discriminator after every
+        step.
 
     Returns
     -------
@@ -293,16 +296,21 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                     g["lr"] = g.get("peak_lr", lr) * factor
                 opt.zero_grad(set_to_none=True)
                 with autocast(device, use_amp):
-                    loss = loss_fn(network_logits(model, xb, output).float(), yb)
+                    logits = network_logits(model, xb, output).float()
+                    loss = loss_fn(logits, yb)
                     if se_weight and getattr(model, "se_logits", None) is not None:
                         loss = loss + se_weight * semantic_encoding_loss(
                             model.se_logits.float(), yb, void)
+                    if adversary is not None:
+                        loss = loss + adversary.generator_loss(xb, logits)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"the training loss became {float(loss)} at "
                                              f"epoch {epoch}; lower lr")
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
+                if adversary is not None:
+                    adversary.step(xb, logits, yb)
                 losses.append(float(loss.detach()))
                 step += 1
                 if max_time is not None and time.perf_counter() - start >= max_time:

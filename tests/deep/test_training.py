@@ -64,3 +64,40 @@ def test_class_weights():
         _training.class_weights([1.0, 2.0], labels, 3, 255)
     with pytest.raises(ValueError, match="finite non-negative"):
         _training.class_weights([1.0, -2.0, 1.0], labels, 3, 255)
+
+
+def test_adversarial_training_trains_a_discriminator_beside_the_network():
+    from hybridseg.deep import CNNSegmenter
+
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+    y = [(x[..., 0] > 127).astype(np.uint8) for x in X]
+    kw = {"model_options": {"widths": (4, 8)}, "epochs": 2, "batch_size": 2, "device": "cpu",
+          "random_state": 0}
+    a = CNNSegmenter("unet", adversarial_weight=0.1, **kw).fit(X, y)
+    b = CNNSegmenter("unet", adversarial_weight=0.1, **kw).fit(X, y)
+    plain = CNNSegmenter("unet", **kw).fit(X, y)
+    assert len(a.discriminator_losses_) == 4 and plain.discriminator_losses_ == []
+    assert a.discriminator_losses_ == b.discriminator_losses_  # seeded
+    assert a.loss_curve_ != plain.loss_curve_  # the adversarial term is in the loss
+    assert not hasattr(a.model_, "discriminator")
+
+
+def test_the_adversarys_losses_reach_the_right_weights():
+    from hybridseg.deep._adversarial import Adversary
+
+    torch.manual_seed(0)
+    adv = Adversary(3, 4, weight=0.5, void=255, device=torch.device("cpu"))
+    images = torch.rand(2, 3, 16, 16)
+    logits = torch.randn(2, 4, 16, 16, requires_grad=True)
+    labels = torch.randint(0, 4, (2, 16, 16))
+    labels[0, :4] = 255
+    adv.generator_loss(images, logits).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    assert all(p.grad is None for p in adv.net.parameters())
+    before = [p.detach().clone() for p in adv.net.parameters()]
+    adv.step(images, logits, labels)
+    assert any(not torch.equal(p, q) for p, q in zip(adv.net.parameters(), before))
+    real = adv._real(torch.softmax(logits.detach(), 1), labels)
+    assert torch.allclose(real[0, :, :4], torch.softmax(logits.detach(), 1)[0, :, :4])
+    assert torch.equal(real[1].argmax(0), labels[1])
