@@ -58,17 +58,18 @@ def write_csv(path, rows, class_names):
     write_text_atomic(path, buf.getvalue())
 
 
-def add_python_path(dirs):
+def add_python_path(dirs, *, environ=True):
     """Make the user's own modules (a network class, an ``output`` function) importable
-    here and in every process started from here: each folder goes first on ``sys.path``
-    and on ``PYTHONPATH``, which worker processes inherit."""
+    here and, with ``environ``, in every process started from here: each folder goes first
+    on ``sys.path`` and on ``PYTHONPATH``, which new processes inherit (workers that are
+    already running call this themselves with the folders)."""
     for d in reversed([os.path.abspath(os.fspath(d)) for d in (dirs or ())]):
         if not os.path.isdir(d):
             raise FileNotFoundError(f"--python-path {d} is not a folder")
         if d not in sys.path:
             sys.path.insert(0, d)
         parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if d not in parts:
+        if environ and d not in parts:
             os.environ["PYTHONPATH"] = os.pathsep.join([d, *parts])
 
 

@@ -42,9 +42,10 @@ def method_names():
     return [*COMPARE_METHODS, *(f"crfrnn:{arch}" for arch in ZOO)]
 
 
-#: Architectures of the zoo that take a backbone (SegNet's decoder unpools with its own
-#: encoder's pooling indices).
-ON_BACKBONES = ("unet", "fcn", "deeplabv3plus", "pspnet")
+#: Architectures of the zoo that take a backbone (a test keeps this equal to those whose
+#: class takes ``backbone``).
+ON_BACKBONES = ("unet", "fcn", "parsenet", "dilatednet", "deeplabv1", "deeplabv2",
+                "deeplabv3", "deeplabv3plus", "pspnet", "refinenet", "encnet", "gcn", "fpn")
 
 
 def describe(method):

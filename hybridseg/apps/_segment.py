@@ -23,7 +23,7 @@ import numpy as np
 
 from ..base import labels_from_proba
 from ..utils._io import write_atomic
-from ._common import check_device, place_on_device
+from ._common import add_python_path, check_device, place_on_device
 
 __all__ = ["SegmentReport", "segment"]
 
@@ -119,6 +119,7 @@ class _Config:
     host_threads: dict | None     # Dask: worker threads per host, to divide the cores
     parent: int | None = None     # local workers: the pid of the run, to die with it
     device: str | None = None     # where the networks run; None: where the file put them
+    python_path: tuple = ()       # folders of the user's modules, put on each worker's path
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -489,6 +490,7 @@ def _segment_one(task, cfg):
     t0 = time.perf_counter()
     stage = "model"
     try:
+        add_python_path(cfg.python_path, environ=False)  # reused workers started earlier
         model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device)
         _die_with_parent(cfg)
         _limit_threads(cfg)
@@ -591,7 +593,7 @@ def _host_threads(client):
 
 
 def segment(input, output, model, *, refine="none", overwrite=False, save_proba=False,
-            n_jobs=None, scheduler=None, device=None, verbose=True):
+            n_jobs=None, scheduler=None, device=None, python_path=(), verbose=True):
     """Segment every image under ``input`` with a saved model; write label maps to
     ``output``.
 
@@ -648,6 +650,10 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
         Where the model's networks run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``);
         by default where the file puts them (its saved ``device``, or the CPU where that
         is not here).
+    python_path : sequence of path-like, default=()
+        Folders to import the user's own modules from (a network class or ``output``
+        function the model file refers to), put on the path of this process and of every
+        worker before the model is loaded.
     verbose : bool, default=True
         Print a progress bar, each failure as it happens and a summary on stderr.
 
@@ -680,6 +686,8 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     t0 = time.perf_counter()
     _check_args(refine, overwrite, save_proba, n_jobs, verbose)
     check_device(device)
+    python_path = tuple(os.path.abspath(os.fspath(d)) for d in python_path)
+    add_python_path(python_path)
     output, model_path = _check_paths(input, output, model)
     pairs = _list_inputs(input, output)
     tasks, skipped, blocked = _plan(pairs, output, save_proba=bool(save_proba),
@@ -727,7 +735,7 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
         cfg = _Config(model=model_path, model_stamp=stamp, refine=refine, output=output,
                       threads=threads, host_threads=host_threads,
                       parent=None if in_process or host_threads is not None
-                      else os.getpid(), device=device)
+                      else os.getpid(), device=device, python_path=python_path)
         if verbose:
             print(f"segment: {len(pairs)} images, {skipped} done already (kept), "
                   f"{len(tasks)} to segment {where}", file=err, flush=True)

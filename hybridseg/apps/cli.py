@@ -257,10 +257,8 @@ def _segment(args):
     module importable: install it, run from its folder, or pass --python-path DIR."""
     import os
 
-    from ._common import add_python_path
     from ._segment import segment
 
-    add_python_path(args.python_path)
     if args.report is not None:
         if os.path.isdir(args.report):
             raise ValueError(f"--report must name a file, got the folder {args.report}")
@@ -273,7 +271,8 @@ def _segment(args):
         report = segment(args.input, args.output, args.model, refine=args.refine,
                          overwrite=args.overwrite, save_proba=args.save_proba,
                          n_jobs=args.n_jobs, scheduler=args.scheduler,
-                         device=args.device, verbose=not args.quiet)
+                         device=args.device, python_path=args.python_path,
+                         verbose=not args.quiet)
     except (ImportError, RuntimeError) as exc:
         print(f"hybridseg segment: error: {exc}", file=sys.stderr)
         return 1

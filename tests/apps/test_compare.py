@@ -275,6 +275,12 @@ def test_the_registry_knows_every_architecture_of_the_zoo():
     from hybridseg.deep.models import MODELS
 
     assert set(ZOO) == set(MODELS)
+    import inspect
+
+    from hybridseg.apps._registry import ON_BACKBONES
+
+    assert set(ON_BACKBONES) == {n for n, c in MODELS.items()
+                                 if "backbone" in inspect.signature(c).parameters}
     for name in MODELS:
         assert {name, f"{name}+dense", f"{name}+grid", f"crfrnn:{name}"} <= set(method_names())
 

@@ -118,7 +118,7 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_segnet_takes_no_backbone():
-    with pytest.raises(ValueError, match="segnet takes no backbone"):
+    with pytest.raises(ValueError, match="'segnet' takes no backbone"):
         build_model("segnet", 3, 5, backbone="resnet18")
 
 

@@ -466,3 +466,10 @@ def test_the_semantic_encoding_loss_counts_the_classes_present():
     logits = torch.tensor([[9.0, -9.0, 9.0], [-9.0, 9.0, -9.0]])
     assert semantic_encoding_loss(logits, labels, void=255) < 1e-3
     assert semantic_encoding_loss(-logits, labels, void=255) > 5
+
+
+@pytest.mark.parametrize("name", ["msd", "enet", "fcdensenet56", "deconvnet", "segnet"])
+def test_a_backbone_an_architecture_cannot_take_is_a_clear_error(name):
+    with pytest.raises(ValueError, match=f"'{name}' takes no backbone; the architectures "
+                                         "that take a backbone are"):
+        build_model(name, 3, 2, backbone="resnet18")

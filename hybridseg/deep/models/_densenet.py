@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from .._torch import require_torch
 from ._blocks import check_dropout, positive_int, positive_ints
 from ._registry import register_model
@@ -142,6 +144,10 @@ def _tiramisu(name, paper, small, doc):
 
     Tiramisu.__name__ = Tiramisu.__qualname__ = name
     Tiramisu.__doc__ = doc
+    base = inspect.signature(FCDenseNet)
+    Tiramisu.__signature__ = base.replace(parameters=[
+        p.replace(default=paper[p.name]) if p.name in paper else p
+        for p in base.parameters.values()])
     return register_model(name.lower())(Tiramisu)
 
 

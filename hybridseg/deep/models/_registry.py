@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 __all__ = ["MODELS", "build_model", "register_model"]
@@ -55,4 +56,12 @@ def build_model(name, in_channels, n_classes, preset="small", **options):
     for arg, value in (("in_channels", in_channels), ("n_classes", n_classes)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    params = inspect.signature(MODELS[name]).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for option in ("backbone", "backbone_weights"):
+        if option in options and option not in params and not takes_any:
+            able = sorted(n for n, c in MODELS.items()
+                          if "backbone" in inspect.signature(c).parameters)
+            raise ValueError(f"{name!r} takes no {option}; the architectures that take a "
+                             f"backbone are {able}")
     return MODELS[name](int(in_channels), int(n_classes), **{**presets[preset], **options})

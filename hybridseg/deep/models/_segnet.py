@@ -32,21 +32,14 @@ class SegNet(nn.Module):
     depth : int or sequence of int, default=2
         3x3 conv-BN-ReLU layers per level in the encoder and in the decoder (one count for
         every level, or one per level, top to bottom; VGG-16's are 2, 2, 3, 3, 3).
-    backbone, backbone_weights : None
-        Refused: the decoder unpools with its own encoder's pooling indices.
     """
 
     #: The paper's VGG-16 encoder (five levels, 2-2-3-3-3 convolutions) mirrored.
     PRESETS = {"small": {}, "paper": {"widths": (64, 128, 256, 512, 512),
                                       "depth": (2, 2, 3, 3, 3)}}
 
-    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2,
-                 backbone=None, backbone_weights=None):
+    def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2):
         super().__init__()
-        if backbone is not None or backbone_weights is not None:
-            raise ValueError("segnet takes no backbone: its decoder unpools with the max-"
-                             "pooling indices of its own encoder; unet, fcn, deeplabv3plus "
-                             "and pspnet take one")
         widths = positive_ints("widths", widths)
         depths = ((positive_int("depth", depth),) * len(widths) if not hasattr(depth, "__len__")
                   else positive_ints("depth", depth, count=len(widths)))
