@@ -473,3 +473,12 @@ def test_a_backbone_an_architecture_cannot_take_is_a_clear_error(name):
     with pytest.raises(ValueError, match=f"'{name}' takes no backbone; the architectures "
                                          "that take a backbone are"):
         build_model(name, 3, 2, backbone="resnet18")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_architecture_has_a_small_and_a_paper_preset(name):
+    assert set(MODELS[name].PRESETS) == {"small", "paper"}
+    with torch.device("meta"):
+        small = sum(p.numel() for p in build_model(name, 3, 11).parameters())
+        paper = sum(p.numel() for p in build_model(name, 3, 11, preset="paper").parameters())
+    assert paper >= small

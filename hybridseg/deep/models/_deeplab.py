@@ -72,6 +72,11 @@ class DeepLabV3Plus(nn.Module):
         (``build_backbone``'s ``weights``).
     """
 
+    #: The paper's head on ResNet-101 (the paper's best model is on Xception-65, which the
+    #: zoo does not have; its ResNet-101 results are in the paper too).
+    PRESETS = {"small": {}, "paper": {"backbone": "resnet101", "aspp_width": 256,
+                                      "low_level_width": 48, "decoder_width": 256}}
+
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), blocks=(1, 2, 2),
                  output_stride=16, rates=None, aspp_width=64, low_level_width=16,
                  decoder_width=64, dropout=0.1, backbone=None, backbone_weights=None):

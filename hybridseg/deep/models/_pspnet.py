@@ -59,6 +59,10 @@ class PSPNet(nn.Module):
         (``build_backbone``'s ``weights``).
     """
 
+    #: The paper's dilated ResNet-50 (its ResNet-101 is ``backbone="resnet101"``) and a
+    #: head of 512 channels.
+    PRESETS = {"small": {}, "paper": {"backbone": "resnet50", "head_width": 512}}
+
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 96, 128),
                  blocks=(1, 1, 1, 1), bins=(1, 2, 3, 6), head_width=64, dropout=0.1,
                  backbone=None, backbone_weights=None):
