@@ -45,6 +45,15 @@ def positive_int(option, value):
     return int(value)
 
 
+def odd_int(option, value):
+    """A positive odd int (a kernel size with a centre), or a ``ValueError`` naming
+    ``option``."""
+    value = positive_int(option, value)
+    if value % 2 == 0:
+        raise ValueError(f"{option} must be odd, got {value}")
+    return value
+
+
 def check_dropout(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError(f"dropout must be in [0, 1), got {value!r}")

@@ -83,11 +83,7 @@ class DeepLabV3Plus(nn.Module):
         super().__init__()
         widths = positive_ints("widths", widths, count=4)
         blocks = positive_ints("blocks", blocks, count=3)
-        if isinstance(output_stride, bool) or output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
-        if rates is None:
-            rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        rates = positive_ints("rates", rates, count=3)
+        rates = _aspp_rates(output_stride, rates)
         aspp_width = positive_int("aspp_width", aspp_width)
         low_level_width = positive_int("low_level_width", low_level_width)
         decoder_width = positive_int("decoder_width", decoder_width)
@@ -131,6 +127,16 @@ class DeepLabV3Plus(nn.Module):
         x = upsample(self.project(x), low.shape[-2:])
         x = self.decoder(torch.cat([x, self.reduce(low)], dim=1))
         return upsample(self.head(x), size)
+
+
+def _aspp_rates(output_stride, rates):
+    """ASPP's three atrous rates: given, or the paper's (6, 12, 18) at output stride 16 and
+    twice those at 8; the output stride is checked."""
+    if isinstance(output_stride, bool) or output_stride not in (8, 16):
+        raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
+    if rates is None:
+        rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+    return positive_ints("rates", rates, count=3)
 
 
 def _dropout(p):
@@ -286,11 +292,7 @@ class DeepLabV3(nn.Module):
                  multi_grid=None, aspp_width=64, dropout=0.1, backbone="light",
                  backbone_weights=None):
         super().__init__()
-        if isinstance(output_stride, bool) or output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
-        if rates is None:
-            rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        rates = positive_ints("rates", rates, count=3)
+        rates = _aspp_rates(output_stride, rates)
         aspp_width = positive_int("aspp_width", aspp_width)
         dropout = check_dropout(dropout)
         self.stride = int(output_stride)

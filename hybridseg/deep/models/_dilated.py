@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._torch import require_torch
 from ._backbones import backbone_option
-from ._blocks import check_dropout, positive_int, upsample
+from ._blocks import check_dropout, odd_int, positive_int, upsample
 from ._registry import register_model
 
 torch = require_torch()
@@ -68,9 +68,7 @@ class DilatedNet(nn.Module):
         if not isinstance(context, str) or context not in ("basic", "large", "none"):
             raise ValueError(f"context must be 'basic', 'large' or 'none', got {context!r}")
         fc_width = positive_int("fc_width", fc_width)
-        fc_kernel = positive_int("fc_kernel", fc_kernel)
-        if fc_kernel % 2 == 0:
-            raise ValueError(f"fc_kernel must be odd, got {fc_kernel}")
+        fc_kernel = odd_int("fc_kernel", fc_kernel)
         dropout = check_dropout(dropout)
         self.stride = 8
         self.backbone = backbone_option(backbone, backbone_weights, in_channels, 8)

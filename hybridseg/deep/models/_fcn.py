@@ -5,7 +5,14 @@ from __future__ import annotations
 from .._torch import require_torch
 from ._backbones import backbone_of as _backbone
 from ._backbones import backbone_option
-from ._blocks import bilinear_upsampling, check_dropout, conv_bn_relu, positive_int, positive_ints
+from ._blocks import (
+    bilinear_upsampling,
+    check_dropout,
+    conv_bn_relu,
+    odd_int,
+    positive_int,
+    positive_ints,
+)
 from ._registry import register_model
 
 torch = require_torch()
@@ -77,9 +84,7 @@ class FCN(nn.Module):
         widths = positive_ints("widths", widths, at_least=3)
         depth = positive_int("depth", depth)
         fc_width = positive_int("fc_width", fc_width)
-        fc_kernel = positive_int("fc_kernel", fc_kernel)
-        if fc_kernel % 2 == 0:
-            raise ValueError(f"fc_kernel must be odd, got {fc_kernel}")
+        fc_kernel = odd_int("fc_kernel", fc_kernel)
         dropout = check_dropout(dropout)
         self.variant = variant
         self.backbone = backbone_option(backbone, backbone_weights, in_channels, 32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._torch import require_torch
 from ._backbones import backbone_option
-from ._blocks import bilinear_upsampling, positive_int
+from ._blocks import bilinear_upsampling, odd_int
 from ._registry import register_model
 
 torch = require_torch()
@@ -73,9 +73,7 @@ class GCN(nn.Module):
 
     def __init__(self, in_channels, n_classes, k=15, backbone="light", backbone_weights=None):
         super().__init__()
-        k = positive_int("k", k)
-        if k % 2 == 0:
-            raise ValueError(f"k must be odd, got {k}")
+        k = odd_int("k", k)
         self.stride = 32
         self.backbone = backbone_option(backbone, backbone_weights, in_channels, 32)
         self.gcn = nn.ModuleList(_GlobalConv(c, n_classes, k) for c in self.backbone.channels)

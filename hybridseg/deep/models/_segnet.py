@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .._torch import require_torch
-from ._blocks import conv_bn_relu, positive_int, positive_ints
+from ._blocks import conv_bn_relu, odd_int, positive_int, positive_ints
 from ._registry import register_model
 
 torch = require_torch()
@@ -40,17 +40,7 @@ class SegNet(nn.Module):
 
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2):
         super().__init__()
-        widths = positive_ints("widths", widths)
-        depths = ((positive_int("depth", depth),) * len(widths) if not hasattr(depth, "__len__")
-                  else positive_ints("depth", depth, count=len(widths)))
-        self.stride = 2 ** len(widths)
-        self.encoder = nn.ModuleList()
-        cin = in_channels
-        for w, d in zip(widths, depths):
-            self.encoder.append(nn.Sequential(
-                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(d))))
-            cin = w
-        self.pool = nn.MaxPool2d(2, return_indices=True)
+        widths, depths = _encoder(self, in_channels, widths, depth)
         self.unpool = nn.MaxUnpool2d(2)
         self.decoder = nn.ModuleList()
         for w, w_next, d in zip(widths[::-1], (*widths[-2::-1], widths[0]), depths[::-1]):
@@ -74,6 +64,24 @@ class SegNet(nn.Module):
     def _middle(self, x):
         """Between the last pool and the first unpooling: nothing in SegNet."""
         return x
+
+
+def _encoder(net, in_channels, widths, depth):
+    """The VGG-like encoder SegNet and DeconvNet share, set on ``net``: ``encoder`` (per
+    level, ``depth`` 3x3 conv-BN-ReLU), ``pool`` (2x2, keeping its indices) and
+    ``stride``; returns the checked widths and per-level depths."""
+    widths = positive_ints("widths", widths)
+    depths = ((positive_int("depth", depth),) * len(widths) if not hasattr(depth, "__len__")
+              else positive_ints("depth", depth, count=len(widths)))
+    net.stride = 2 ** len(widths)
+    net.encoder = nn.ModuleList()
+    cin = in_channels
+    for w, d in zip(widths, depths):
+        net.encoder.append(nn.Sequential(
+            *(conv_bn_relu(cin if i == 0 else w, w) for i in range(d))))
+        cin = w
+    net.pool = nn.MaxPool2d(2, return_indices=True)
+    return widths, depths
 
 
 def _deconv_bn_relu(cin, cout, kernel_size=3):
@@ -121,21 +129,10 @@ class DeconvNet(nn.Module):
     def __init__(self, in_channels, n_classes, widths=(16, 32, 64, 128), depth=2,
                  fc_width=128, fc_kernel=3):
         super().__init__()
-        widths = positive_ints("widths", widths)
-        depths = ((positive_int("depth", depth),) * len(widths) if not hasattr(depth, "__len__")
-                  else positive_ints("depth", depth, count=len(widths)))
         fc_width = positive_int("fc_width", fc_width)
-        fc_kernel = positive_int("fc_kernel", fc_kernel)
-        if fc_kernel % 2 == 0:
-            raise ValueError(f"fc_kernel must be odd, got {fc_kernel}")
-        self.stride = 2 ** len(widths)
-        self.encoder = nn.ModuleList()
-        cin = in_channels
-        for w, d in zip(widths, depths):
-            self.encoder.append(nn.Sequential(
-                *(conv_bn_relu(cin if i == 0 else w, w) for i in range(d))))
-            cin = w
-        self.pool = nn.MaxPool2d(2, return_indices=True)
+        fc_kernel = odd_int("fc_kernel", fc_kernel)
+        widths, depths = _encoder(self, in_channels, widths, depth)
+        cin = widths[-1]
         self.fc = nn.Sequential(conv_bn_relu(cin, fc_width, kernel_size=fc_kernel),
                                 conv_bn_relu(fc_width, fc_width, kernel_size=1),
                                 _deconv_bn_relu(fc_width, cin, kernel_size=fc_kernel))
