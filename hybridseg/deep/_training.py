@@ -13,6 +13,7 @@ import dataclasses
 import math
 import numbers
 import time
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from ..utils._progress import ProgressBar
 from ._inference import autocast, network_logits
 from ._interop import backbone_prefixes
 from ._torch import require_torch
+
+#: Fewer epochs than this, cut short by ``max_time``, get a warning.
+FEW_EPOCHS = 5
 
 __all__ = [
     "Freezer",
@@ -339,6 +343,12 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                 bar.write(f"stopped after epoch {epoch}: max_time {max_time:g} s reached")
                 break
     h.n_epochs = len(h.loss_curve)
+    if stop and h.n_epochs < FEW_EPOCHS and epochs > h.n_epochs:
+        warnings.warn(
+            f"{desc}: max_time {max_time:g} s allowed {h.n_epochs} of {epochs} epochs; a "
+            "network trained this briefly is often worse than the classical pixel "
+            "classifier. Give more time, or work at a lower resolution (scale) or on "
+            "smaller crops (crop_size)", UserWarning, stacklevel=4)
     if best_state is not None:
         model.load_state_dict(best_state)
     else:

@@ -101,3 +101,16 @@ def test_the_adversarys_losses_reach_the_right_weights():
     real = adv._real(torch.softmax(logits.detach(), 1), labels)
     assert torch.allclose(real[0, :, :4], torch.softmax(logits.detach(), 1)[0, :, :4])
     assert torch.equal(real[1].argmax(0), labels[1])
+
+
+def test_a_time_budget_that_allows_few_epochs_is_said():
+    from hybridseg.deep import CNNSegmenter
+
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+    y = [(x[..., 0] > 127).astype(np.uint8) for x in X]
+    seg = CNNSegmenter("unet", model_options={"widths": (4, 8)}, epochs=50, batch_size=2,
+                       max_time=1e-3, device="cpu", random_state=0)
+    with pytest.warns(UserWarning, match=r"max_time 0.001 s allowed 1 of 50 epochs"):
+        seg.fit(X, y)
+    assert seg.n_epochs_ == 1
