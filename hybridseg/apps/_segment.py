@@ -296,9 +296,10 @@ def _model_stamp(path):
     return (st.st_mtime_ns, st.st_size)
 
 
-def _load_model(path, stamp, refine, device=None):
+def _load_model(path, stamp, refine, device=None, python_path=()):
     """The model (and the refiner ``--refine`` adds), loaded once per process, its
-    networks on ``device``."""
+    networks on ``device``; ``python_path`` goes on this process's path before the load
+    (a reused worker started before the run never saw its ``PYTHONPATH``)."""
     key = (path, stamp, refine, device)
     model = _MODELS.get(key)
     if model is not None:
@@ -309,6 +310,7 @@ def _load_model(path, stamp, refine, device=None):
 
             if _model_stamp(path) != stamp:
                 raise ValueError(f"the model file {path} changed during the run")
+            add_python_path(python_path, environ=False)
             estimator = load(path)
             place_on_device(estimator, device)
             if not hasattr(estimator, "predict_proba"):
@@ -490,8 +492,8 @@ def _segment_one(task, cfg):
     t0 = time.perf_counter()
     stage = "model"
     try:
-        add_python_path(cfg.python_path, environ=False)  # reused workers started earlier
-        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device)
+        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device,
+                                     cfg.python_path)
         _die_with_parent(cfg)
         _limit_threads(cfg)
         stage = "read"
