@@ -123,12 +123,14 @@ def _cnn(arch, data, budget, seed, verbose, device=None):
 
     arch, _, backbone = arch.partition("@")
     options = {"backbone": backbone, "backbone_weights": "imagenet"} if backbone else None
+    # with a budget, the scale, crops and epochs are planned from timed steps
+    plan = {"scale": "auto", "crop_size": "auto", "epochs": "auto"} if budget else {
+        "scale": _working_scale(data["train"][0]), "crop_size": None, "epochs": 40}
     return CNNSegmenter(
-        arch, model_options=options, epochs=40, lr=2e-3, batch_size=8,
-        class_weight="median_frequency", scale=_working_scale(data["train"][0]),
-        early_stopping=True, n_iter_no_change=10_000,
+        arch, model_options=options, lr=2e-3, batch_size=8,
+        class_weight="median_frequency", early_stopping=True, n_iter_no_change=10_000,
         max_time=None if budget is None else 60 * budget, random_state=seed,
-        device="auto" if device is None else device, verbose=int(verbose),
+        device="auto" if device is None else device, verbose=int(verbose), **plan,
     )
 
 

@@ -274,9 +274,9 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         if unknown:
             raise ValueError(f"train_params has unknown keys {unknown}; allowed: the "
                              "parameters of CNNSegmenter")
-        if "scale" in params and float(params["scale"]) != float(est.scale):
+        if "scale" in params and params["scale"] != est._scale():
             raise ValueError(f"scale={params['scale']} but the unary CNNSegmenter works "
-                             f"at scale={est.scale}: use the same scale")
+                             f"at scale={est._scale()}: use the same scale")
         return _shallow(est).set_params(**params)
 
     def _fixed_k(self):
@@ -333,7 +333,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
         # the seed the first stage drew: the same validation split
         with unary._seeded_fit() as gen:
             net = copy.deepcopy(start.model_).cpu()
-            model = UnaryCRF(net, self._crf(start.n_classes_, unary.scale), c,
+            model = UnaryCRF(net, self._crf(start.n_classes_, unary._scale()), c,
                              output=start.output, stride=start.stride_)
             model.set_stats(start.mean_, start.std_, getattr(start, "input_unit_", 255.0))
             self._adopt(unary, model.to(unary.device_))
@@ -430,7 +430,7 @@ class CRFRNNSegmenter(_NetworkSegmenter):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 net = unary._build_model(c, None if unary._fixed_k() else k)
-        model = UnaryCRF(net, seg._crf(k, unary.scale), c)
+        model = UnaryCRF(net, seg._crf(k, unary._scale()), c)
         model.load_state_dict(state_dict)
         for name, value in fitted.items():
             setattr(seg, name, value)

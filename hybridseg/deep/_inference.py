@@ -27,6 +27,7 @@ __all__ = [
     "autocast",
     "n_channels",
     "network_logits",
+    "output_channels",
     "predict_logits",
     "prepare_images",
     "rescale",
@@ -103,6 +104,27 @@ def network_logits(model, x, output=None):
     ``output``; logits at another size are resized bilinearly (``align_corners=False``).
     """
     return resize_logits(logits_of(model(x), output), x.shape[-2:])
+
+
+def output_channels(model, x, *, stride, device, output=None):
+    """The channels (K) of the network's logits, from a dry run on a corner of one
+    prepared ``(C, H, W)`` image; a ``ValueError`` saying what failed where the network
+    does not take it. The network's train/eval mode is left as it was."""
+    torch = require_torch()
+    s = stride
+    h, w = x.shape[-2:]
+    probe = x[None, :, : max(s, (min(h, 64) // s) * s), : max(s, (min(w, 64) // s) * s)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = network_logits(model, probe.to(device), output)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"the network failed on an input batch of shape "
+                         f"{tuple(probe.shape)}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    return int(out.shape[1])
 
 
 def predict_logits(model, xs, sizes, *, stride, tile_size, batch_size, tta, device,

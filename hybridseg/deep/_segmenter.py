@@ -47,7 +47,13 @@ from ..utils._validation import (
     warn_outside_range,
 )
 from . import _training
-from ._inference import n_channels, predict_logits, prepare_images, rescale
+from ._inference import (
+    n_channels,
+    output_channels,
+    predict_logits,
+    prepare_images,
+    rescale,
+)
 from ._interop import (
     class_names_of,
     default_normalize,
@@ -88,6 +94,13 @@ class _NetworkSegmenter(BaseSegmenter):
         """The function unwrapping ``model_``'s output (None: the known wrappings)."""
         return self._settings().output
 
+    def _scale(self):
+        """The working scale: the one fitted (``scale_``), else the ``scale`` parameter
+        (files written before ``scale_``; ``"auto"`` without a budget is 1)."""
+        s = self._settings()
+        fitted = getattr(s, "scale_", None)
+        return fitted if fitted is not None else 1.0 if s.scale == "auto" else s.scale
+
     def _resolve_device(self):
         return resolve_device(self._settings().device)
 
@@ -96,7 +109,7 @@ class _NetworkSegmenter(BaseSegmenter):
         if check_channels:
             self._check_units(images)
         return prepare_images(images, mean=self.mean_, std=self.std_,
-                              scale=self._settings().scale,
+                              scale=self._scale(),
                               channels=self.n_channels_ if check_channels else None)
 
     def _check_units(self, images):
@@ -114,12 +127,46 @@ class _NetworkSegmenter(BaseSegmenter):
         for i, t in enumerate(tensors):
             h, w = t.shape[-2:]
             if min(h, w) < self.stride_:
-                scale = self._settings().scale
+                scale = self._scale()
                 extra = f" after scale={scale}" if scale != 1.0 else ""
                 raise ValueError(
                     f"{name}[{i}] is {h}x{w}{extra}, smaller than the network's stride "
                     f"{self.stride_}: upsample it, or use a network with a smaller stride"
                 )
+
+    def _check_validation(self, X_val, y_val):
+        """``(images, labels)`` of the validation set given to ``fit``, or None."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        if X_val is None:
+            return None
+        return self._check_images_labels(X_val, y_val, n_classes=self.n_classes)
+
+    def _check_channels(self, images, val):
+        lo_hi = tuple(self.scale_jitter)
+        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+            raise ValueError(f"scale_jitter must be (low, high) with 0 < low <= high, got "
+                             f"{self.scale_jitter!r}")
+        channels = {n_channels(im) for im in images}
+        if len(channels) > 1:
+            raise ValueError(f"X mixes images of {sorted(channels)} channels; convert them "
+                             "to one channel count")
+        c = channels.pop()
+        for i, im in enumerate(val[0] if val is not None else []):
+            if n_channels(im) != c:
+                raise ValueError(f"X_val[{i}] has {n_channels(im)} channels, X has {c}")
+        return c
+
+    def _fit_stats(self, images):
+        """``mean_`` and ``std_`` per channel (of the images read by the one rule,
+        ``utils.as_unit_float``), ``input_range_`` (the values' range, read so) and
+        ``input_unit_``: what the rule divided by (255 for uint8)."""
+        stats = np.concatenate([as_unit_float(im).reshape(-1, self.n_channels_)
+                                for im in images[:: max(1, len(images) // 64)]])
+        self.mean_ = stats.mean(0).astype(np.float32)
+        self.std_ = np.maximum(stats.std(0), 1e-6).astype(np.float32)
+        self.input_range_ = (float(stats.min()), float(stats.max()))
+        self.input_unit_ = unit_of(images[0].dtype)
 
     def decision_function(self, X):
         """Logits of every image at its own size.
@@ -224,6 +271,7 @@ class _NetworkSegmenter(BaseSegmenter):
         """A training ``History`` as fitted attributes."""
         self.loss_curve_ = h.loss_curve
         self.validation_scores_ = h.validation_scores
+        self.validation_epochs_ = h.validation_epochs
         self.best_validation_score_ = h.best_validation_score
         if h.initial_validation_score is not None:
             self.initial_validation_score_ = h.initial_validation_score
@@ -295,7 +343,7 @@ class _NetworkSegmenter(BaseSegmenter):
     def _min_image_side(self):
         """The smallest image side ``predict_proba`` takes (for the estimator checks)."""
         check_is_fitted(self, "model_")
-        return math.ceil(self.stride_ / self._settings().scale)
+        return math.ceil(self.stride_ / self._scale())
 
     def _fixed_channels(self):
         return True
@@ -419,9 +467,10 @@ class CNNSegmenter(_NetworkSegmenter):
         the network's loss gains this weight times the discriminator's loss on its
         predictions called ground truth. 0 trains without it. The discriminator is not
         kept; its loss per step is ``discriminator_losses_``.
-    epochs : int, default=30
+    epochs : int or "auto", default="auto"
         Passes over the training images; 0 builds the network and fits the input
-        statistics without training it (a start for ``CRFRNNSegmenter``).
+        statistics without training it (a start for ``CRFRNNSegmenter``). ``"auto"``:
+        30, or with ``max_time`` as many as the budget allows (see ``scale``).
     batch_size : int, default=8
         Images (crops) per optimisation step; also the batch size of prediction.
     lr : float, default=1e-3
@@ -443,9 +492,10 @@ class CNNSegmenter(_NetworkSegmenter):
     class_weight : {"median_frequency", "balanced"}, (K,) array_like or None, default=None
         Weights of the classes in a named loss: SegNet's median frequency balancing,
         scikit-learn's inverse frequency, given weights, or none.
-    crop_size : int or (int, int), optional
-        Size of the training crops. By default the largest training image (after
-        ``scale``), rounded up to the stride: whole images, smaller ones padded with void.
+    crop_size : "auto", int, (int, int) or None, default="auto"
+        Size of the training crops, at the working scale. None: the largest training
+        image, rounded up to the stride (whole images, smaller ones padded with void).
+        ``"auto"``: None, or with ``max_time`` chosen with ``scale``.
     augment : bool, default=True
         Random horizontal flips and scale jitter (``scale_jitter``) of the training crops.
     scale_jitter : (float, float), default=(0.75, 1.25)
@@ -454,10 +504,16 @@ class CNNSegmenter(_NetworkSegmenter):
         When ``augment``, each crop's standardised channels are multiplied by a random gain
         in ``[1 - j, 1 + j]`` and shifted by a random offset in ``[-j, j]`` (brightness,
         contrast and a little colour cast), for robustness to lighting.
-    scale : float, default=1.0
+    scale : float or "auto", default="auto"
         Working resolution: images are resized by this factor before the network, for
         training and prediction, and the scores are resized back to the input's size. 0.5
-        trains four times faster on images that do not need full resolution.
+        trains four times faster on images that do not need full resolution. ``"auto"``:
+        1, or with ``max_time`` the plan's: before training, a few training steps of a
+        copy of the network are timed, and the highest scale (1 down to 1/8, the working
+        image at least 64 pixels a side) is chosen at which about 30 passes over the
+        images (300 to 3000 steps) fit in ``max_time``, on crops (``crop_size="auto"``)
+        no smaller than half the image side; ``training_plan_`` says what was chosen and
+        what budget full resolution would need.
     validation_fraction : float, default=0.1
         Share of the training images held out to score mean IoU after every epoch, when
         ``early_stopping`` is on and no ``X_val`` is given to ``fit``.
@@ -466,9 +522,12 @@ class CNNSegmenter(_NetworkSegmenter):
         for ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
     n_iter_no_change : int, default=5
     max_time : float, optional
-        Training time limit in seconds; training stops after the step that passes it, and
-        the learning-rate schedule runs on the time budget when it is shorter than the
-        epochs.
+        Training time limit in seconds (the timing of the plan included); training
+        stops after the step that passes it, and the learning-rate schedule runs on the
+        time budget when it is shorter than the epochs. With ``"auto"`` parameters the
+        budget also chooses the scale, crop and epochs (see ``scale``), and validation
+        is scored only as often as keeps it under a tenth of the time. The docs' deep
+        guide tables the budget a data set of a given size needs.
     device : str or torch.device, default="auto"
         ``"auto"`` is CUDA where a GPU is available, else the CPU.
     amp : {"auto"} or bool, default="auto"
@@ -516,7 +575,10 @@ class CNNSegmenter(_NetworkSegmenter):
     loss_curve_ : list of float
         Mean training loss of each epoch.
     validation_scores_ : list of float
-        Validation mean IoU of each epoch (empty without validation).
+        Validation mean IoU of each epoch scored (empty without validation).
+    validation_epochs_ : list of int
+        The epochs scored: every one, or under ``max_time`` as many as keep validation
+        under a tenth of the time, and the last.
     best_validation_score_ : float or None
     best_epoch_ : int
         The epoch (from 1) whose weights were kept.
@@ -524,6 +586,13 @@ class CNNSegmenter(_NetworkSegmenter):
         Epochs run.
     fit_time_ : float
         Seconds spent in training.
+    scale_ : float
+        The working scale (``scale``, or the plan's).
+    crop_size_ : (int, int) or None
+        The training crop (None: whole images).
+    training_plan_ : TrainingPlan or None
+        With ``max_time`` and an ``"auto"`` parameter, what the budget plan measured and
+        chose (``.note`` says it in words).
     normalize_ : str
         The normalisation used: ``"imagenet"``, ``"none"``, ``"dataset"`` or
         ``"given"``.
@@ -557,7 +626,7 @@ class CNNSegmenter(_NetworkSegmenter):
         "freeze_bn": ["boolean"],
         "se_loss_weight": [StrOptions({"auto"}), Interval(numbers.Real, 0, None)],
         "adversarial_weight": [Interval(numbers.Real, 0, None)],
-        "epochs": [Interval(numbers.Integral, 0, None)],
+        "epochs": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None)],
         "batch_size": [Interval(numbers.Integral, 1, None)],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"cosine", "poly", "constant"})],
@@ -566,12 +635,13 @@ class CNNSegmenter(_NetworkSegmenter):
         "weight_decay": [Interval(numbers.Real, 0, None)],
         "loss": "no_validation",
         "class_weight": [None, StrOptions({"median_frequency", "balanced"}), "array-like"],
-        "crop_size": [None, Interval(numbers.Integral, 1, None), tuple, list],
+        "crop_size": [None, StrOptions({"auto"}), Interval(numbers.Integral, 1, None),
+                      tuple, list],
         "augment": ["boolean"],
         "scale_jitter": [tuple, list],
         "color_jitter": [Interval(numbers.Real, 0, 1, closed="left")],
         "tta": ["boolean"],
-        "scale": [Interval(numbers.Real, 0, None, closed="neither")],
+        "scale": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None)],
@@ -601,7 +671,7 @@ class CNNSegmenter(_NetworkSegmenter):
         freeze_bn=False,
         se_loss_weight="auto",
         adversarial_weight=0.0,
-        epochs=30,
+        epochs="auto",
         batch_size=8,
         lr=1e-3,
         lr_schedule="cosine",
@@ -610,11 +680,11 @@ class CNNSegmenter(_NetworkSegmenter):
         weight_decay=1e-4,
         loss="ce",
         class_weight=None,
-        crop_size=None,
+        crop_size="auto",
         augment=True,
         scale_jitter=(0.75, 1.25),
         color_jitter=0.0,
-        scale=1.0,
+        scale="auto",
         validation_fraction=0.1,
         early_stopping=False,
         n_iter_no_change=5,
@@ -743,6 +813,8 @@ class CNNSegmenter(_NetworkSegmenter):
                     f"images have {self.n_channels_}"
                 )
             self._set_network(model, images)
+            epochs = self._plan(images, val)
+            spent = self.training_plan_.planning_time if self.training_plan_ else 0.0
             xs = self._prepare(images)
             self._check_size(xs)
             self._set_classes(self._probe_classes(xs[0], k_given))
@@ -756,14 +828,37 @@ class CNNSegmenter(_NetworkSegmenter):
 
                 adversary = Adversary(self.n_channels_, self.n_classes_,
                                       self.adversarial_weight, self._void, self.device_)
-            history = self._run_training(self.model_, data, gen, epochs=self.epochs,
+            history = self._run_training(self.model_, data, gen, epochs=epochs,
                                          lr=self.lr, desc=f"fit {self._model_name()}",
-                                         adversary=adversary, **tuning)
+                                         adversary=adversary, time_spent=spent, **tuning)
             self.discriminator_losses_ = [] if adversary is None else adversary.losses
             if "on_epoch" in tuning:
                 tuning["on_epoch"].restore()
         self._record(history)
         return self
+
+    def _plan(self, images=None, val=None):
+        """The epochs to run, with ``scale_``, ``crop_size_`` and ``training_plan_``: the
+        ``"auto"`` parameters resolved, under ``max_time`` by ``_budget.plan_training``
+        (not without ``images``: ``from_module``)."""
+        plan = None
+        if images is not None and self.max_time is not None and "auto" in (
+                self.scale, self.crop_size, self.epochs):
+            from ._budget import plan_training
+
+            n = len(images) - (round(self.validation_fraction * len(images))
+                               if val is None and self.early_stopping else 0)
+            plan = plan_training(
+                self.model_, [im.shape[:2] for im in images[:max(n, 1)]],
+                max_time=self.max_time, batch_size=self.batch_size, stride=self.stride_,
+                device=self.device_, in_channels=self.n_channels_, scale=self.scale,
+                crop=self.crop_size, epochs=self.epochs, output=self.output,
+                use_amp=self._use_amp, verbose=self.verbose)
+        self.training_plan_ = plan
+        auto = [v == "auto" for v in (self.scale, self.crop_size, self.epochs)]
+        self.scale_ = plan.scale if plan else 1.0 if auto[0] else float(self.scale)
+        self.crop_size_ = plan.crop if plan else None if auto[1] else self.crop_size
+        return plan.epochs if plan else 30 if auto[2] else self.epochs
 
     @classmethod
     def from_module(cls, module, *, normalize="imagenet", n_classes=None, class_names=None,
@@ -840,6 +935,7 @@ class CNNSegmenter(_NetworkSegmenter):
         if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 1:
             raise ValueError(f"in_channels must be a positive integer, got {c!r}")
         seg.n_channels_ = int(c)
+        seg._plan()
         with seg._seeded_fit():
             seg._set_network(seg._build_model(seg.n_channels_, None))
             side = max(64, 2 * seg.stride_)
@@ -895,40 +991,6 @@ class CNNSegmenter(_NetworkSegmenter):
             torch.manual_seed(seed)
             yield np.random.default_rng(seed)
 
-    def _check_validation(self, X_val, y_val):
-        """``(images, labels)`` of the validation set given to ``fit``, or None."""
-        if (X_val is None) != (y_val is None):
-            raise ValueError("give both X_val and y_val, or neither")
-        if X_val is None:
-            return None
-        return self._check_images_labels(X_val, y_val, n_classes=self.n_classes)
-
-    def _check_channels(self, images, val):
-        lo_hi = tuple(self.scale_jitter)
-        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
-            raise ValueError(f"scale_jitter must be (low, high) with 0 < low <= high, got "
-                             f"{self.scale_jitter!r}")
-        channels = {n_channels(im) for im in images}
-        if len(channels) > 1:
-            raise ValueError(f"X mixes images of {sorted(channels)} channels; convert them "
-                             "to one channel count")
-        c = channels.pop()
-        for i, im in enumerate(val[0] if val is not None else []):
-            if n_channels(im) != c:
-                raise ValueError(f"X_val[{i}] has {n_channels(im)} channels, X has {c}")
-        return c
-
-    def _fit_stats(self, images):
-        """``mean_`` and ``std_`` per channel (of the images read by the one rule,
-        ``utils.as_unit_float``), ``input_range_`` (the values' range, read so) and
-        ``input_unit_``: what the rule divided by (255 for uint8)."""
-        stats = np.concatenate([as_unit_float(im).reshape(-1, self.n_channels_)
-                                for im in images[:: max(1, len(images) // 64)]])
-        self.mean_ = stats.mean(0).astype(np.float32)
-        self.std_ = np.maximum(stats.std(0), 1e-6).astype(np.float32)
-        self.input_range_ = (float(stats.min()), float(stats.max()))
-        self.input_unit_ = unit_of(images[0].dtype)
-
     def _training_data(self, xs, images, labels, val, gen):
         """What ``_run_training`` needs: the training tensors and labels at the working
         scale, the validation images (given, or ``validation_fraction`` held out under
@@ -944,7 +1006,7 @@ class CNNSegmenter(_NetworkSegmenter):
                              "class") from None
         check_labelled(labels, ignore_index=self.ignore_index)
         ys = [rescale(torch.from_numpy(self._void_labels(m))[None, None].float(),
-                      self.scale, "nearest-exact")[0, 0].long() for m in labels]
+                      self.scale_, "nearest-exact")[0, 0].long() for m in labels]
         train_labels = labels
         if val is None and self.early_stopping:
             n_val = round(self.validation_fraction * len(images))
@@ -967,7 +1029,8 @@ class CNNSegmenter(_NetworkSegmenter):
         return {"xs": xs, "ys": ys, "val": val, "weight": weight}
 
     def _run_training(self, model, data, gen, *, epochs, lr, desc, param_groups=None,
-                      score_start=False, predictor=None, on_epoch=None, adversary=None):
+                      score_start=False, predictor=None, on_epoch=None, adversary=None,
+                      time_spent=0.0):
         """``_training.train`` with this estimator's settings; validation mean IoU from
         ``predictor`` (default: self) on ``data["val"]``."""
         val = data["val"]
@@ -983,7 +1046,7 @@ class CNNSegmenter(_NetworkSegmenter):
             stride=self.stride_, epochs=epochs, lr=lr, param_groups=param_groups,
             validate=validate, desc=desc, score_start=score_start,
             output=self.output if predictor is self else None, on_epoch=on_epoch,
-            adversary=adversary)
+            adversary=adversary, time_spent=time_spent)
 
     def _void_labels(self, m):
         m = np.asarray(m).astype(np.int64)
@@ -994,23 +1057,8 @@ class CNNSegmenter(_NetworkSegmenter):
     def _probe_classes(self, x, k_given):
         """K from a dry run of the network on one training image (a clear error where
         the network does not take these images)."""
-        torch = require_torch()
-        from ._inference import network_logits
-
-        s = self.stride_
-        h, w = x.shape[-2:]
-        probe = x[None, :, : max(s, (min(h, 64) // s) * s), : max(s, (min(w, 64) // s) * s)]
-        was_training = self.model_.training
-        self.model_.eval()
-        try:
-            with torch.no_grad():
-                out = network_logits(self.model_, probe.to(self.device_), self.output)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise ValueError(f"the network failed on an input batch of shape "
-                             f"{tuple(probe.shape)}: {exc}") from exc
-        finally:
-            self.model_.train(was_training)
-        k = int(out.shape[1])
+        k = output_channels(self.model_, x, stride=self.stride_, device=self.device_,
+                            output=self.output)
         if k_given is not None and k != k_given:
             raise ValueError(f"the network outputs {k} channels but n_classes is {k_given}")
         return k

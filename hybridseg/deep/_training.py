@@ -183,11 +183,12 @@ class History:
     best_epoch: int
     n_epochs: int
     fit_time: float
+    validation_epochs: list = dataclasses.field(default_factory=list)
 
 
 def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride, epochs,
           lr, param_groups=None, validate=None, desc="fit", score_start=False, output=None,
-          on_epoch=None, adversary=None):
+          on_epoch=None, adversary=None, time_spent=0.0):
     """Train ``model`` in place on prepared crops, and return its ``History``.
 
     Parameters
@@ -233,6 +234,8 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     adversary : _adversarial.Adversary, optional
         Adds its adversarial term to the loss and trains its discriminator after every
         step.
+    time_spent : float
+        Seconds of ``settings.max_time`` already spent (timing the budget plan).
 
     Returns
     -------
@@ -251,7 +254,8 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
         param_groups = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(settings.optimizer, param_groups, lr, settings.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    ch, cw = crop_size(xs, settings.crop_size, stride)
+    spec = getattr(settings, "crop_size_", settings.crop_size)
+    ch, cw = crop_size(xs, None if spec == "auto" else spec, stride)
     n = len(xs)
     bs = min(settings.batch_size, n)
     total_steps = max(epochs * -(-n // bs), 1)
@@ -259,7 +263,11 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     early = settings.early_stopping
     h = History([], [], None, None, 0, 0, 0.0)
     best_state, since_best = None, 0
-    step, start = 0, time.perf_counter()
+    step, start = 0, time.perf_counter() - time_spent
+    # Under a budget, validation runs only as often as keeps it under a tenth of the
+    # training time (always after the last epoch).
+    thin = max_time is not None
+    since_validation, validation_time = 0.0, 0.0
 
     def snapshot():
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -275,6 +283,7 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     stop = False
     with ProgressBar(epochs, desc, enabled=bool(settings.verbose)) as bar:
         for epoch in range(1, epochs + 1):
+            epoch_start = time.perf_counter()
             model.train()
             if on_epoch is not None:
                 on_epoch(model, epoch)
@@ -322,18 +331,24 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                     break
             h.loss_curve.append(float(np.mean(losses)) if losses else float("nan"))
             note = f"loss {h.loss_curve[-1]:.3f}"
-            if validate is not None:
+            since_validation += time.perf_counter() - epoch_start
+            last = stop or epoch == epochs
+            if validate is not None and (not thin or last
+                                         or since_validation >= 9 * validation_time):
                 model.eval()
+                t0 = time.perf_counter()
                 score = float(validate())
+                validation_time = time.perf_counter() - t0
+                since_validation = 0.0
                 h.validation_scores.append(score)
+                h.validation_epochs.append(epoch)
                 note += f" val mIoU {100 * score:.1f}"
                 if h.best_validation_score is None or score > h.best_validation_score:
                     h.best_validation_score = score
-                    h.best_epoch, since_best = epoch, 0
+                    h.best_epoch = epoch
                     if early:
                         best_state = snapshot()
-                else:
-                    since_best += 1
+                since_best = epoch - h.best_epoch
             bar.update(note=note)
             if early and since_best >= settings.n_iter_no_change:
                 bar.write(f"early stop after epoch {epoch}: no better validation mIoU for "

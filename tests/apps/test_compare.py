@@ -64,6 +64,20 @@ def test_compare_tunes_the_pipelines_crf_stages():
                                                       n_jobs=2).get_params()
 
 
+def test_a_budget_lets_the_networks_plan_their_training():
+    """With --budget the scale, crops and epochs are planned from timed steps; without
+    it, large images work at half scale for 40 epochs, as before."""
+    from hybridseg.apps._registry import _base_estimator
+
+    data = {"train": ([np.zeros((360, 480, 3), np.uint8)], [np.zeros((360, 480))])}
+    budgeted = _base_estimator("unet", data, 10, 0, 1, False).get_params()
+    assert budgeted["max_time"] == 600
+    assert [budgeted[k] for k in ("scale", "crop_size", "epochs")] == ["auto"] * 3
+    plain = _base_estimator("unet", data, None, 0, 1, False).get_params()
+    assert (plain["scale"], plain["crop_size"], plain["epochs"]) == (0.5, None, 40)
+    assert plain["max_time"] is None
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp") / "out"
