@@ -169,6 +169,9 @@ def _fit_base(base, data, config, out, verbose):
     if hasattr(est, "n_epochs_"):
         notes.update(epochs=int(est.n_epochs_), best_epoch=int(est.best_epoch_),
                      best_val_miou=round(float(est.best_validation_score_), 4))
+    plan = getattr(est, "training_plan_", None)
+    if plan is not None:  # what the budget chose (CNNSegmenter under --budget)
+        notes["training_plan"] = plan.note
     (out / "models").mkdir(exist_ok=True)
     save(est, model_file, overwrite=True)
     meta = dict(config=config, fit_seconds=seconds, peak_memory_mb=peak, notes=notes)
