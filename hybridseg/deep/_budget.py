@@ -263,9 +263,14 @@ class _StepTimer:
                     torch.cuda.synchronize(self.device)
                 t0 = time.perf_counter()
                 opt.zero_grad(set_to_none=True)
-                with autocast(self.device, self.use_amp):
-                    loss = network_logits(net, x, self.output).float().square().mean()
-                loss.backward()
+                try:
+                    with autocast(self.device, self.use_amp):
+                        loss = network_logits(net, x, self.output).float().square().mean()
+                    loss.backward()
+                except (RuntimeError, TypeError, ValueError) as exc:
+                    raise ValueError(f"the network failed on a training batch of shape "
+                                     f"{tuple(x.shape)} (timing the budget plan): "
+                                     f"{exc}") from exc
                 opt.step()
                 if cuda:
                     torch.cuda.synchronize(self.device)

@@ -842,8 +842,8 @@ class CNNSegmenter(_NetworkSegmenter):
         ``"auto"`` parameters resolved, under ``max_time`` by ``_budget.plan_training``
         (not without ``images``: ``from_module``)."""
         plan = None
-        if images is not None and self.max_time is not None and "auto" in (
-                self.scale, self.crop_size, self.epochs):
+        if images is not None and self.max_time is not None and self.epochs != 0 and (
+                "auto" in (self.scale, self.crop_size, self.epochs)):
             from ._budget import plan_training
 
             n = len(images) - (round(self.validation_fraction * len(images))
@@ -1006,7 +1006,7 @@ class CNNSegmenter(_NetworkSegmenter):
                              "class") from None
         check_labelled(labels, ignore_index=self.ignore_index)
         ys = [rescale(torch.from_numpy(self._void_labels(m))[None, None].float(),
-                      self.scale_, "nearest-exact")[0, 0].long() for m in labels]
+                      self._scale(), "nearest-exact")[0, 0].long() for m in labels]
         train_labels = labels
         if val is None and self.early_stopping:
             n_val = round(self.validation_fraction * len(images))

@@ -148,3 +148,27 @@ def test_auto_parameters_are_validated_and_clone():
     for key in ("scale", "crop_size", "epochs"):
         with pytest.raises(ValueError, match=key):
             _seg(**{key: "fast"}).fit(*_data(n=2))
+
+
+class _FixedSizeNet(torch.nn.Module):
+    """Takes 64x64 inputs only."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        return self.conv(x).view(x.shape[0], 2, 64, 64)
+
+
+def test_a_network_that_fails_while_the_plan_times_it_gets_a_clear_error():
+    X, y = _data(n=2)
+    seg = CNNSegmenter(_FixedSizeNet(), max_time=5.0, device="cpu")
+    with pytest.raises(ValueError, match="failed on a training batch of shape"):
+        seg.fit(X, y)
+
+
+def test_no_plan_without_training():
+    X, y = _data(n=2)
+    seg = _seg(epochs=0, max_time=5.0).fit(X, y)
+    assert seg.training_plan_ is None and seg.scale_ == 1.0 and seg.n_epochs_ == 0
