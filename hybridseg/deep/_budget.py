@@ -24,7 +24,7 @@ import math
 import numbers
 import time
 
-from ._inference import network_logits
+from ._inference import autocast, network_logits
 from ._torch import require_torch
 
 __all__ = ["MAX_STEPS", "MIN_CROP", "MIN_STEPS", "TARGET_EPOCHS", "TrainingPlan",
@@ -246,8 +246,6 @@ class _StepTimer:
             if c == tuple(crop):
                 return t
         torch = require_torch()
-        from ._inference import autocast
-
         if self._copy is None:
             self._copy = copy.deepcopy(self.model).train()
         net = self._copy
