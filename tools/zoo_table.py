@@ -5,6 +5,12 @@ and its CamVid test mIoU from the zoo's ``hybridseg compare`` run (alone, with t
 CRF and with CRF-as-RNN, where the run has those rows).
 
     python tools/zoo_table.py [--results benchmarks/results/compare_camvid_zoo/results.csv]
+    python tools/zoo_table.py --runs [--results ...]
+
+``--runs`` prints instead where each network's budget went in that run: the working scale
+and crop its training plan chose, the seconds a step took, the epochs run and the one kept,
+the best val and the test mIoU (read from the run's ``methods/*.json`` and, for the plan,
+its saved models).
 """
 
 import argparse
@@ -32,10 +38,39 @@ def camvid(path):
         return {r["method"]: 100 * float(r["miou"]) for r in csv.DictReader(f) if r["miou"]}
 
 
+def runs(results):
+    """Where each network's budget went: one table row per network of the run."""
+    import glob
+    import json
+
+    import hybridseg
+
+    folder = os.path.dirname(results)
+    print("| network | scale | crop | s per step | epochs (kept) | val mIoU | test mIoU |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for path in sorted(glob.glob(os.path.join(folder, "methods", "*.json"))):
+        record = json.load(open(path))
+        name, notes = record["spec"], record.get("notes", {})
+        if name not in MODELS:
+            continue
+        plan = getattr(hybridseg.load(os.path.join(folder, "models", f"{name}.hseg")),
+                       "training_plan_", None)
+        crop = "whole" if plan is None or plan.crop is None else "x".join(map(str, plan.crop))
+        step = f"{plan.step_time:.2f}" if plan else "-"
+        print(f"| `{name}` | {plan.scale if plan else '-'} | {crop} | "
+              f"{step} | {notes.get('epochs')} ({notes.get('best_epoch')}) | "
+              f"{100 * notes.get('best_val_miou', float('nan')):.1f} | "
+              f"{100 * record['row']['miou']:.1f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=RESULTS)
-    scores = camvid(ap.parse_args().results)
+    ap.add_argument("--runs", action="store_true")
+    args = ap.parse_args()
+    if args.runs:
+        return runs(args.results)
+    scores = camvid(args.results)
     print("| name | stride (small) | parameters, small (K = 11) | parameters, paper | "
           "CamVid test mIoU: alone / +dense / crfrnn |")
     print("|---|---:|---:|---:|---:|")
