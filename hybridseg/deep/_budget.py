@@ -26,6 +26,7 @@ import time
 
 from ._inference import autocast, network_logits
 from ._torch import require_torch
+from ._training import round_to_stride
 
 __all__ = ["MAX_STEPS", "MIN_CROP", "MIN_STEPS", "TARGET_EPOCHS", "TrainingPlan",
            "plan_training", "target_steps"]
@@ -97,11 +98,6 @@ def target_steps(n_images, batch_size):
     return int(min(max(TARGET_EPOCHS * per_epoch, MIN_STEPS), MAX_STEPS))
 
 
-def _round(side, stride):
-    """``side`` rounded up to a multiple of ``stride``, at least two strides."""
-    return max(-(-round(side) // stride) * stride, 2 * stride)
-
-
 def plan_training(model, sizes, *, max_time, batch_size, stride, device, in_channels,
                   scale="auto", crop="auto", epochs="auto", output=None, use_amp=False,
                   verbose=0):
@@ -155,11 +151,11 @@ def plan_training(model, sizes, *, max_time, batch_size, stride, device, in_chan
     timer = _StepTimer(model, bs, in_channels, device, output, use_amp)
 
     def full(s):
-        return _round(s * h, stride), _round(s * w, stride)
+        return round_to_stride(s * h, stride), round_to_stride(s * w, stride)
 
     def crop_at(s, f):
         fh, fw = full(s)
-        return min(_round(f * fh, stride), fh), min(_round(f * fw, stride), fw)
+        return min(round_to_stride(f * fh, stride), fh), min(round_to_stride(f * fw, stride), fw)
 
     def predict(c):  # time in proportion to pixels, from the largest crop timed
         (rh, rw), rt = max(timer.timings, key=lambda r: r[0][0] * r[0][1])

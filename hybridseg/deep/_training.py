@@ -35,6 +35,7 @@ __all__ = [
     "lr_factor",
     "make_optimizer",
     "median_frequency_weights",
+    "round_to_stride",
     "sample_crop",
     "semantic_encoding_loss",
     "train",
@@ -100,8 +101,13 @@ def crop_size(tensors, spec, stride):
         if len(spec) != 2 or not all(isinstance(v, numbers.Integral) and v > 0 for v in spec):
             raise ValueError(f"crop_size must be an int or (height, width), got {spec!r}")
         h, w = int(spec[0]), int(spec[1])
-    s = stride
-    return max(-(-h // s) * s, 2 * s), max(-(-w // s) * s, 2 * s)
+    return round_to_stride(h, stride), round_to_stride(w, stride)
+
+
+def round_to_stride(side, stride):
+    """``side`` rounded up to a multiple of ``stride``, and at least two strides (the
+    rule of training crops)."""
+    return max(-(-round(side) // stride) * stride, 2 * stride)
 
 
 def sample_crop(x, y, ch, cw, rng, *, void, augment, scale_jitter, color_jitter):
