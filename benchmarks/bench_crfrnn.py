@@ -75,18 +75,17 @@ def _reference_port():
 def _phases(image, logits, device, row, repeat):
     """Where the GPU dense CRF's time goes: the lattices, the iterations, the copies; and
     the same with the ``index_add_`` splat instead of sparse products."""
-    from hybridseg.crf._torch_lattice import NormalizedKernel, grid_positions, lattice_filter
+    from hybridseg.crf._kernels import DENSE_CRF_DEFAULTS, builtin_kernels, kernel_features
+    from hybridseg.crf._torch_lattice import NormalizedKernel, lattice_filter
 
     sync = torch.cuda.synchronize
     h, w, k = logits.shape
     im = torch.from_numpy(np.ascontiguousarray(image)).to(device)
 
     def build(splat):
-        feats = torch.cat([grid_positions((h, w), 80.0, device),
-                           im.reshape(-1, 3).double() / 13.0], 1).float()
-        return (NormalizedKernel(grid_positions((h, w), 3.0, device).float(), torch.float32,
-                                 "torch", splat),
-                NormalizedKernel(feats, torch.float32, "torch", splat))
+        return tuple(NormalizedKernel(kernel_features(spec, im, (h, w), device=device),
+                                      torch.float32, "torch", splat)
+                     for spec in builtin_kernels(**DENSE_CRF_DEFAULTS))
 
     a = torch.from_numpy(logits.reshape(-1, k))
 

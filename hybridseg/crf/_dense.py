@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,93 +15,13 @@ from ..utils._memory import check_memory
 from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba, softmax
 from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
+from ._kernels import DENSE_CRF_DEFAULTS, Kernel, builtin_kernels, compat_matrix, kernel_features
 
 # A pairwise weight: beyond 1e6 the labels are constant anyway, and messages of a larger
 # one overflow float32 into NaN.
 _WEIGHT = Interval(numbers.Real, 0, 1e6)
 
 __all__ = ["DenseCRF", "Kernel", "MeanFieldTrace"]
-
-# Lattice keys are int32: scaled features must stay well inside that range.
-_MAX_LATTICE_COORD = 2.0**28
-
-
-def _compat_matrix(compat, n_classes):
-    """None for Potts; else the symmetric (K, K) label compatibility (a penalty)."""
-    if isinstance(compat, str):
-        return None
-    mu = np.asarray(compat, dtype=np.float64)
-    if not np.isfinite(mu).all():
-        raise ValueError("compat holds NaN or infinite values")
-    if mu.ndim == 1:
-        if mu.shape[0] != n_classes:
-            raise ValueError(f"compat has {mu.shape[0]} per-class weights for {n_classes} classes")
-        return -np.diag(mu)
-    if mu.ndim != 2 or mu.shape != (n_classes, n_classes):
-        raise ValueError(
-            f"compat must be 'potts', a (K,) vector or a (K, K) matrix with K = {n_classes}, "
-            f"got shape {mu.shape}"
-        )
-    # Like pydensecrf's MatrixCompatibility: only the symmetric part defines an energy.
-    return 0.5 * (mu + mu.T)
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """An extra Gaussian kernel of a ``DenseCRF``, over any per-pixel features.
-
-    ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2 - sum_c |f_ic - f_jc|^2 / 2 sfeat_c^2)``, with
-    ``p`` pixel positions (dropped when ``sxy`` is None) and ``f`` the feature channels.
-
-    Parameters
-    ----------
-    weight : float, default=1.0
-        Its weight in the energy (learned by ``DenseCRF.fit`` like the built-in ones).
-    features : str or callable, default="image"
-        Where the feature channels come from: ``"image"`` (the image's channels), the name
-        of an array passed to ``DenseCRF.refine(..., features={name: array})`` (shape
-        ``(H, W)`` or ``(H, W, F)``, of a volume ``(D, H, W[, F])``), or a callable
-        ``features(image) -> array`` of that shape (which also works in
-        ``predict_proba`` and ``fit``, where only images are at hand).
-    sfeat : float or sequence of float, default=1.0
-        Standard deviation of the features, one for all channels or one per channel.
-    sxy : float, optional
-        Spatial standard deviation, in pixels (or in ``spacing`` units); None for a kernel
-        on the features alone.
-
-    Examples
-    --------
-    A third kernel on depth, close in space and in depth:
-
-    >>> from hybridseg.crf import DenseCRF, Kernel
-    >>> crf = DenseCRF(extra_kernels=[Kernel(weight=5.0, features="depth", sfeat=0.2,
-    ...                                       sxy=40.0)])
-    """
-
-    weight: float = 1.0
-    features: str | Callable = "image"
-    sfeat: float | tuple = 1.0
-    sxy: float | None = None
-
-    def _check(self, name):
-        w = self.weight
-        if not isinstance(w, numbers.Real) or isinstance(w, bool) or not w >= 0:
-            raise ValueError(f"{name}.weight must be a float >= 0, got {w!r}")
-        if self.sxy is not None and (
-            not isinstance(self.sxy, numbers.Real) or not self.sxy > 0
-        ):
-            raise ValueError(f"{name}.sxy must be None or a float > 0, got {self.sxy!r}")
-        sf = np.atleast_1d(np.asarray(self.sfeat, dtype=float))
-        if sf.ndim != 1 or sf.size == 0 or not (np.isfinite(sf) & (sf > 0)).all():
-            raise ValueError(
-                f"{name}.sfeat must be a float > 0 or a sequence of them, got {self.sfeat!r}"
-            )
-        if not (isinstance(self.features, str) or callable(self.features)):
-            raise TypeError(
-                f"{name}.features must be 'image', the name of an array passed to refine, "
-                f"or a callable, got {type(self.features).__name__}"
-            )
-
 
 @dataclass
 class MeanFieldTrace:
@@ -125,37 +45,6 @@ class MeanFieldTrace:
     seconds: np.ndarray
     changed: np.ndarray
     build_seconds: float
-
-
-def _positions(spatial_shape, spacing, sxy):
-    """Per-point positions ``(x, y[, z]) * spacing / sxy`` as a list of (N,) columns."""
-    grids = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in spatial_shape],
-                        indexing="ij", sparse=True)
-    sp = (1.0,) * len(spatial_shape) if spacing is None else spacing
-    cols = []
-    for axis in range(len(spatial_shape) - 1, -1, -1):  # pydensecrf's order: x, then y
-        col = np.broadcast_to(grids[axis] * (sp[axis] / sxy), spatial_shape)
-        cols.append(col.ravel())
-    return cols
-
-
-def _check_feature_range(top, n_features, name):
-    """Refuse features whose largest magnitude ``top`` (in standard deviations) is too
-    large to embed: the lattice scales features by at most sqrt(2/3)(d+1), and its keys
-    stay in int32."""
-    if top * np.sqrt(2.0 / 3.0) * (n_features + 1) > _MAX_LATTICE_COORD:
-        raise ValueError(
-            f"a standard deviation of the {name} kernel is too small for this image: "
-            f"features reach {top:.3g} standard deviations; use a larger sigma (below "
-            "about 1e-5 of the image's range nothing is smoothed anyway)"
-        )
-
-
-def _feature_matrix(cols, name):
-    """Stack feature columns into ``(N, d)`` float32, refusing sigmas too small to embed."""
-    f = np.stack(cols, axis=1)
-    _check_feature_range(np.abs(f).max(), f.shape[1], name)
-    return np.ascontiguousarray(f, dtype=np.float32)
 
 
 class DenseCRF(BaseRefiner):
@@ -186,7 +75,9 @@ class DenseCRF(BaseRefiner):
     bilateral_sxy : float, default=80.0
         Spatial standard deviation of the bilateral (appearance) kernel, in pixels.
     bilateral_srgb : float, default=13.0
-        Its standard deviation in pixel values (0-255 units for 8-bit images).
+        Its standard deviation in pixel values (0-255 units for 8-bit images). A float
+        image with all values in [0, 1] meets a deviation above 2 with a warning (it
+        would see almost no colour difference): pass it times 255.
     bilateral_weight : float, default=10.0
         Its weight; 0 drops it.
     compat : "potts", "learn", (K,) array_like or (K, K) array_like, default="potts"
@@ -307,11 +198,11 @@ class DenseCRF(BaseRefiner):
     def __init__(
         self,
         n_iter=10,
-        gaussian_sxy=3.0,
-        gaussian_weight=3.0,
-        bilateral_sxy=80.0,
-        bilateral_srgb=13.0,
-        bilateral_weight=10.0,
+        gaussian_sxy=DENSE_CRF_DEFAULTS["gaussian_sxy"],
+        gaussian_weight=DENSE_CRF_DEFAULTS["gaussian_weight"],
+        bilateral_sxy=DENSE_CRF_DEFAULTS["bilateral_sxy"],
+        bilateral_srgb=DENSE_CRF_DEFAULTS["bilateral_srgb"],
+        bilateral_weight=DENSE_CRF_DEFAULTS["bilateral_weight"],
         compat="potts",
         extra_kernels=None,
         spacing=None,
@@ -355,10 +246,8 @@ class DenseCRF(BaseRefiner):
     # ------------------------------------------------------------------ kernels
     def _kernel_specs(self):
         """Every kernel as a ``Kernel`` (the built-in two first), with the given weights."""
-        specs = [
-            Kernel(self.gaussian_weight, None, 1.0, self.gaussian_sxy),
-            Kernel(self.bilateral_weight, "image", self.bilateral_srgb, self.bilateral_sxy),
-        ]
+        specs = builtin_kernels(self.gaussian_sxy, self.gaussian_weight, self.bilateral_sxy,
+                                self.bilateral_srgb, self.bilateral_weight)
         return specs + list(self.extra_kernels or ())
 
     def _check_memory(self, spatial, k):
@@ -392,45 +281,11 @@ class DenseCRF(BaseRefiner):
     def _kernel_name(index):
         return ("gaussian", "bilateral")[index] if index < 2 else f"extra_kernels[{index - 2}]"
 
-    def _spec_features(self, index, spec, image, spatial_shape, features):
-        """``(N, d)`` float32 features of one kernel on one image."""
-        name = self._kernel_name(index)
-        n = int(np.prod(spatial_shape))
-        cols = [] if spec.sxy is None else _positions(spatial_shape, self._spacing(
-            len(spatial_shape)), spec.sxy)
-        if spec.features is not None:
-            if isinstance(spec.features, str) and spec.features == "image":
-                values = image
-            elif isinstance(spec.features, str):
-                if features is None or spec.features not in features:
-                    raise ValueError(
-                        f"{name} reads the features {spec.features!r}: pass them as "
-                        f"refine(..., features={{{spec.features!r}: array}})"
-                    )
-                values = features[spec.features]
-            else:
-                values = spec.features(image)
-            values = np.asarray(values)
-            if values.dtype.kind not in "uif":
-                raise TypeError(f"the features of {name} must be numeric, got {values.dtype}")
-            if values.shape[:len(spatial_shape)] != tuple(spatial_shape) or values.ndim > len(
-                spatial_shape) + 1:
-                raise ValueError(
-                    f"the features of {name} have shape {values.shape}, expected "
-                    f"{tuple(spatial_shape)} or {(*spatial_shape, 'F')}"
-                )
-            values = values.reshape(n, -1).astype(np.float64)
-            if not np.isfinite(values).all():
-                raise ValueError(f"the features of {name} hold NaN or infinite values")
-            sfeat = np.atleast_1d(np.asarray(spec.sfeat, dtype=np.float64))
-            if sfeat.size not in (1, values.shape[1]):
-                raise ValueError(
-                    f"{name} has {sfeat.size} feature standard deviations for "
-                    f"{values.shape[1]} feature channels"
-                )
-            sfeat = np.broadcast_to(sfeat, (values.shape[1],))
-            cols.extend(values[:, c] / sfeat[c] for c in range(values.shape[1]))
-        return _feature_matrix(cols, name)
+    def _spec_features(self, index, spec, image, spatial_shape, features, device=None):
+        """``(N, d)`` float32 features of one kernel on one image (torch on ``device``)."""
+        return kernel_features(spec, image, spatial_shape,
+                               spacing=self._spacing(len(spatial_shape)), features=features,
+                               name=self._kernel_name(index), device=device)
 
     def _spacing(self, ndim):
         if self.spacing is None:
@@ -477,7 +332,7 @@ class DenseCRF(BaseRefiner):
                     f"{self.compat_.shape[0]}"
                 )
             return self.compat_
-        return _compat_matrix(self.compat, n_classes)
+        return compat_matrix(self.compat, n_classes)
 
     # ------------------------------------------------------------------ inference
     def refine(self, image, scores, *, kind="proba", features=None, return_trace=False):
@@ -589,7 +444,7 @@ class DenseCRF(BaseRefiner):
                                          and spec.features == "image"):
                 if image_t is None and spec.features is not None:
                     image_t = upload(image)
-                f = self._device_features(index, spec, image_t, spatial, device)
+                f = self._spec_features(index, spec, image_t, spatial, None, device)
             else:
                 f = upload(self._spec_features(index, spec, image, spatial, features))
             kernels.append((float(weights[index]),
@@ -610,28 +465,6 @@ class DenseCRF(BaseRefiner):
             staging.copy_(q, non_blocking=True)
             torch.cuda.current_stream(device).synchronize()
             return staging.numpy().copy()  # the caller's array is not page-locked
-
-    def _device_features(self, index, spec, image_t, spatial, device):
-        """``_spec_features`` of a built-in kernel (positions and/or the image), computed
-        by torch on ``device``: the same float64 arithmetic, then float32."""
-        from ..utils._torch import require_torch
-
-        torch = require_torch()
-        from ._torch_lattice import grid_positions
-
-        n = int(np.prod(spatial))
-        cols = []
-        if spec.sxy is not None:
-            cols.append(grid_positions(spatial, spec.sxy, device,
-                                       self._spacing(len(spatial))))
-        if spec.features is not None:
-            values = image_t.reshape(n, -1).to(torch.float64)
-            sfeat = np.broadcast_to(np.atleast_1d(np.asarray(spec.sfeat, np.float64)),
-                                    (values.shape[1],))
-            cols.append(values / torch.tensor(sfeat, device=device))
-        f = torch.cat(cols, 1)
-        _check_feature_range(float(f.abs().max()), f.shape[1], self._kernel_name(index))
-        return f.to(torch.float32)
 
     def _refine_pydensecrf(self, image, unary, mu, spatial, k):
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from ._kernels import NORM_EPS
+
 __all__ = ["ExactKernel", "exact_filter"]
 
 
@@ -43,7 +45,7 @@ class ExactKernel:
     def __init__(self, features, weight=1.0):
         f = np.asarray(features, np.float64)
         kernel = np.exp(-0.5 * cdist(f, f, "sqeuclidean"))
-        norm = 1.0 / np.sqrt(kernel.sum(1) + 1e-20)
+        norm = 1.0 / np.sqrt(kernel.sum(1) + NORM_EPS)
         self.weight = float(weight)
         self.matrix = (weight * (norm[:, None] * kernel * norm[None, :])).astype(np.float32)
 

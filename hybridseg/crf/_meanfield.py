@@ -11,10 +11,8 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from ..utils._parallel import serialized_launches
+from ._kernels import NORM_EPS
 from ._lattice import Lattice, _blur, _splat
-
-# pydensecrf's symmetric normalisation adds this to the filtered ones before the square root.
-_NORM_EPS = 1e-20
 
 
 @intrinsic
@@ -223,7 +221,7 @@ class PairwiseKernel:
         lat = self.lattice
         ones = np.ones((lat.n_points, 1), np.float32)
         mass = lat.filter(ones)[:, 0]
-        norm = (1.0 / np.sqrt(mass.astype(np.float64) + _NORM_EPS)).astype(np.float32)
+        norm = (1.0 / np.sqrt(mass.astype(np.float64) + NORM_EPS)).astype(np.float32)
         self.splat_weights = np.ascontiguousarray(lat.weights * norm[:, None])
         self.weight = float(weight)
         self.slice_weights = np.ascontiguousarray(

@@ -26,9 +26,9 @@ import warnings
 
 import torch
 
-__all__ = ["NormalizedKernel", "TorchLattice", "grid_positions", "lattice_filter"]
+from ._kernels import NORM_EPS
 
-_NORM_EPS = 1e-20
+__all__ = ["NormalizedKernel", "TorchLattice", "lattice_filter"]
 
 
 def _elevate(features):
@@ -69,18 +69,6 @@ def _simplex(elevated):
     bary.scatter_add_(1, d - rank + 1, -vals)
     bary[:, 0] += 1.0 + bary[:, d + 1]
     return rem0.to(torch.int64), rank, bary[:, :dp1]
-
-
-def grid_positions(spatial, sxy, device, spacing=None):
-    """Pixel positions scaled for a kernel, on ``device``: ``(N, ndim)`` float64 columns
-    ``x, y[, z] * spacing / sxy`` over the row-major pixels of ``spatial``, in pydensecrf's
-    order and with the arithmetic of ``DenseCRF``'s numpy features."""
-    sp = (1.0,) * len(spatial) if spacing is None else spacing
-    grids = torch.meshgrid(*[torch.arange(m, dtype=torch.float64, device=device)
-                             for m in spatial], indexing="ij")
-    n = math.prod(spatial)
-    return torch.stack([(grids[axis] * (sp[axis] / sxy)).reshape(n)
-                        for axis in range(len(spatial) - 1, -1, -1)], 1)
 
 
 class _Packer:
@@ -309,7 +297,7 @@ class NormalizedKernel:
             lat = TorchLattice(features.detach().to(dtype))
             ones = torch.ones((lat.n_points, 1), dtype=dtype, device=device)
             mass = lat.filter(ones)[:, 0]
-            norm = 1.0 / torch.sqrt(mass.double() + _NORM_EPS)
+            norm = 1.0 / torch.sqrt(mass.double() + NORM_EPS)
             norm = norm.to(dtype)
             self._lattice = lat
             self._splat = lat.weights * norm[:, None]

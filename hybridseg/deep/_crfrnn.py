@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 
+from ..crf._kernels import DENSE_CRF_DEFAULTS, compat_matrix
 from ..utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from ._torch import require_torch
 
@@ -212,8 +213,12 @@ class CRFRNN(nn.Module):
         "engine": [StrOptions({"auto", "torch", "numba"})],
     }
 
-    def __init__(self, n_classes, n_iter=5, gaussian_sxy=3.0, gaussian_weight=3.0,
-                 bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_weight=10.0,
+    def __init__(self, n_classes, n_iter=5,
+                 gaussian_sxy=DENSE_CRF_DEFAULTS["gaussian_sxy"],
+                 gaussian_weight=DENSE_CRF_DEFAULTS["gaussian_weight"],
+                 bilateral_sxy=DENSE_CRF_DEFAULTS["bilateral_sxy"],
+                 bilateral_srgb=DENSE_CRF_DEFAULTS["bilateral_srgb"],
+                 bilateral_weight=DENSE_CRF_DEFAULTS["bilateral_weight"],
                  compat="potts", trainable=True, image_channels=None, engine="auto"):
         super().__init__()
         validate_parameter_constraints(self._parameter_constraints, {
@@ -222,9 +227,7 @@ class CRFRNN(nn.Module):
             "bilateral_srgb": bilateral_srgb, "bilateral_weight": bilateral_weight,
             "trainable": trainable, "image_channels": image_channels, "engine": engine,
         }, caller_name="CRFRNN")
-        from ..crf._dense import _compat_matrix
-
-        mu = _compat_matrix(compat, int(n_classes))
+        mu = compat_matrix(compat, int(n_classes))
         mu = -np.eye(int(n_classes)) if mu is None else mu
         self.n_classes = int(n_classes)
         self.n_iter = int(n_iter)
@@ -285,26 +288,23 @@ class CRFRNN(nn.Module):
     # ------------------------------------------------------------------ forward
     def kernels(self, image, dtype):
         """The two normalised kernels of one ``(C, H, W)`` image (built once, reused by
-        every iteration and channel)."""
-        from ..crf._dense import _check_feature_range
-        from ..crf._torch_lattice import NormalizedKernel, grid_positions
+        every iteration and channel), on features built as ``DenseCRF`` builds them."""
+        from ..crf._kernels import builtin_kernels, kernel_features
+        from ..crf._torch_lattice import NormalizedKernel
 
-        c, h, w = image.shape
+        h, w = image.shape[1:]
         device = image.device
-        pos_g = grid_positions((h, w), self.gaussian_sxy, device)
-        pos_b = grid_positions((h, w), self.bilateral_sxy, device)
-        colour = image.detach().to(torch.float64).reshape(c, -1).T / self.bilateral_srgb
-        feats_b = torch.cat([pos_b, colour], 1)
-        # DenseCRF's guard: features beyond the lattice's int32 keys would crash it.
-        _check_feature_range(float(pos_g.abs().max()), pos_g.shape[1], "Gaussian")
-        _check_feature_range(float(feats_b.abs().max()), feats_b.shape[1], "bilateral")
-        if self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
-                                      and dtype == torch.float32):
-            # The numba lattice reads float32 features, as DenseCRF builds them.
-            return (NormalizedKernel(pos_g.float(), dtype, "numba"),
-                    NormalizedKernel(feats_b.float(), dtype, "numba"))
-        return (NormalizedKernel(pos_g.to(dtype), dtype, "torch"),
-                NormalizedKernel(feats_b.to(dtype), dtype, "torch"))
+        # The numba lattice reads float32 features, as DenseCRF builds them.
+        numba = self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
+                                           and dtype == torch.float32)
+        specs = builtin_kernels(self.gaussian_sxy, 1.0, self.bilateral_sxy,
+                                self.bilateral_srgb, 1.0)
+        pixels = image.detach().permute(1, 2, 0)
+        return tuple(
+            NormalizedKernel(kernel_features(spec, pixels, (h, w), name=name, device=device,
+                                             dtype=torch.float32 if numba else dtype),
+                             dtype, "numba" if numba else "torch")
+            for spec, name in zip(specs, ("gaussian", "bilateral")))
 
     def forward(self, logits, images):
         """Refined logits.

@@ -289,7 +289,7 @@ def test_close_to_the_oracle_with_exact_gaussian_kernels(engine, dtype):
 
 def test_features_beyond_the_lattice_are_refused_not_crashed():
     # DenseCRF's guard: these once ended the process with signal 11
-    with pytest.raises(ValueError, match="Gaussian kernel is too small"):
+    with pytest.raises(ValueError, match="gaussian kernel is too small"):
         CRFRNN(2, gaussian_sxy=1e-9)(torch.zeros(1, 2, 8, 8), torch.zeros(1, 3, 8, 8))
     huge = torch.zeros(1, 3, 8, 8)
     huge[..., 4:] = 2e30
