@@ -12,7 +12,7 @@ from numba.extending import intrinsic
 
 from ..utils._parallel import serialized_launches
 from ._kernels import NORM_EPS
-from ._lattice import Lattice, _blur, _splat
+from ._lattice import Lattice, _blur
 
 
 @intrinsic
@@ -231,8 +231,7 @@ class PairwiseKernel:
     def splat_blur(self, q):
         """Splat ``q`` with the normalised splat weights and blur it: ``(M + 1, C)``."""
         lat = self.lattice
-        values = _splat(lat.offsets, self.splat_weights, q, lat.n_lattice, lat.n_chunks)
-        return _blur(values, lat.neighbours, False)
+        return _blur(lat.splat(self.splat_weights, q), lat.neighbours, False)
 
     def filter_add(self, q, out, *, transpose=False):
         """``out += weight * normalised filter of q`` (or of its transpose)."""

@@ -91,7 +91,7 @@ class _MeanFieldNumba(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad_out):
-        from ..crf._lattice import _blur, _splat
+        from ..crf._lattice import _blur
         from ..crf._learn import _softmax_backward, _times_mu
         from ..crf._meanfield import _slice_sum
 
@@ -118,8 +118,7 @@ class _MeanFieldNumba(torch.autograd.Function):
             _times_mu(g, mu32, potts, g_mu)
             q_prev = qs[t - 1]
             lattices = tuple(
-                _blur(_splat(kern.lattice.offsets, kern.slice_weights, g_mu,
-                             kern.lattice.n_lattice, kern.lattice.n_chunks),
+                _blur(kern.lattice.splat(kern.slice_weights, g_mu),
                       kern.lattice.neighbours, True) for kern in kernels)
             dots[:] = 0.0
             _slice_sum(offsets, slices, lattices, coefs, q_prev, True, grad_q, dots,
