@@ -26,6 +26,16 @@ from numba import prange
 
 from ..utils._parallel import serialized_launches
 
+# Sums over the points run in this many blocks whatever the thread count, each summed in
+# order and the blocks then added in order, so that they give the same bits anywhere.
+REDUCTION_BLOCKS = 64
+
+
+def reduction_blocks(n):
+    """The number of blocks a sum over ``n`` points runs in: fixed, not the thread count."""
+    return max(1, min(REDUCTION_BLOCKS, n))
+
+
 # --------------------------------------------------------------------------- embedding
 
 

@@ -23,13 +23,30 @@ mu = rng.random((6, 6))
 for crf in (DenseCRF(n_iter=5), DenseCRF(n_iter=5, compat=mu + mu.T)):
     q = np.ascontiguousarray(crf.refine(image, logits, kind="logits"), np.float32)
     print(hashlib.sha256(q.tobytes()).hexdigest())
+if "fit" in sys.argv:
+    from hybridseg import Unaries
+    labels = (logits + 2 * rng.normal(size=logits.shape)).argmax(-1)
+    crf = DenseCRF(n_iter=3, max_iter=3, compat="learn").fit(
+        Unaries([image], [logits], kind="logits"), [labels])
+    print(hashlib.sha256(crf.kernel_weights_.tobytes() + crf.compat_.tobytes()).hexdigest())
+if "crfrnn" in sys.argv:
+    import torch
+    from hybridseg.deep import CRFRNN
+    layer = CRFRNN(6, n_iter=3, engine="numba")
+    x = torch.from_numpy(logits).permute(2, 0, 1)[None].clone().requires_grad_(True)
+    im = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    out = layer(x, im)
+    (out * torch.from_numpy(logits).permute(2, 0, 1)[None]).sum().backward()
+    parts = [out.detach(), x.grad, layer.gaussian_weight.grad, layer.bilateral_weight.grad,
+             layer.compat.grad]
+    print(hashlib.sha256(b"".join(p.numpy().tobytes() for p in parts)).hexdigest())
 """
 
 
-def _digests(threads):
+def _digests(threads, *parts):
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", PROBE, *parts], env=env, capture_output=True,
                          text=True, timeout=600, check=True)
     return out.stdout.split()
 
@@ -37,6 +54,19 @@ def _digests(threads):
 def test_refine_is_the_same_to_the_last_bit_with_one_and_two_threads():
     one, two = _digests(1), _digests(2)
     assert len(one) == 2
+    assert one == two
+
+
+def test_learning_is_the_same_to_the_last_bit_with_one_and_two_threads():
+    one, two = _digests(1, "fit"), _digests(2, "fit")
+    assert len(one) == 3
+    assert one == two
+
+
+def test_crfrnn_forward_and_gradients_are_the_same_with_one_and_two_threads():
+    pytest.importorskip("torch")
+    one, two = _digests(1, "crfrnn"), _digests(2, "crfrnn")
+    assert len(one) == 3
     assert one == two
 
 
