@@ -31,8 +31,10 @@ from ..utils._parallel import serialized_launches
 REDUCTION_BLOCKS = 64
 
 
+@numba.njit(cache=True, nogil=True)
 def reduction_blocks(n):
-    """The number of blocks a sum over ``n`` points runs in: fixed, not the thread count."""
+    """The number of blocks a sum over ``n`` points runs in: fixed, not the thread count
+    (callable from Python and from numba kernels)."""
     return max(1, min(REDUCTION_BLOCKS, n))
 
 

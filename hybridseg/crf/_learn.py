@@ -29,7 +29,7 @@ import numpy as np
 from numba import prange
 
 from ..utils._parallel import serialized_launches
-from ._lattice import REDUCTION_BLOCKS
+from ._lattice import reduction_blocks
 from ._meanfield import _FASTMATH, _softmax_inplace, _softmax_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
@@ -55,7 +55,7 @@ def _log_loss_grad(q, labels, pixel_weights, grad):
     respect to the logits of ``q``: ``w_i (q_i - onehot(y_i))``. The loss is summed in
     fixed blocks, so the same for any thread count."""
     n, k = q.shape
-    blocks = max(1, min(REDUCTION_BLOCKS, n))
+    blocks = reduction_blocks(n)
     partial = np.zeros(blocks)
     for b in prange(blocks):
         for i in range(b * n // blocks, (b + 1) * n // blocks):
@@ -114,7 +114,7 @@ def _dot_and_axpy(h, q, weight, grad_q):
     """Return ``<h, q>`` (float64, summed in fixed blocks: the same for any thread count)
     and do ``grad_q -= weight * h``, in one pass."""
     n, k = h.shape
-    blocks = max(1, min(REDUCTION_BLOCKS, n))
+    blocks = reduction_blocks(n)
     partial = np.zeros(blocks)
     for b in prange(blocks):
         for i in range(b * n // blocks, (b + 1) * n // blocks):

@@ -12,7 +12,7 @@ from numba.extending import intrinsic
 
 from ..utils._parallel import serialized_launches
 from ._kernels import NORM_EPS
-from ._lattice import REDUCTION_BLOCKS, Lattice, _blur, reduction_blocks
+from ._lattice import Lattice, _blur, reduction_blocks
 
 
 @intrinsic
@@ -251,7 +251,7 @@ def _free_energy(unary, q, messages, mu, potts):
     so the same for any thread count.
     """
     n, k = q.shape
-    blocks = max(1, min(REDUCTION_BLOCKS, n))
+    blocks = reduction_blocks(n)
     partial = np.zeros(blocks)
     for b in prange(blocks):
         for i in range(b * n // blocks, (b + 1) * n // blocks):
