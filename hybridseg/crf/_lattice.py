@@ -10,7 +10,10 @@ pass per lattice direction with weights ``(0.5, 1, 0.5)``, and slicing scales by
 
 The lattice is built once per image and kernel (:func:`build_lattice`) and then filters any
 number of channels, any number of times (:func:`filter_values`). The hash table is serial;
-embedding, splatting (into per-thread accumulators), blurring and slicing run in parallel.
+embedding, splatting, blurring and slicing run in parallel, and every output is the same
+to the last bit for any number of threads: the splat gathers, one thread per vertex
+summing its contributions in point order (the order of a serial scatter), where a
+scatter into per-thread accumulators would sum in an order set by the thread count.
 """
 
 from __future__ import annotations
@@ -22,6 +25,18 @@ import numpy as np
 from numba import prange
 
 from ..utils._parallel import serialized_launches
+
+# Sums over the points run in this many blocks whatever the thread count, each summed in
+# order and the blocks then added in order, so that they give the same bits anywhere.
+REDUCTION_BLOCKS = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def reduction_blocks(n):
+    """The number of blocks a sum over ``n`` points runs in: fixed, not the thread count
+    (callable from Python and from numba kernels)."""
+    return max(1, min(REDUCTION_BLOCKS, n))
+
 
 # --------------------------------------------------------------------------- embedding
 
@@ -196,26 +211,52 @@ def _neighbours(keys, table, d):
 # --------------------------------------------------------------------------- filtering
 
 
+@numba.njit(cache=True, nogil=True)
+def _owners(offsets, n_lattice):
+    """Each vertex's contributions, in point order: ``start`` (M + 1,) and ``src``
+    (N (d + 1),) int32, the flat indices ``k (d + 1) + r`` of the (point, corner) pairs
+    that splat onto vertex ``p`` being ``src[start[p]:start[p + 1]]``, ascending (a
+    stable counting sort of ``offsets``)."""
+    n, dp1 = offsets.shape
+    start = np.zeros(n_lattice + 1, np.int32)
+    for k in range(n):
+        for r in range(dp1):
+            start[offsets[k, r] + 1] += 1
+    for p in range(n_lattice):
+        start[p + 1] += start[p]
+    fill = start[:n_lattice].copy()
+    src = np.empty(n * dp1, np.int32)
+    for k in range(n):
+        for r in range(dp1):
+            o = offsets[k, r]
+            src[fill[o]] = k * dp1 + r
+            fill[o] += 1
+    return start, src
+
+
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _splat(offsets, weights, values, n_lattice, n_chunks):
-    """Sum ``weights * values`` onto the lattice: ``(M + 1, C)``, the last row zero."""
-    n, dp1 = offsets.shape
+def _splat(start, src, weights, values, n_lattice):
+    """Sum ``weights * values`` onto the lattice: ``(M + 1, C)``, the last row zero.
+
+    Each vertex is summed by one thread, over its contributions in point order, so the
+    result is the same to the last bit for any number of threads.
+    """
+    dp1 = weights.shape[1]
     c_dim = values.shape[1]
-    acc = np.zeros((n_chunks, n_lattice + 1, c_dim), np.float32)
-    for c in prange(n_chunks):
-        for k in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            for r in range(dp1):
-                o = offsets[k, r]
-                w = weights[k, r]
-                for ch in range(c_dim):
-                    acc[c, o, ch] += w * values[k, ch]
-    out = acc[0]
-    if n_chunks > 1:
-        for p in prange(n_lattice):
-            for c in range(1, n_chunks):
-                for ch in range(c_dim):
-                    out[p, ch] += acc[c, p, ch]
+    flat = weights.reshape(weights.size)
+    out = np.empty((n_lattice + 1, c_dim), np.float32)
+    for p in prange(n_lattice):
+        for ch in range(c_dim):
+            out[p, ch] = np.float32(0.0)
+        for e in range(start[p], start[p + 1]):
+            f = src[e]
+            k = f // dp1
+            w = flat[f]
+            for ch in range(c_dim):
+                out[p, ch] += w * values[k, ch]
+    for ch in range(c_dim):
+        out[n_lattice, ch] = np.float32(0.0)
     return out
 
 
@@ -285,6 +326,11 @@ class Lattice:
         if not np.isfinite(f).all():
             raise ValueError("features hold NaN or infinite values")
         n, d = f.shape
+        if n * (d + 1) >= 2**31:
+            raise ValueError(
+                f"{n} points with {d} features make a lattice too large to index (N (d + 1) "
+                "must stay below 2^31): refine the image in tiles (hybridseg.crf has "
+                "DenseCRF for images of up to about 350 megapixels)")
         self.n_points, self.n_features = n, d
         self.n_chunks = max(1, min(numba.get_num_threads(), n))
         rem0 = np.empty((n, d + 1), np.int32)
@@ -293,10 +339,23 @@ class Lattice:
         _embed(f, self.n_chunks, rem0, rank, bary)
         offsets, keys, table, m = _insert_all(rem0, rank, d)
         self.offsets = offsets
+        self._start, self._src = _owners(offsets, m)
         self.weights = bary
         self.neighbours = _neighbours(keys, table, d)
         self.n_lattice = int(m)
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** (-d)))
+
+    def splat(self, weights, values):
+        """``(M + 1, C)`` float32: ``weights * values`` summed onto the vertices (the last
+        row zero), the same to the last bit for any number of threads.
+
+        Parameters
+        ----------
+        weights : (N, d + 1) ndarray of float32, C-contiguous
+        values : (N, C) ndarray of float32, C-contiguous
+        """
+        return _splat(self._start, self._src, np.ascontiguousarray(weights, np.float32),
+                      np.ascontiguousarray(values, np.float32), self.n_lattice)
 
     def filter(self, values, *, splat_weights=None, slice_weights=None, out=None,
                transpose=False):
@@ -326,8 +385,7 @@ class Lattice:
         lw = self.weights * self.alpha if slice_weights is None else slice_weights
         if transpose:
             sw, lw = lw, sw
-        lat = _splat(self.offsets, sw, v, self.n_lattice, self.n_chunks)
-        lat = _blur(lat, self.neighbours, transpose)
+        lat = _blur(self.splat(sw, v), self.neighbours, transpose)
         if out is None:
             out = np.zeros(v.shape, np.float32)
         _slice_add(self.offsets, lw, lat, out)

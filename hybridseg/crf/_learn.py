@@ -29,6 +29,7 @@ import numpy as np
 from numba import prange
 
 from ..utils._parallel import serialized_launches
+from ._lattice import reduction_blocks
 from ._meanfield import _FASTMATH, _softmax_inplace, _softmax_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
@@ -51,20 +52,26 @@ def _softmax_backward(q, grad_q, out):
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _log_loss_grad(q, labels, pixel_weights, grad):
     """Weighted log loss of ``q`` at ``labels`` (``-1``: no label) and its gradient with
-    respect to the logits of ``q``: ``w_i (q_i - onehot(y_i))``."""
+    respect to the logits of ``q``: ``w_i (q_i - onehot(y_i))``. The loss is summed in
+    fixed blocks, so the same for any thread count."""
     n, k = q.shape
-    total = 0.0
-    for i in prange(n):
-        y = labels[i]
-        if y < 0:
+    blocks = reduction_blocks(n)
+    partial = np.zeros(blocks)
+    for b in prange(blocks):
+        for i in range(b * n // blocks, (b + 1) * n // blocks):
+            y = labels[i]
+            if y < 0:
+                for c in range(k):
+                    grad[i, c] = 0.0
+                continue
+            w = pixel_weights[labels[i]]
+            partial[b] += -w * np.log(max(np.float64(q[i, y]), 1e-30))
             for c in range(k):
-                grad[i, c] = 0.0
-            continue
-        w = pixel_weights[labels[i]]
-        total += -w * np.log(max(np.float64(q[i, y]), 1e-30))
-        for c in range(k):
-            grad[i, c] = w * q[i, c]
-        grad[i, y] -= w
+                grad[i, c] = w * q[i, c]
+            grad[i, y] -= w
+    total = 0.0
+    for b in range(blocks):
+        total += partial[b]
     return total
 
 
@@ -104,15 +111,21 @@ def _times_mu(grad, mu, potts, out):
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _dot_and_axpy(h, q, weight, grad_q):
-    """Return ``<h, q>`` (float64) and do ``grad_q -= weight * h``, in one pass."""
+    """Return ``<h, q>`` (float64, summed in fixed blocks: the same for any thread count)
+    and do ``grad_q -= weight * h``, in one pass."""
     n, k = h.shape
+    blocks = reduction_blocks(n)
+    partial = np.zeros(blocks)
+    for b in prange(blocks):
+        for i in range(b * n // blocks, (b + 1) * n // blocks):
+            acc = 0.0
+            for c in range(k):
+                acc += np.float64(h[i, c]) * q[i, c]
+                grad_q[i, c] -= weight * h[i, c]
+            partial[b] += acc
     total = 0.0
-    for i in prange(n):
-        acc = 0.0
-        for c in range(k):
-            acc += np.float64(h[i, c]) * q[i, c]
-            grad_q[i, c] -= weight * h[i, c]
-        total += acc
+    for b in range(blocks):
+        total += partial[b]
     return total
 
 

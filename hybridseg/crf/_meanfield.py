@@ -12,7 +12,7 @@ from numba.extending import intrinsic
 
 from ..utils._parallel import serialized_launches
 from ._kernels import NORM_EPS
-from ._lattice import Lattice, _blur, _splat
+from ._lattice import Lattice, _blur, reduction_blocks
 
 
 @intrinsic
@@ -231,8 +231,7 @@ class PairwiseKernel:
     def splat_blur(self, q):
         """Splat ``q`` with the normalised splat weights and blur it: ``(M + 1, C)``."""
         lat = self.lattice
-        values = _splat(lat.offsets, self.splat_weights, q, lat.n_lattice, lat.n_chunks)
-        return _blur(values, lat.neighbours, False)
+        return _blur(lat.splat(self.splat_weights, q), lat.neighbours, False)
 
     def filter_add(self, q, out, *, transpose=False):
         """``out += weight * normalised filter of q`` (or of its transpose)."""
@@ -248,25 +247,31 @@ def _free_energy(unary, q, messages, mu, potts):
     """Mean-field free energy ``E_Q[E] - H(Q)`` of ``q`` given its ``messages``.
 
     ``messages`` is ``sum_m w_m K_m q``; the pairwise term is ``1/2 <q, messages mu>``
-    (``-1/2 <q, messages>`` for Potts, whose ``mu`` is ``-I``).
+    (``-1/2 <q, messages>`` for Potts, whose ``mu`` is ``-I``). Summed in fixed blocks,
+    so the same for any thread count.
     """
     n, k = q.shape
+    blocks = reduction_blocks(n)
+    partial = np.zeros(blocks)
+    for b in prange(blocks):
+        for i in range(b * n // blocks, (b + 1) * n // blocks):
+            acc = 0.0
+            for c in range(k):
+                qc = np.float64(q[i, c])
+                acc += qc * unary[i, c]
+                if qc > 0.0:
+                    acc += qc * np.log(qc)
+                if potts:
+                    acc -= 0.5 * qc * messages[i, c]
+                else:
+                    m = 0.0
+                    for c2 in range(k):
+                        m += mu[c, c2] * messages[i, c2]
+                    acc += 0.5 * qc * m
+            partial[b] += acc
     total = 0.0
-    for i in prange(n):
-        acc = 0.0
-        for c in range(k):
-            qc = np.float64(q[i, c])
-            acc += qc * unary[i, c]
-            if qc > 0.0:
-                acc += qc * np.log(qc)
-            if potts:
-                acc -= 0.5 * qc * messages[i, c]
-            else:
-                m = 0.0
-                for c2 in range(k):
-                    m += mu[c, c2] * messages[i, c2]
-                acc += 0.5 * qc * m
-        total += acc
+    for b in range(blocks):
+        total += partial[b]
     return total
 
 
@@ -376,7 +381,7 @@ def _mean_field_potts(neg_unary, k, kernels, n_iter, callback, trace):
         callback(0, q[:, :k])
     offsets = tuple(kernel.lattice.offsets for kernel in kernels)
     slice_weights = tuple(kernel.slice_weights for kernel in kernels)
-    n_chunks = max(1, min(numba.get_num_threads(), n))
+    n_chunks = reduction_blocks(n)
 
     def energy():
         qk = np.ascontiguousarray(q[:, :k])

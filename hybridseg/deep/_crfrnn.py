@@ -55,6 +55,7 @@ class _MeanFieldNumba(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter):
+        from ..crf._lattice import reduction_blocks
         from ..crf._learn import _update
         from ..crf._meanfield import _slice_sum, _softmax_rows
 
@@ -63,7 +64,7 @@ class _MeanFieldNumba(torch.autograd.Function):
         weights = np.array([float(wg), float(wb)], np.float32)
         mu32 = np.ascontiguousarray(mu.detach().numpy(), dtype=np.float32)
         potts = not mu.requires_grad and np.array_equal(mu32, -np.eye(k, dtype=np.float32))
-        n_chunks = _chunks(n)
+        n_chunks = reduction_blocks(n)
         live = [t for t in range(len(kernels)) if weights[t] != 0.0]
         offsets = tuple(kernels[t].lattice.offsets for t in live)
         slices = tuple(kernels[t].slice_weights for t in live)
@@ -91,7 +92,7 @@ class _MeanFieldNumba(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad_out):
-        from ..crf._lattice import _blur, _splat
+        from ..crf._lattice import _blur, reduction_blocks
         from ..crf._learn import _softmax_backward, _times_mu
         from ..crf._meanfield import _slice_sum
 
@@ -99,7 +100,7 @@ class _MeanFieldNumba(torch.autograd.Function):
         want_mu = ctx.needs_input_grad[3]
         g = np.array(grad_out.numpy(), dtype=np.float32, order="C")
         n, k = g.shape
-        n_chunks = _chunks(n)
+        n_chunks = reduction_blocks(n)
         # The transposed filters: splat with the slice weights, blur in reverse order,
         # slice with the splat weights.
         offsets = tuple(kern.lattice.offsets for kern in kernels)
@@ -118,8 +119,7 @@ class _MeanFieldNumba(torch.autograd.Function):
             _times_mu(g, mu32, potts, g_mu)
             q_prev = qs[t - 1]
             lattices = tuple(
-                _blur(_splat(kern.lattice.offsets, kern.slice_weights, g_mu,
-                             kern.lattice.n_lattice, kern.lattice.n_chunks),
+                _blur(kern.lattice.splat(kern.slice_weights, g_mu),
                       kern.lattice.neighbours, True) for kern in kernels)
             dots[:] = 0.0
             _slice_sum(offsets, slices, lattices, coefs, q_prev, True, grad_q, dots,
@@ -145,12 +145,6 @@ def _one_blas_thread():
 
 
 _BLAS = None
-
-
-def _chunks(n):
-    import numba
-
-    return max(1, min(numba.get_num_threads(), n))
 
 
 class CRFRNN(nn.Module):

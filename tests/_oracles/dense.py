@@ -158,3 +158,15 @@ def free_energy(unary, q, mats, mu):
     msg = sum(m @ q for m in mats)
     pair = -0.5 * np.sum(q * msg) if mu is None else 0.5 * np.sum(q * (msg @ mu.T))
     return np.sum(q * unary) + np.sum(q * np.log(np.maximum(q, 1e-30))) + pair
+
+
+def lattice_splat(offsets, weights, values, n_lattice):
+    """The permutohedral splat as a serial scatter in float32: ``out[offsets[k, r]] +=
+    weights[k, r] * values[k]`` over points ``k`` and corners ``r`` in that order (the
+    order of a one-thread run, and of pydensecrf's loop). ``(M + 1, C)``, the last row zero.
+    """
+    dp1 = offsets.shape[1]
+    out = np.zeros((n_lattice + 1, values.shape[1]), np.float32)
+    np.add.at(out, offsets.ravel(),
+              (weights.reshape(-1, 1) * np.repeat(values, dp1, axis=0)).astype(np.float32))
+    return out

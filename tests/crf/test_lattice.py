@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from _oracles import gaussian_filter, normalised_kernel
+from _oracles.dense import lattice_splat
 
 from hybridseg.crf._exact import ExactKernel, exact_filter
 from hybridseg.crf._lattice import Lattice
@@ -130,3 +131,33 @@ def test_fused_slice_sum_matches_numpy(rng):
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(dots.sum(0), [(s * other).sum() for s in slices],
                                    rtol=1e-5)
+
+
+@pytest.mark.parametrize("n, d", [(1, 1), (300, 2), (2000, 5)])
+def test_splat_is_the_serial_scatter_bit_for_bit(n, d, rng):
+    lat = Lattice((rng.random((n, d)) * 4).astype(np.float32))
+    values = rng.normal(size=(n, 3)).astype(np.float32)
+    weights = rng.random((n, d + 1)).astype(np.float32)
+    want = lattice_splat(lat.offsets, weights, values, lat.n_lattice)
+    np.testing.assert_array_equal(lat.splat(weights, values), want)
+    # a non-contiguous input gives the same
+    np.testing.assert_array_equal(lat.splat(weights, np.asfortranarray(values)), want)
+
+
+def test_filter_is_the_same_to_the_last_bit_for_any_thread_count(rng):
+    import numba
+
+    f = (rng.random((5000, 5)) * 6).astype(np.float32)
+    v = rng.random((5000, 7)).astype(np.float32)
+    threads = numba.get_num_threads()
+    try:
+        outs = []
+        for t in sorted({1, 2, threads}):
+            numba.set_num_threads(min(t, numba.config.NUMBA_NUM_THREADS))
+            lat = Lattice(f)
+            outs.append((lat.filter(v), lat.filter(v, transpose=True)))
+    finally:
+        numba.set_num_threads(threads)
+    for a, b in outs[1:]:
+        np.testing.assert_array_equal(a, outs[0][0])
+        np.testing.assert_array_equal(b, outs[0][1])
