@@ -329,10 +329,10 @@ class Lattice:
         if n * (d + 1) >= 2**31:
             raise ValueError(
                 f"{n} points with {d} features make a lattice too large to index (N (d + 1) "
-                "must stay below 2^31): refine the image in tiles (hybridseg.crf has "
-                "DenseCRF for images of up to about 350 megapixels)")
+                "must stay below 2^31, about 350 megapixels for the bilateral kernel of an "
+                "RGB image): refine the image in tiles")
         self.n_points, self.n_features = n, d
-        self.n_chunks = max(1, min(numba.get_num_threads(), n))
+        self.n_chunks = reduction_blocks(n)  # of the embedding: per point, any count
         rem0 = np.empty((n, d + 1), np.int32)
         rank = np.empty((n, d + 1), np.int32)
         bary = np.empty((n, d + 1), np.float32)
