@@ -7,11 +7,26 @@
   compatibility, by alpha-expansion or alpha-beta swap on a Boykov-Kolmogorov min cut,
   ICM, or mean field, in numba.
 
+- ``mean_field_forward`` and ``mean_field_backward``: the dense CRF's mean field and its
+  exact gradient on ``LatticeKernel`` s, the engine ``DenseCRF`` and ``CRFRNN`` run;
+  ``DENSE_CRF_DEFAULTS`` and ``compat_matrix``, the defaults and compatibilities they share.
+
 Importing this module compiles nothing; the numba kernels compile on first use and are
 cached on disk.
 """
 
 from ._dense import DenseCRF, Kernel, MeanFieldTrace
+from ._engine import mean_field_backward, mean_field_forward
 from ._grid import GridCRF
+from ._kernels import DENSE_CRF_DEFAULTS, compat_matrix
 
-__all__ = ["DenseCRF", "GridCRF", "Kernel", "MeanFieldTrace"]
+__all__ = ["DENSE_CRF_DEFAULTS", "DenseCRF", "GridCRF", "Kernel", "LatticeKernel",
+           "MeanFieldTrace", "compat_matrix", "mean_field_backward", "mean_field_forward"]
+
+
+def __getattr__(name):
+    if name == "LatticeKernel":  # its module imports numba: loaded on first use
+        from ._meanfield import LatticeKernel
+
+        return LatticeKernel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -298,8 +298,9 @@ class DenseCRF(BaseRefiner):
             )
         return tuple(sp)
 
-    def _build_kernels(self, image, spatial_shape, features, weights, *, unit=False):
-        """The kernels with non-zero weight, built on this image: ``[(index, kernel)]``."""
+    def _build_kernels(self, image, spatial_shape, features, weights):
+        """The unit-weight kernels with non-zero weight, built on this image:
+        ``[(index, kernel)]``."""
         if self.backend == "exact":
             from ._exact import ExactKernel as kernel_class
 
@@ -310,12 +311,12 @@ class DenseCRF(BaseRefiner):
                     "most 4096); use backend='numba'"
                 )
         else:
-            from ._meanfield import PairwiseKernel as kernel_class
+            from ._meanfield import LatticeKernel as kernel_class
         out = []
         for index, spec in enumerate(self._kernel_specs()):
             if weights[index] > 0:
                 f = self._spec_features(index, spec, image, spatial_shape, features)
-                out.append((index, kernel_class(f, 1.0 if unit else weights[index])))
+                out.append((index, kernel_class(f)))
         return out
 
     def _mu(self, n_classes):
@@ -397,12 +398,14 @@ class DenseCRF(BaseRefiner):
 
         self._check_memory(spatial, k)
         start = time.perf_counter()
-        kernels = self._build_kernels(image, spatial, features, self._weights())
+        weights = self._weights()
+        kernels = self._build_kernels(image, spatial, features, weights)
         build = time.perf_counter() - start
         trace = {} if return_trace else None
         # The scores go in as they are (read only): no (N, K) intermediate arrays.
-        q = mean_field(s.reshape(n, k), [kern for _, kern in kernels], mu, self.n_iter,
-                       trace=trace, unary_kind=kind)
+        q = mean_field(s.reshape(n, k), [kern for _, kern in kernels],
+                       [weights[i] for i, _ in kernels], mu, self.n_iter, trace=trace,
+                       unary_kind=kind)
         q = np.ascontiguousarray(q.reshape(*spatial, k), dtype=np.float32)
         if not return_trace:
             return q
@@ -611,7 +614,7 @@ class DenseCRF(BaseRefiner):
         for (image, scores), lab in zip(U, labels):
             h, w, k = scores.shape
             unary = -(log_proba(scores) if U.kind == "proba" else scores)
-            kernels = self._build_kernels(image, (h, w), None, weights, unit=True)
+            kernels = self._build_kernels(image, (h, w), None, weights)
             flat = lab.reshape(-1).astype(np.int32)
             flat[flat == 255] = -1
             problems.append(LearningProblem(unary.reshape(h * w, k), flat,

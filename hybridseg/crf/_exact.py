@@ -49,6 +49,12 @@ class ExactKernel:
         self.weight = float(weight)
         self.matrix = (weight * (norm[:, None] * kernel * norm[None, :])).astype(np.float32)
 
+    alpha = 1.0
+
+    def filter(self, values, *, transpose=False):
+        """``weight * K values`` (``K`` is symmetric, so ``transpose`` changes nothing)."""
+        return self.matrix @ np.asarray(values, np.float32)
+
     def filter_add(self, q, out, *, transpose=False):
         """``out += weight * K q`` (``K`` is symmetric, so ``transpose`` changes nothing)."""
         out += self.matrix @ q

@@ -8,12 +8,19 @@ splats onto the ``d + 1`` vertices of its simplex with barycentric weights. The 
 pass per lattice direction with weights ``(0.5, 1, 0.5)``, and slicing scales by
 ``1 / (1 + 2^-d)``.
 
-The lattice is built once per image and kernel (:func:`build_lattice`) and then filters any
-number of channels, any number of times (:func:`filter_values`). The hash table is serial;
-embedding, splatting, blurring and slicing run in parallel, and every output is the same
-to the last bit for any number of threads: the splat gathers, one thread per vertex
-summing its contributions in point order (the order of a serial scatter), where a
-scatter into per-thread accumulators would sum in an order set by the thread count.
+The lattice is built once per image and kernel (:class:`Lattice`) and then filters any
+number of channels, any number of times. The points are cut into a fixed number of
+contiguous blocks (:func:`point_blocks`, set by the number of points, never by the thread
+count), and everything runs in parallel over blocks or vertices:
+
+* the build embeds each block's points and numbers the vertices it touches in a hash
+  table of its own; a short serial merge then gives every vertex its global index in
+  order of first appearance (the numbering a serial build would give);
+* the splat scatters each block's points into the block's own rows (one row per vertex the
+  block touches) and then sums, for each vertex, the rows of the blocks that touch it, in
+  block order.
+
+So every output is the same to the last bit for any number of threads.
 """
 
 from __future__ import annotations
@@ -26,78 +33,77 @@ from numba import prange
 
 from ..utils._parallel import serialized_launches
 
-# Sums over the points run in this many blocks whatever the thread count, each summed in
-# order and the blocks then added in order, so that they give the same bits anywhere.
-REDUCTION_BLOCKS = 64
+# Points are processed in at most this many contiguous blocks, and at most one block per
+# this many points: sums over the points run block by block and then over the blocks in
+# order, so their bits never depend on the thread count.
+MAX_BLOCKS = 16
+MIN_BLOCK_POINTS = 4096
 
 
 @numba.njit(cache=True, nogil=True)
-def reduction_blocks(n):
-    """The number of blocks a sum over ``n`` points runs in: fixed, not the thread count
+def point_blocks(n):
+    """The number of blocks ``n`` points are cut into: fixed by ``n``, not the thread count
     (callable from Python and from numba kernels)."""
-    return max(1, min(REDUCTION_BLOCKS, n))
+    return max(1, min(MAX_BLOCKS, n // MIN_BLOCK_POINTS))
 
 
 # --------------------------------------------------------------------------- embedding
 
 
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _embed(features, n_chunks, rem0_out, rank_out, bary_out):
-    """Per point: the remainder-0 lattice point, the simplex ranks, barycentric weights."""
-    n, d = features.shape
-    scale = np.empty(d, np.float32)
-    inv_std = np.float32(math.sqrt(2.0 / 3.0) * (d + 1))
-    for i in range(d):
-        scale[i] = np.float32(1.0 / math.sqrt((i + 2) * (i + 1))) * inv_std
+@numba.njit(cache=True, nogil=True, inline="always")
+def _embed_point(f, scale, elevated, rem0, rank, bary):
+    """One point's remainder-0 lattice point, simplex ranks and barycentric weights.
+
+    ``f`` is its (d,) feature row; ``rem0``, ``rank`` (d + 1,) and ``bary`` (d + 2,) are
+    written (``bary[d + 1]`` is scratch).
+    """
+    d = f.shape[0]
     down = np.float32(1.0 / (d + 1))
     up = np.float32(d + 1)
-    for c in prange(n_chunks):
-        elevated = np.empty(d + 1, np.float32)
-        rem0 = np.empty(d + 1, np.float32)
-        rank = np.empty(d + 1, np.int32)
-        bary = np.empty(d + 2, np.float32)
-        for k in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            sm = np.float32(0.0)
-            for j in range(d, 0, -1):
-                cf = features[k, j - 1] * scale[j - 1]
-                elevated[j] = sm - np.float32(j) * cf
-                sm += cf
-            elevated[0] = sm
-            total = np.float32(0.0)
-            for i in range(d + 1):
-                v = np.rint(down * elevated[i])
-                rem0[i] = v * up
-                total += v
-            for i in range(d + 1):
-                rank[i] = 0
-            for i in range(d):
-                di = elevated[i] - rem0[i]
-                for j in range(i + 1, d + 1):
-                    if di < elevated[j] - rem0[j]:
-                        rank[i] += 1
-                    else:
-                        rank[j] += 1
-            s = np.int32(total)
-            for i in range(d + 1):
-                rank[i] += s
-                if rank[i] < 0:
-                    rank[i] += d + 1
-                    rem0[i] += up
-                elif rank[i] > d:
-                    rank[i] -= d + 1
-                    rem0[i] -= up
-            for i in range(d + 2):
-                bary[i] = 0.0
-            for i in range(d + 1):
-                v = (elevated[i] - rem0[i]) * down
-                bary[d - rank[i]] += v
-                bary[d - rank[i] + 1] -= v
-            bary[0] += np.float32(1.0) + bary[d + 1]
-            for i in range(d + 1):
-                rem0_out[k, i] = np.int32(rem0[i])
-                rank_out[k, i] = rank[i]
-                bary_out[k, i] = bary[i]
+    sm = np.float32(0.0)
+    for j in range(d, 0, -1):
+        cf = f[j - 1] * scale[j - 1]
+        elevated[j] = sm - np.float32(j) * cf
+        sm += cf
+    elevated[0] = sm
+    total = np.float32(0.0)
+    for i in range(d + 1):
+        v = np.rint(down * elevated[i])
+        rem0[i] = np.int32(v * up)
+        total += v
+    for i in range(d + 1):
+        rank[i] = 0
+    for i in range(d):
+        di = elevated[i] - np.float32(rem0[i])
+        for j in range(i + 1, d + 1):
+            if di < elevated[j] - np.float32(rem0[j]):
+                rank[i] += 1
+            else:
+                rank[j] += 1
+    s = np.int32(total)
+    for i in range(d + 1):
+        rank[i] += s
+        if rank[i] < 0:
+            rank[i] += d + 1
+            rem0[i] += d + 1
+        elif rank[i] > d:
+            rank[i] -= d + 1
+            rem0[i] -= d + 1
+    for i in range(d + 2):
+        bary[i] = 0.0
+    for i in range(d + 1):
+        v = (elevated[i] - np.float32(rem0[i])) * down
+        bary[d - rank[i]] += v
+        bary[d - rank[i] + 1] -= v
+    bary[0] += np.float32(1.0) + bary[d + 1]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _corner_key(rem0, rank, r, key):
+    """The lattice key of simplex corner ``r`` (0..d) of a point, into ``key`` (d,)."""
+    d = key.shape[0]
+    for i in range(d):
+        key[i] = rem0[i] + (r if rank[i] <= d - r else r - (d + 1))
 
 
 # --------------------------------------------------------------------------- hashing
@@ -132,53 +138,147 @@ def _find(table, keys, key, d, mask):
         h = (h + 1) & mask
 
 
+@serialized_launches
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _block_vertices(features, n_blocks, rem0, rank, bary, local, first, counts):
+    """Embed every point and number, block by block, the lattice vertices its simplex
+    touches.
+
+    Writes per point ``rem0``, ``rank`` (N, d + 1) and the barycentric weights ``bary``
+    (N, d + 1), and ``local[k, r]``, the index of corner ``r``'s vertex among the distinct
+    vertices of point ``k``'s block, numbered in order of first appearance. For that
+    block's ``l``-th vertex, ``first[lo (d + 1) + l]`` is the flat index ``k (d + 1) + r``
+    of its first appearance (``lo`` the block's first point); ``counts[b]`` is the number
+    of distinct vertices of block ``b``. Each block has a hash table of its own.
+    """
+    n, d = features.shape
+    dp1 = d + 1
+    scale = np.empty(d, np.float32)
+    inv_std = np.float32(math.sqrt(2.0 / 3.0) * dp1)
+    for i in range(d):
+        scale[i] = np.float32(1.0 / math.sqrt((i + 2) * (i + 1))) * inv_std
+    for b in prange(n_blocks):
+        lo = b * n // n_blocks
+        hi = (b + 1) * n // n_blocks
+        elevated = np.empty(dp1, np.float32)
+        bar = np.empty(d + 2, np.float32)
+        key = np.empty(d, np.int32)
+        capacity = 1024
+        table = np.full(capacity, -1, np.int32)
+        keys = np.empty((capacity // 2 + 1, d), np.int32)
+        filled = 0
+        for k in range(lo, hi):
+            _embed_point(features[k], scale, elevated, rem0[k], rank[k], bar)
+            for i in range(dp1):
+                bary[k, i] = bar[i]
+            if k > lo:
+                # Neighbouring points often fall in the same simplex: reuse its vertices.
+                same = True
+                for i in range(dp1):
+                    if rem0[k, i] != rem0[k - 1, i] or rank[k, i] != rank[k - 1, i]:
+                        same = False
+                        break
+                if same:
+                    for r in range(dp1):
+                        local[k, r] = local[k - 1, r]
+                    continue
+            for r in range(dp1):
+                _corner_key(rem0[k], rank[k], r, key)
+                mask = capacity - 1
+                slot = _find(table, keys, key, d, mask)
+                if table[slot] < 0:
+                    if 2 * (filled + 1) > capacity:
+                        # Grow: double the table and re-insert the keys stored so far.
+                        capacity *= 2
+                        mask = capacity - 1
+                        table = np.full(capacity, -1, np.int32)
+                        new_keys = np.empty((capacity // 2 + 1, d), np.int32)
+                        new_keys[:filled] = keys[:filled]
+                        keys = new_keys
+                        for e in range(filled):
+                            table[_find(table, keys, keys[e], d, mask)] = e
+                        slot = _find(table, keys, key, d, mask)
+                    keys[filled] = key
+                    table[slot] = filled
+                    first[lo * dp1 + filled] = k * dp1 + r
+                    filled += 1
+                local[k, r] = table[slot]
+        counts[b] = filled
+
+
 @numba.njit(cache=True, nogil=True)
-def _insert_all(rem0, rank, d):
-    """Give every simplex vertex of every point a lattice index; return the keys too."""
-    n = rem0.shape[0]
-    capacity = 1
-    while capacity < max(64, 2 * n):
+def _merge_blocks(rem0, rank, first, counts):
+    """Give the blocks' vertices global indices, in order of first appearance.
+
+    Returns the vertex keys (M, d), the global hash table, M, the first accumulator row of
+    each block ``row_base`` (B + 1,) (block ``b``'s ``l``-th vertex owns row
+    ``row_base[b] + l``) and ``row_vertex`` (rows,), the global vertex of each row.
+    """
+    n, dp1 = rem0.shape
+    d = dp1 - 1
+    n_blocks = counts.shape[0]
+    row_base = np.empty(n_blocks + 1, np.int32)
+    rows = 0
+    for b in range(n_blocks):
+        row_base[b] = rows
+        rows += counts[b]
+    row_base[n_blocks] = rows
+    capacity = 64
+    while capacity < 2 * rows:
         capacity *= 2
+    mask = capacity - 1
     table = np.full(capacity, -1, np.int32)
-    keys = np.empty((capacity // 2 + 1, d), np.int32)
-    filled = 0
-    offsets = np.empty((n, d + 1), np.int32)
+    keys = np.empty((max(rows, 1), d), np.int32)
+    row_vertex = np.empty(rows, np.int32)
     key = np.empty(d, np.int32)
-    for k in range(n):
-        if k > 0:
-            # Neighbouring points often fall in the same simplex: reuse its vertices.
-            same = True
-            for i in range(d + 1):
-                if rem0[k, i] != rem0[k - 1, i] or rank[k, i] != rank[k - 1, i]:
-                    same = False
-                    break
-            if same:
-                for r in range(d + 1):
-                    offsets[k, r] = offsets[k - 1, r]
-                continue
-        for r in range(d + 1):
-            for i in range(d):
-                ri = rank[k, i]
-                key[i] = rem0[k, i] + (r if ri <= d - r else r - (d + 1))
-            mask = capacity - 1
+    m = 0
+    for b in range(n_blocks):
+        lo = b * n // n_blocks
+        for j in range(counts[b]):
+            f = first[lo * dp1 + j]
+            k = f // dp1
+            _corner_key(rem0[k], rank[k], f - k * dp1, key)
             slot = _find(table, keys, key, d, mask)
             if table[slot] < 0:
-                if 2 * (filled + 1) > capacity:
-                    # Grow: double the table and re-insert the keys stored so far.
-                    capacity *= 2
-                    mask = capacity - 1
-                    table = np.full(capacity, -1, np.int32)
-                    new_keys = np.empty((capacity // 2 + 1, d), np.int32)
-                    new_keys[:filled] = keys[:filled]
-                    keys = new_keys
-                    for e in range(filled):
-                        table[_find(table, keys, keys[e], d, mask)] = e
-                    slot = _find(table, keys, key, d, mask)
-                keys[filled] = key
-                table[slot] = filled
-                filled += 1
-            offsets[k, r] = table[slot]
-    return offsets, keys[:filled].copy(), table, filled
+                keys[m] = key
+                table[slot] = m
+                m += 1
+            row_vertex[row_base[b] + j] = table[slot]
+    return keys[:m].copy(), table, m, row_base, row_vertex
+
+
+@serialized_launches
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _global_offsets(local, row_base, row_vertex, offsets):
+    """Turn ``local`` into accumulator rows (in place) and write the global vertex of
+    every corner into ``offsets``."""
+    n, dp1 = local.shape
+    n_blocks = row_base.shape[0] - 1
+    for b in prange(n_blocks):
+        base = row_base[b]
+        for k in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            for r in range(dp1):
+                a = local[k, r] + base
+                local[k, r] = a
+                offsets[k, r] = row_vertex[a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_of_vertices(row_vertex, n_lattice):
+    """``start`` (M + 1,) and ``rows`` (R,): vertex ``p``'s accumulator rows are
+    ``rows[start[p]:start[p + 1]]``, in block order (a stable counting sort)."""
+    start = np.zeros(n_lattice + 1, np.int32)
+    for a in range(row_vertex.shape[0]):
+        start[row_vertex[a] + 1] += 1
+    for p in range(n_lattice):
+        start[p + 1] += start[p]
+    fill = start[:n_lattice].copy()
+    rows = np.empty(row_vertex.shape[0], np.int32)
+    for a in range(row_vertex.shape[0]):
+        p = row_vertex[a]
+        rows[fill[p]] = a
+        fill[p] += 1
+    return start, rows
 
 
 @serialized_launches
@@ -211,66 +311,57 @@ def _neighbours(keys, table, d):
 # --------------------------------------------------------------------------- filtering
 
 
-@numba.njit(cache=True, nogil=True)
-def _owners(offsets, n_lattice):
-    """Each vertex's contributions, in point order: ``start`` (M + 1,) and ``src``
-    (N (d + 1),) int32, the flat indices ``k (d + 1) + r`` of the (point, corner) pairs
-    that splat onto vertex ``p`` being ``src[start[p]:start[p + 1]]``, ascending (a
-    stable counting sort of ``offsets``)."""
-    n, dp1 = offsets.shape
-    start = np.zeros(n_lattice + 1, np.int32)
-    for k in range(n):
-        for r in range(dp1):
-            start[offsets[k, r] + 1] += 1
-    for p in range(n_lattice):
-        start[p + 1] += start[p]
-    fill = start[:n_lattice].copy()
-    src = np.empty(n * dp1, np.int32)
-    for k in range(n):
-        for r in range(dp1):
-            o = offsets[k, r]
-            src[fill[o]] = k * dp1 + r
-            fill[o] += 1
-    return start, src
+@serialized_launches
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _scatter(acc_rows, row_base, weights, values, acc):
+    """``acc[acc_rows[k, r]] += weights[k, r] * values[k]``, each block of points into
+    its own rows (zeroed first): no two threads write the same row."""
+    n, dp1 = acc_rows.shape
+    c_dim = values.shape[1]
+    n_blocks = row_base.shape[0] - 1
+    for b in prange(n_blocks):
+        for a in range(row_base[b], row_base[b + 1]):
+            for ch in range(c_dim):
+                acc[a, ch] = np.float32(0.0)
+        for k in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            for r in range(dp1):
+                a = acc_rows[k, r]
+                w = weights[k, r]
+                for ch in range(c_dim):
+                    acc[a, ch] += w * values[k, ch]
 
 
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _splat(start, src, weights, values, n_lattice):
-    """Sum ``weights * values`` onto the lattice: ``(M + 1, C)``, the last row zero.
-
-    Each vertex is summed by one thread, over its contributions in point order, so the
-    result is the same to the last bit for any number of threads.
-    """
-    dp1 = weights.shape[1]
-    c_dim = values.shape[1]
-    flat = weights.reshape(weights.size)
-    out = np.empty((n_lattice + 1, c_dim), np.float32)
-    for p in prange(n_lattice):
+def _gather_rows(acc, start, rows, out):
+    """``out[p] = sum of acc[rows[start[p]:start[p + 1]]]`` in that order: the lattice
+    values ``(M + 1, C)`` from the blocks' rows; the last row (the missing neighbour)
+    zero."""
+    m = start.shape[0] - 1
+    c_dim = acc.shape[1]
+    for p in prange(m):
         for ch in range(c_dim):
             out[p, ch] = np.float32(0.0)
         for e in range(start[p], start[p + 1]):
-            f = src[e]
-            k = f // dp1
-            w = flat[f]
+            a = rows[e]
             for ch in range(c_dim):
-                out[p, ch] += w * values[k, ch]
+                out[p, ch] += acc[a, ch]
     for ch in range(c_dim):
-        out[n_lattice, ch] = np.float32(0.0)
-    return out
+        out[m, ch] = np.float32(0.0)
 
 
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _blur(values, neighbours, reverse):
-    """One pass of ``(0.5, 1, 0.5)`` along each of the ``d + 1`` lattice directions.
+def _blur(values, other, neighbours, reverse):
+    """One pass of ``(0.5, 1, 0.5)`` along each of the ``d + 1`` lattice directions,
+    ping-ponging between ``values`` and the workspace ``other`` (same shape); returns the
+    one that holds the result.
 
     Each pass is a symmetric operator, so running them in ``reverse`` order applies the
     transpose of the whole blur (what the gradient of a filter needs).
     """
     n_dirs, m, _ = neighbours.shape
     c_dim = values.shape[1]
-    other = np.zeros_like(values)
     for jj in range(n_dirs):
         j = n_dirs - 1 - jj if reverse else jj
         for p in prange(m):
@@ -278,6 +369,8 @@ def _blur(values, neighbours, reverse):
             b = neighbours[j, p, 1]
             for ch in range(c_dim):
                 other[p, ch] = values[p, ch] + np.float32(0.5) * (values[a, ch] + values[b, ch])
+        for ch in range(c_dim):
+            other[m, ch] = np.float32(0.0)
         values, other = other, values
     return values
 
@@ -317,6 +410,14 @@ class Lattice:
         Barycentric weights.
     neighbours : (d + 1, M, 2) ndarray of int32
         Blur neighbours (``M`` for a missing one).
+    n_blocks : int
+        The blocks the points are cut into (:func:`point_blocks`).
+    acc_rows : (N, d + 1) ndarray of int32
+        The accumulator row each corner splats into: one row per (block, vertex) pair,
+        ``row_base[b]:row_base[b + 1]`` being block ``b``'s.
+    row_base : (n_blocks + 1,) ndarray of int32
+    row_start, row_index : (M + 1,), (R,) ndarray of int32
+        The rows of vertex ``p``: ``row_index[row_start[p]:row_start[p + 1]]``.
     """
 
     def __init__(self, features):
@@ -332,18 +433,33 @@ class Lattice:
                 "must stay below 2^31, about 350 megapixels for the bilateral kernel of an "
                 "RGB image): refine the image in tiles")
         self.n_points, self.n_features = n, d
-        self.n_chunks = reduction_blocks(n)  # of the embedding: per point, any count
+        self.n_blocks = int(point_blocks(n))
         rem0 = np.empty((n, d + 1), np.int32)
         rank = np.empty((n, d + 1), np.int32)
-        bary = np.empty((n, d + 1), np.float32)
-        _embed(f, self.n_chunks, rem0, rank, bary)
-        offsets, keys, table, m = _insert_all(rem0, rank, d)
-        self.offsets = offsets
-        self._start, self._src = _owners(offsets, m)
-        self.weights = bary
+        self.weights = np.empty((n, d + 1), np.float32)
+        local = np.empty((n, d + 1), np.int32)
+        first = np.empty(n * (d + 1), np.int32)
+        counts = np.empty(self.n_blocks, np.int32)
+        _block_vertices(f, self.n_blocks, rem0, rank, self.weights, local, first, counts)
+        keys, table, m, self.row_base, row_vertex = _merge_blocks(rem0, rank, first, counts)
+        del rem0, rank, first
+        self.offsets = np.empty((n, d + 1), np.int32)
+        _global_offsets(local, self.row_base, row_vertex, self.offsets)
+        self.acc_rows = local
+        self.n_rows = int(row_vertex.shape[0])
+        self.row_start, self.row_index = _rows_of_vertices(row_vertex, m)
         self.neighbours = _neighbours(keys, table, d)
         self.n_lattice = int(m)
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** (-d)))
+
+    def scatter(self, weights, values, acc):
+        """Each block's ``weights * values`` into its rows of ``acc`` (R, C)."""
+        _scatter(self.acc_rows, self.row_base, weights, values, acc)
+
+    def gather(self, acc, out):
+        """The lattice values ``(M + 1, C)`` into ``out`` from the blocks' rows."""
+        _gather_rows(acc, self.row_start, self.row_index, out)
+        return out
 
     def splat(self, weights, values):
         """``(M + 1, C)`` float32: ``weights * values`` summed onto the vertices (the last
@@ -354,8 +470,14 @@ class Lattice:
         weights : (N, d + 1) ndarray of float32, C-contiguous
         values : (N, C) ndarray of float32, C-contiguous
         """
-        return _splat(self._start, self._src, np.ascontiguousarray(weights, np.float32),
-                      np.ascontiguousarray(values, np.float32), self.n_lattice)
+        v = np.ascontiguousarray(values, np.float32)
+        acc = np.empty((self.n_rows, v.shape[1]), np.float32)
+        self.scatter(np.ascontiguousarray(weights, np.float32), v, acc)
+        return self.gather(acc, np.empty((self.n_lattice + 1, v.shape[1]), np.float32))
+
+    def blur(self, values, *, reverse=False):
+        """Blur ``(M + 1, C)`` lattice values (overwritten); returns the result."""
+        return _blur(values, np.empty_like(values), self.neighbours, reverse)
 
     def filter(self, values, *, splat_weights=None, slice_weights=None, out=None,
                transpose=False):
@@ -385,8 +507,8 @@ class Lattice:
         lw = self.weights * self.alpha if slice_weights is None else slice_weights
         if transpose:
             sw, lw = lw, sw
-        lat = _blur(self.splat(sw, v), self.neighbours, transpose)
+        lat = self.blur(self.splat(sw, v), reverse=transpose)
         if out is None:
             out = np.zeros(v.shape, np.float32)
-        _slice_add(self.offsets, lw, lat, out)
+        _slice_add(self.offsets, np.ascontiguousarray(lw, np.float32), lat, out)
         return out

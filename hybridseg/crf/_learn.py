@@ -29,23 +29,10 @@ import numpy as np
 from numba import prange
 
 from ..utils._parallel import serialized_launches
-from ._lattice import reduction_blocks
-from ._meanfield import _FASTMATH, _softmax_inplace, _softmax_rows
+from ._lattice import point_blocks
+from ._meanfield import _padded_width, backward, forward, logits_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
-
-
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _softmax_backward(q, grad_q, out):
-    """``out = q * (grad_q - sum_c grad_q * q)``, the gradient through a row softmax."""
-    n, k = q.shape
-    for i in prange(n):
-        s = np.float32(0.0)
-        for c in range(k):
-            s += grad_q[i, c] * q[i, c]
-        for c in range(k):
-            out[i, c] = q[i, c] * (grad_q[i, c] - s)
 
 
 @serialized_launches
@@ -55,7 +42,7 @@ def _log_loss_grad(q, labels, pixel_weights, grad):
     respect to the logits of ``q``: ``w_i (q_i - onehot(y_i))``. The loss is summed in
     fixed blocks, so the same for any thread count."""
     n, k = q.shape
-    blocks = reduction_blocks(n)
+    blocks = point_blocks(n)
     partial = np.zeros(blocks)
     for b in prange(blocks):
         for i in range(b * n // blocks, (b + 1) * n // blocks):
@@ -75,60 +62,6 @@ def _log_loss_grad(q, labels, pixel_weights, grad):
     return total
 
 
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
-def _update(neg_unary, msg, mu, potts, q):
-    """``q = softmax(-U - msg mu^T)`` (``-U + msg`` for Potts, whose ``mu`` is ``-I``)."""
-    n, k = q.shape
-    for i in prange(n):
-        for c in range(k):
-            if potts:
-                q[i, c] = neg_unary[i, c] + msg[i, c]
-            else:
-                acc = neg_unary[i, c]
-                for c2 in range(k):
-                    acc -= mu[c, c2] * msg[i, c2]
-                q[i, c] = acc
-        _softmax_inplace(q[i])
-
-
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
-def _times_mu(grad, mu, potts, out):
-    """``out = grad mu`` (``-grad`` for Potts)."""
-    n, k = grad.shape
-    for i in prange(n):
-        for c in range(k):
-            if potts:
-                out[i, c] = -grad[i, c]
-            else:
-                acc = np.float32(0.0)
-                for c2 in range(k):
-                    acc += grad[i, c2] * mu[c2, c]
-                out[i, c] = acc
-
-
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _dot_and_axpy(h, q, weight, grad_q):
-    """Return ``<h, q>`` (float64, summed in fixed blocks: the same for any thread count)
-    and do ``grad_q -= weight * h``, in one pass."""
-    n, k = h.shape
-    blocks = reduction_blocks(n)
-    partial = np.zeros(blocks)
-    for b in prange(blocks):
-        for i in range(b * n // blocks, (b + 1) * n // blocks):
-            acc = 0.0
-            for c in range(k):
-                acc += np.float64(h[i, c]) * q[i, c]
-                grad_q[i, c] -= weight * h[i, c]
-            partial[b] += acc
-    total = 0.0
-    for b in range(blocks):
-        total += partial[b]
-    return total
-
-
 class LearningProblem:
     """One image's data for learning: unary energies, labels and unit-weight kernels.
 
@@ -139,19 +72,19 @@ class LearningProblem:
     labels : (N,) ndarray of int
         Class of each point; negative for unlabelled (void) points.
     kernels : list
-        Kernels with ``filter_add(q, out, *, transpose)`` and weight 1
-        (:class:`~hybridseg.crf._meanfield.PairwiseKernel` or
+        Unit-weight kernels (:class:`~hybridseg.crf._meanfield.LatticeKernel` or
         :class:`~hybridseg.crf._exact.ExactKernel`).
     """
 
     def __init__(self, unary, labels, kernels):
         self.unary = np.ascontiguousarray(unary, dtype=np.float32)
-        self.neg_unary = -self.unary
+        self.logits = logits_rows(self.unary, "energy", _padded_width(self.unary.shape[1]))
         self.labels = np.ascontiguousarray(labels, dtype=np.int32)
         self.kernels = kernels
 
     def loss_and_gradient(self, weights, mu, n_iter, class_weights, want_mu):
-        """Summed weighted log loss of ``Q_T`` and its gradients.
+        """Summed weighted log loss of ``Q_T`` and its gradients (the mean-field engine's
+        forward with a tape, then its exact backward).
 
         Parameters
         ----------
@@ -172,42 +105,13 @@ class LearningProblem:
         grad_weights : (M,) ndarray of float64
         grad_mu : (K, K) ndarray of float64 or None
         """
-        n, k = self.unary.shape
+        k = self.unary.shape[1]
         potts = not want_mu and np.array_equal(mu, -np.eye(k))
-        mu32 = np.ascontiguousarray(mu, dtype=np.float32)
-        qs = [np.empty((n, k), np.float32)]
-        _softmax_rows(self.neg_unary, qs[0])
-        msgs = []
-        scratch = np.empty((n, k), np.float32)
-        for _ in range(n_iter):
-            msg = np.zeros((n, k), np.float32)
-            for w, kernel in zip(weights, self.kernels):
-                if w != 0.0:
-                    scratch[:] = 0.0
-                    kernel.filter_add(qs[-1], scratch)
-                    _dot_and_axpy(scratch, qs[-1], np.float32(-w), msg)
-            q = np.empty((n, k), np.float32)
-            _update(self.neg_unary, msg, mu32, potts, q)
-            qs.append(q)
-            msgs.append(msg if want_mu else None)
-        grad = np.empty((n, k), np.float32)
-        loss = _log_loss_grad(qs[-1], self.labels, class_weights.astype(np.float32), grad)
-        grad_w = np.zeros(len(self.kernels))
-        grad_mu = np.zeros((k, k)) if want_mu else None
-        grad_q = np.empty((n, k), np.float32)
-        g_mu = np.empty((n, k), np.float32)
-        for t in range(n_iter, 0, -1):
-            if want_mu:
-                grad_mu -= grad.T.astype(np.float64) @ msgs[t - 1].astype(np.float64)
-            _times_mu(grad, mu32, potts, g_mu)
-            q_prev = qs[t - 1]
-            grad_q[:] = 0.0
-            for m, kernel in enumerate(self.kernels):
-                scratch[:] = 0.0
-                kernel.filter_add(g_mu, scratch, transpose=True)
-                grad_w[m] -= _dot_and_axpy(scratch, q_prev, np.float32(weights[m]), grad_q)
-            if t > 1:
-                _softmax_backward(q_prev, grad_q, grad)
+        q, tape = forward(self.logits, self.kernels, weights, None if potts else mu, n_iter,
+                          k=k, tape=True, keep_messages=want_mu)
+        grad = np.empty_like(q)
+        loss = _log_loss_grad(q, self.labels, class_weights.astype(np.float32), grad)
+        _, grad_w, grad_mu = backward(tape, grad, want_mu=want_mu)
         return float(loss), grad_w, grad_mu
 
 

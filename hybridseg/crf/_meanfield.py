@@ -1,8 +1,17 @@
-"""Mean-field inference of the fully connected CRF, on lattices built once per image."""
+"""The dense CRF's mean field, forward and exact backward, in numba: the one engine that
+``DenseCRF.refine``, ``DenseCRF.fit``'s learning and ``CRFRNN`` on the CPU run.
+
+Each iteration is one pass over the points that slices every lattice kernel's blurred
+values into the message, updates the point's marginals and splats them for the next
+iteration (so the marginals of the intermediate iterations are never written unless a
+tape, a callback or a trace asks for them); between passes each lattice is summed from
+its blocks and blurred. The reverse pass has the same shape with the transposed filters.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -12,7 +21,7 @@ from numba.extending import intrinsic
 
 from ..utils._parallel import serialized_launches
 from ._kernels import NORM_EPS
-from ._lattice import Lattice, _blur, reduction_blocks
+from ._lattice import Lattice, _blur, point_blocks
 
 
 @intrinsic
@@ -67,9 +76,9 @@ def _softmax_inplace(row):
             mx = row[c]
     s = np.float32(0.0)
     for c in range(k):
-        row[c] = _exp_nonpos(row[c] - mx)
-    for c in range(k):
-        s += row[c]
+        e = _exp_nonpos(row[c] - mx)
+        row[c] = e
+        s += e
     inv = np.float32(1.0) / s
     for c in range(k):
         row[c] *= inv
@@ -86,110 +95,19 @@ def _softmax_rows(logits, out):
         _softmax_inplace(out[i])
 
 
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _potts_update(neg_unary, messages, q):
-    """``q = softmax(-U + messages)`` row by row, then ``messages = 0`` for the next pass.
 
-    With Potts compatibility the update rewards agreeing with the kernel-weighted
-    neighbours (pydensecrf's ``PottsCompatibility``: ``-U - (-w Q~)``).
-    """
-    n, k = q.shape
-    for i in prange(n):
-        for c in range(k):
-            q[i, c] = neg_unary[i, c] + messages[i, c]
-            messages[i, c] = 0.0
-        _softmax_inplace(q[i])
-
-
-# Flags for the fused update: sums may be reassociated (and so vectorised); no NaN or inf
-# reaches it (unaries are finite, the exponential is clamped).
+# Flags for the fused passes: sums may be reassociated (and so vectorised); no NaN or inf
+# reaches them (unaries are finite, the exponential is clamped). The code is the same
+# whatever the thread count, so are the bits.
 _FASTMATH = {"reassoc", "nsz", "contract", "nnan", "ninf"}
 
 
 @serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
-def _slice_potts_update(neg_unary, offsets, weights, lattices, q, k, n_chunks):
-    """``q = softmax(-U + sum_t slice_t(lattices[t]))`` row by row: the slices of every
-    kernel fused with the Potts update, so that no message array is written or read.
-
-    ``offsets``, ``weights`` and ``lattices`` are tuples with one entry per kernel (its
-    lattice's vertex offsets, slice weights and blurred lattice values). Rows may be padded
-    past the ``k`` labels (so that the row loops vectorise without a scalar tail): padded
-    entries of ``neg_unary`` must be very negative, and those of ``q`` come out zero.
-    """
-    n, kp = neg_unary.shape
-    width = q.shape[1]  # kp, or k for the last iteration's unpadded output
-    n_ker = len(offsets)
-    for ch in prange(n_chunks):
-        row = np.empty(kp, np.float32)
-        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
-            for c in range(kp):
-                row[c] = neg_unary[i, c]
-            for t in range(n_ker):
-                off = offsets[t]
-                w = weights[t]
-                lat = lattices[t]
-                for r in range(off.shape[1]):
-                    o = off[i, r]
-                    wr = w[i, r]
-                    for c in range(kp):
-                        row[c] += wr * lat[o, c]
-            _softmax_inplace(row)
-            for c in range(k, kp):
-                row[c] = 0.0
-            for c in range(width):
-                q[i, c] = row[c]
-
-
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
-def _slice_sum(offsets, weights, lattices, coefs, other, want_dots, out, dots, n_chunks):
-    """``out = sum_t coefs[t] S_t`` with ``S_t`` the slice of kernel ``t`` (its vertex
-    ``offsets``, slice ``weights`` and blurred ``lattices``), every kernel in one pass over
-    the rows; with ``want_dots``, also ``dots[chunk, t] = <S_t, other>`` over each chunk's
-    rows (float64), the products a kernel weight's gradient needs. Nothing is allocated
-    per row beyond one scratch row per chunk.
-    """
-    n, k = out.shape
-    n_ker = len(offsets)
-    for ch in prange(n_chunks):
-        row = np.empty(k, np.float32)
-        acc = np.empty(k, np.float32)
-        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
-            for c in range(k):
-                acc[c] = 0.0
-            for t in range(n_ker):
-                off = offsets[t]
-                w = weights[t]
-                lat = lattices[t]
-                for c in range(k):
-                    row[c] = 0.0
-                for r in range(off.shape[1]):
-                    o = off[i, r]
-                    wr = w[i, r]
-                    for c in range(k):
-                        row[c] += wr * lat[o, c]
-                a = coefs[t]
-                for c in range(k):
-                    acc[c] += a * row[c]
-                if want_dots:
-                    d = 0.0
-                    for c in range(k):
-                        d += np.float64(row[c]) * other[i, c]
-                    dots[ch, t] += d
-            for c in range(k):
-                out[i, c] = acc[c]
-
-
-@serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _neg_unary_rows(scores, take_log, out):
-    """``out[:, :k] = log(max(scores, 1e-30))`` (or ``scores``), padding columns ``-1e30``.
-
-    One pass from the caller's scores to the padded ``-U`` the fused update reads, so that
-    no intermediate ``(N, K)`` array is allocated (fresh large arrays cost page faults).
-    """
+def _neg_unary_rows(scores, take_log, negate, out):
+    """``out[:, :k] = log(max(scores, 1e-30))``, ``-scores`` or ``scores``, the padding
+    columns ``-1e30``: one pass from the caller's scores to the padded logits the passes
+    read."""
     n, k = scores.shape
     kp = out.shape[1]
     for i in prange(n):
@@ -197,6 +115,8 @@ def _neg_unary_rows(scores, take_log, out):
             v = scores[i, c]
             if take_log:
                 v = np.log(max(v, np.float32(1e-30)))
+            elif negate:
+                v = -v
             out[i, c] = v
         for c in range(k, kp):
             out[i, c] = np.float32(-1e30)
@@ -208,37 +128,195 @@ def _padded_width(k):
     return kp if 4 * (kp - k) <= k else k
 
 
-class PairwiseKernel:
-    """One Gaussian kernel over per-point features, with pydensecrf's symmetric
-    normalisation folded into its splat and slice weights.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slice_add(out, off, w, lat, i, cf):
+    """``out += cf * sum_r w[i, r] lat[off[i, r]]``: one point's slice of one kernel.
 
-    ``filter(Q)`` returns ``weight * D^-1/2 (K * (D^-1/2 Q))`` where ``K`` is the lattice
-    filter and ``D = K * 1`` (each point's total kernel mass).
+    The corners are summed in one loop over the labels for the common simplex sizes (3:
+    a 2-D Gaussian kernel, 4: a 3-D one or a grey bilateral, 6: an RGB bilateral), which
+    reads each lattice row once and writes ``out`` once, instead of once per corner.
     """
+    kp = out.shape[0]
+    dp1 = off.shape[1]
+    if dp1 == 3:
+        o0, o1, o2 = off[i, 0], off[i, 1], off[i, 2]
+        w0, w1, w2 = w[i, 0] * cf, w[i, 1] * cf, w[i, 2] * cf
+        for c in range(kp):
+            out[c] += w0 * lat[o0, c] + w1 * lat[o1, c] + w2 * lat[o2, c]
+    elif dp1 == 4:
+        o0, o1, o2, o3 = off[i, 0], off[i, 1], off[i, 2], off[i, 3]
+        w0, w1, w2, w3 = w[i, 0] * cf, w[i, 1] * cf, w[i, 2] * cf, w[i, 3] * cf
+        for c in range(kp):
+            out[c] += (w0 * lat[o0, c] + w1 * lat[o1, c]) + (w2 * lat[o2, c]
+                                                             + w3 * lat[o3, c])
+    elif dp1 == 6:
+        o0, o1, o2, o3, o4, o5 = off[i, 0], off[i, 1], off[i, 2], off[i, 3], off[i, 4], off[i, 5]
+        w0, w1, w2 = w[i, 0] * cf, w[i, 1] * cf, w[i, 2] * cf
+        w3, w4, w5 = w[i, 3] * cf, w[i, 4] * cf, w[i, 5] * cf
+        for c in range(kp):
+            out[c] += ((w0 * lat[o0, c] + w1 * lat[o1, c]) + (w2 * lat[o2, c] + w3 * lat[o3, c])
+                       + (w4 * lat[o4, c] + w5 * lat[o5, c]))
+    else:
+        for r in range(dp1):
+            o = off[i, r]
+            wr = w[i, r] * cf
+            for c in range(kp):
+                out[c] += wr * lat[o, c]
 
-    def __init__(self, features, weight):
-        self.lattice = Lattice(features)
-        lat = self.lattice
-        ones = np.ones((lat.n_points, 1), np.float32)
-        mass = lat.filter(ones)[:, 0]
-        norm = (1.0 / np.sqrt(mass.astype(np.float64) + NORM_EPS)).astype(np.float32)
-        self.splat_weights = np.ascontiguousarray(lat.weights * norm[:, None])
-        self.weight = float(weight)
-        self.slice_weights = np.ascontiguousarray(
-            lat.weights * (norm[:, None] * np.float32(lat.alpha * weight))
-        )
 
-    def splat_blur(self, q):
-        """Splat ``q`` with the normalised splat weights and blur it: ``(M + 1, C)``."""
-        lat = self.lattice
-        return _blur(lat.splat(self.splat_weights, q), lat.neighbours, False)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scatter_add(acc, rows, w, i, row):
+    """``acc[rows[i, r]] += w[i, r] * row`` for every corner ``r`` of point ``i``."""
+    kp = row.shape[0]
+    for r in range(rows.shape[1]):
+        o = rows[i, r]
+        wr = w[i, r]
+        for c in range(kp):
+            acc[o, c] += wr * row[c]
 
-    def filter_add(self, q, out, *, transpose=False):
-        """``out += weight * normalised filter of q`` (or of its transpose)."""
-        return self.lattice.filter(
-            q, splat_weights=self.splat_weights, slice_weights=self.slice_weights, out=out,
-            transpose=transpose,
-        )
+
+@serialized_launches
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
+def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts, sliced,
+                  scatter, acc_rows, row_base, accs, q_out, m_out, z_out, p_out):
+    """One parallel mean-field update of every point, fused with the splat of the next.
+
+    Per point ``i``: the message ``m = sum_t coefs[t] slice_t(lattices[t]) + dense[i]``
+    (when ``sliced``); the logits ``z = a[i] + m`` for Potts, else ``a[i] - mu m``;
+    ``q = softmax(z)``; then, with ``scatter``, ``q`` splatted into each lattice kernel's
+    block rows ``accs[t]`` (which this pass zeroes first). Rows are ``kp`` wide; padded
+    columns of ``a`` are -1e30, so those of ``q`` are zero. Outputs written when they have
+    rows: ``q_out`` (N, kp), ``m_out`` (N, kp) the message, ``z_out`` (N, k) the logits,
+    ``p_out`` (N, k) the probabilities.
+
+    Each block of points is one thread's and writes only its own rows of ``accs``: the
+    result is the same to the last bit for any number of threads.
+    """
+    n, kp = a.shape
+    n_blocks = row_base[0].shape[0] - 1
+    has_dense = dense.shape[0] > 0
+    for b in prange(n_blocks):
+        row = np.empty(kp, np.float32)
+        msg = np.empty(kp, np.float32)
+        if scatter:
+            for t in range(n_lat):
+                acc = accs[t]
+                for r in range(row_base[t][b], row_base[t][b + 1]):
+                    for c in range(kp):
+                        acc[r, c] = 0.0
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            if sliced:
+                for c in range(kp):
+                    msg[c] = dense[i, c] if has_dense else np.float32(0.0)
+                for t in range(n_lat):
+                    _slice_add(msg, offsets[t], weights[t], lattices[t], i, coefs[t])
+                if m_out.shape[0] > 0:
+                    for c in range(kp):
+                        m_out[i, c] = msg[c]
+                if potts:
+                    for c in range(kp):
+                        row[c] = a[i, c] + msg[c]
+                else:
+                    for c in range(kp):
+                        z = a[i, c]
+                        for c2 in range(kp):
+                            z -= mu[c, c2] * msg[c2]
+                        row[c] = z
+            else:
+                for c in range(kp):
+                    row[c] = a[i, c]
+            if z_out.shape[0] > 0:
+                for c in range(z_out.shape[1]):
+                    z_out[i, c] = row[c]
+            _softmax_inplace(row)
+            if q_out.shape[0] > 0:
+                for c in range(kp):
+                    q_out[i, c] = row[c]
+            if p_out.shape[0] > 0:
+                for c in range(p_out.shape[1]):
+                    p_out[i, c] = row[c]
+            if scatter:
+                for t in range(n_lat):
+                    _scatter_add(accs[t], acc_rows[t], weights[t], i, row)
+
+
+@serialized_launches
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
+def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coefs, dense,
+                   mu, potts, sliced, scatter, msgs, acc_rows, row_base, accs, grad_a, gm_out,
+                   dots, gmu):
+    """One step of the mean field's reverse pass, fused with the splat of the next.
+
+    With ``sliced`` (step ``t``): per kernel the transposed filter's slice ``s_t`` of
+    ``lattices[t]``; ``dots[b, t] += alphas[t] <s_t, q_prev[i]>`` (the kernel weight's
+    gradient, float64 per block); ``dL/dq = sum_t coefs[t] s_t + dense[i]``; through the
+    softmax, ``g = q_prev (dL/dq - <q_prev, dL/dq>)`` (``dL/dz_{t-1}``), added to
+    ``grad_a``. Without (the seed), ``g = g_in[i]`` and ``grad_a[i] = g``. Then with
+    ``scatter``: ``dL/dm = g`` for Potts, else ``-g mu``; ``gmu[b] -= g m^T`` with the
+    step's messages ``msgs`` (when it has rows); ``dL/dm`` into ``gm_out`` (when it has
+    rows) and splatted into the block rows ``accs[t]`` (zeroed first).
+    """
+    n, kp = grad_a.shape
+    n_blocks = row_base[0].shape[0] - 1
+    has_dense = dense.shape[0] > 0
+    want_mu = msgs.shape[0] > 0
+    for b in prange(n_blocks):
+        g = np.empty(kp, np.float32)
+        gq = np.empty(kp, np.float32)
+        s = np.empty(kp, np.float32)
+        gm = np.empty(kp, np.float32)
+        if scatter:
+            for t in range(n_lat):
+                acc = accs[t]
+                for r in range(row_base[t][b], row_base[t][b + 1]):
+                    for c in range(kp):
+                        acc[r, c] = 0.0
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            if sliced:
+                for c in range(kp):
+                    gq[c] = dense[i, c] if has_dense else np.float32(0.0)
+                for t in range(n_lat):
+                    for c in range(kp):
+                        s[c] = 0.0
+                    _slice_add(s, offsets[t], weights[t], lattices[t], i, np.float32(1.0))
+                    d = 0.0
+                    for c in range(kp):
+                        d += np.float64(s[c]) * np.float64(q_prev[i, c])
+                    dots[b, t] += alphas[t] * d
+                    cf = coefs[t]
+                    for c in range(kp):
+                        gq[c] += cf * s[c]
+                inner = np.float32(0.0)
+                for c in range(kp):
+                    inner += gq[c] * q_prev[i, c]
+                for c in range(kp):
+                    g[c] = q_prev[i, c] * (gq[c] - inner)
+                    grad_a[i, c] += g[c]
+            else:
+                for c in range(kp):
+                    g[c] = g_in[i, c]
+                    grad_a[i, c] = g[c]
+            if not scatter:
+                continue
+            if potts:
+                for c in range(kp):
+                    gm[c] = g[c]
+            else:
+                for c in range(kp):
+                    gm[c] = 0.0
+                for c in range(kp):
+                    for c2 in range(kp):
+                        gm[c2] -= g[c] * mu[c, c2]
+            if want_mu:
+                for c in range(kp):
+                    gc = np.float64(g[c])
+                    for c2 in range(kp):
+                        gmu[b, c, c2] -= gc * np.float64(msgs[i, c2])
+            if gm_out.shape[0] > 0:
+                for c in range(kp):
+                    gm_out[i, c] = gm[c]
+            for t in range(n_lat):
+                _scatter_add(accs[t], acc_rows[t], weights[t], i, gm)
 
 
 @serialized_launches
@@ -251,7 +329,7 @@ def _free_energy(unary, q, messages, mu, potts):
     so the same for any thread count.
     """
     n, k = q.shape
-    blocks = reduction_blocks(n)
+    blocks = point_blocks(n)
     partial = np.zeros(blocks)
     for b in prange(blocks):
         for i in range(b * n // blocks, (b + 1) * n // blocks):
@@ -275,7 +353,306 @@ def _free_energy(unary, q, messages, mu, potts):
     return total
 
 
-def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None,
+class LatticeKernel:
+    """A normalised Gaussian kernel over per-point features, on a permutohedral lattice.
+
+    ``filter(Q)`` is ``D^-1/2 (K * (D^-1/2 Q))``, pydensecrf's symmetric normalisation of
+    the lattice filter ``K``, ``D = K * 1`` being each point's total kernel mass: the
+    normalisation is folded into the splat ``weights`` (barycentric weights times
+    ``D^-1/2``), and slicing uses the same weights times ``alpha``. The kernel has unit
+    weight; the mean field scales it.
+
+    Parameters
+    ----------
+    features : (N, d) array_like of float
+        Point features, already divided by the kernel's standard deviations.
+    """
+
+    def __init__(self, features):
+        self.lattice = lat = Lattice(features)
+        mass = lat.filter(np.ones((lat.n_points, 1), np.float32))[:, 0]
+        norm = (1.0 / np.sqrt(mass.astype(np.float64) + NORM_EPS)).astype(np.float32)
+        self.weights = np.ascontiguousarray(lat.weights * norm[:, None])
+        self.alpha = lat.alpha
+
+    @property
+    def n_points(self):
+        return self.lattice.n_points
+
+    def filter(self, values, *, transpose=False):
+        """The normalised filter of ``values`` (N, C), or its exact transpose."""
+        return self.lattice.filter(values, splat_weights=self.weights,
+                                   slice_weights=self.weights * self.alpha,
+                                   transpose=transpose)
+
+
+_NONE = np.zeros((0, 1), np.float32)
+
+
+@dataclass
+class Tape:
+    """What the reverse pass needs from a forward pass.
+
+    qs : (T, N, kp) float32, ``Q_0 .. Q_{T-1}`` (padded columns zero)
+    msgs : (T, N, kp) float32 or None, the messages ``M_1 .. M_T`` (for ``mu``'s gradient)
+    """
+
+    qs: np.ndarray
+    msgs: np.ndarray | None
+    kernels: list
+    weights: np.ndarray
+    mu: np.ndarray | None
+    k: int
+    kp: int
+
+
+def _mu_padded(mu, k, kp):
+    if mu is None:
+        return np.zeros((1, 1), np.float32)
+    out = np.zeros((kp, kp), np.float32)
+    out[:k, :k] = mu
+    return out
+
+
+def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
+            keep_messages=False, callback=None, trace=None):
+    """The mean field: ``T`` parallel updates from ``Q_0 = softmax(a)``.
+
+    ``Z_t = a + M_t`` (Potts, ``mu`` None) or ``a - M_t mu^T``, ``M_t = sum_m w_m K_m
+    Q_{t-1}``, ``Q_t = softmax(Z_t)``. Every lattice kernel's slice, the update and the
+    splat for the next iteration run in one pass over the points; other kernels
+    (``filter(values, transpose=False)``, e.g. ``ExactKernel``) add their messages
+    computed from ``Q_{t-1}``.
+
+    Parameters
+    ----------
+    a : (N, kp) ndarray of float32, C-contiguous
+        Logits ``-U``, columns past ``k`` (padding) -1e30.
+    kernels : list
+        Unit-weight kernels (:class:`LatticeKernel` or any with ``filter``).
+    weights : (M,) array_like of float
+        Kernel weights ``w_m``.
+    mu : (K, K) ndarray or None
+        Label compatibility (a penalty); None for Potts (``mu = -I``).
+    n_iter : int
+    k : int
+        The number of labels.
+    output : {"proba", "logits"}, default="proba"
+        ``Q_T`` or ``Z_T`` (``a`` when ``n_iter`` is 0).
+    tape : bool, default=False
+        Also return a :class:`Tape` for :func:`backward`.
+    keep_messages : bool, default=False
+        Keep the messages on the tape (needed for ``mu``'s gradient).
+    callback : callable, optional
+        ``callback(t, Q_t)`` for ``t = 0 .. T``.
+    trace : dict, optional
+        Filled with ``"energy"`` (``T + 1`` free energies, of ``Q_0 .. Q_T``),
+        ``"seconds"`` (per iteration, energy bookkeeping excluded) and ``"changed"``
+        (fraction of points whose most probable label changed).
+
+    Returns
+    -------
+    out : (N, k) ndarray of float32
+    tape : Tape, only with ``tape=True``
+    """
+    n, kp = a.shape
+    weights = np.asarray(weights, np.float64)
+    live = [i for i in range(len(kernels)) if weights[i] != 0.0]
+    lat_k = [kernels[i] for i in live if isinstance(kernels[i], LatticeKernel)]
+    dense_k = [(kernels[i], weights[i]) for i in live
+               if not isinstance(kernels[i], LatticeKernel)]
+    coefs = np.array([weights[i] * kernels[i].alpha for i in live
+                      if isinstance(kernels[i], LatticeKernel)] or [0.0], np.float32)
+    args = _PassArgs(lat_k, n, kp)
+    potts = mu is None
+    mu_p = _mu_padded(mu, k, kp)
+    watch = callback is not None or trace is not None
+    qs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape else None
+    msgs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape and keep_messages else None
+    q_buf = np.empty((n, kp), np.float32) if (dense_k or watch) and not tape else None
+    out = np.empty((n, k), np.float32)
+    labels = None
+    if trace is not None:
+        trace.update(energy=[], seconds=[], changed=[])
+
+    def q_at(t):
+        """Where ``Q_t`` is written, if anywhere."""
+        if tape and t < n_iter:
+            return qs[t]
+        return q_buf if q_buf is not None else _NONE
+
+    def watched(t, q, elapsed):
+        nonlocal labels
+        qk = np.ascontiguousarray(q[:, :k])
+        if trace is not None:
+            if t > 0:
+                trace["seconds"].append(elapsed)
+                new = qk.argmax(1)
+                trace["changed"].append(float(np.mean(new != labels)))
+            labels = qk.argmax(1)
+            trace["energy"].append(_energy(a[:, :k], kernels, weights, mu, qk))
+        if callback is not None:
+            callback(t, qk)
+
+    start = time.perf_counter()
+    last = n_iter == 0
+    _forward_pass(a, args.n_lat, args.offsets, args.weights, args.no_lattices, coefs, _NONE,
+                  mu_p, potts, False, not last and args.n_lat > 0, args.acc_rows,
+                  args.row_base, args.accs, q_at(0), _NONE,
+                  out if last and output == "logits" else _NONE,
+                  out if last and output == "proba" else _NONE)
+    q_prev = q_at(0)
+    if watch:
+        watched(0, q_prev if not last or output == "logits" else out, 0.0)
+    for t in range(1, n_iter + 1):
+        start = time.perf_counter()
+        last = t == n_iter
+        lattices = args.blurred(False)
+        dense = _NONE
+        if dense_k:
+            dense = np.zeros((n, kp), np.float32)
+            for kern, w in dense_k:
+                dense[:, :k] += np.float32(w) * kern.filter(q_prev[:, :k])
+        q_t = q_at(t) if (not last or watch) else _NONE
+        _forward_pass(a, args.n_lat, args.offsets, args.weights, lattices, coefs, dense,
+                      mu_p, potts, True, not last and args.n_lat > 0, args.acc_rows,
+                      args.row_base, args.accs, q_t,
+                      msgs[t - 1] if msgs is not None else _NONE,
+                      out if last and output == "logits" else _NONE,
+                      out if last and output == "proba" else _NONE)
+        q_prev = q_t
+        if watch:
+            watched(t, q_t, time.perf_counter() - start)
+    if not tape:
+        return out
+    return out, Tape(qs=qs[:n_iter], msgs=None if msgs is None else msgs[:n_iter],
+                     kernels=list(kernels), weights=weights,
+                     mu=None if mu is None else np.asarray(mu, np.float32), k=k, kp=kp)
+
+
+def backward(tape, grad_z, *, want_mu=False):
+    """The exact reverse pass of :func:`forward`: from ``dL/dZ_T`` to the gradients of
+    ``L`` with respect to the logits ``a``, the kernel weights and ``mu``.
+
+    With ``G_t = dL/dZ_t``: ``dL/dM_t = G_t`` (Potts) or ``-G_t mu``;
+    ``dL/dmu -= G_t^T M_t``; ``dL/dw_m += <K_m^T dL/dM_t, Q_{t-1}>``;
+    ``dL/dQ_{t-1} = sum_m w_m K_m^T dL/dM_t``; ``G_{t-1}`` through the softmax; ``dL/da =
+    sum_t G_t``. Each kernel's transpose is applied exactly (the lattice blur run in
+    reverse order), so this is the gradient of what :func:`forward` computes.
+
+    Parameters
+    ----------
+    tape : Tape
+    grad_z : (N, k) array_like of float32
+        ``dL/dZ_T``.
+    want_mu : bool, default=False
+        Also return ``dL/dmu`` (the tape must hold the messages).
+
+    Returns
+    -------
+    grad_a : (N, k) ndarray of float32
+    grad_weights : (M,) ndarray of float64
+    grad_mu : (k, k) ndarray of float64, or None
+    """
+    qs, kernels, weights, k, kp = tape.qs, tape.kernels, tape.weights, tape.k, tape.kp
+    n_iter = len(qs)
+    g = np.asarray(grad_z, np.float32)
+    n = g.shape[0]
+    if want_mu and tape.msgs is None:
+        raise ValueError("want_mu needs a tape made with keep_messages=True")
+    g_in = np.zeros((n, kp), np.float32)
+    g_in[:, :k] = g
+    lat_i = [i for i, kern in enumerate(kernels) if isinstance(kern, LatticeKernel)]
+    dense_i = [i for i in range(len(kernels)) if i not in lat_i]
+    lat_k = [kernels[i] for i in lat_i]
+    args = _PassArgs(lat_k, n, kp)
+    alphas = np.array([kernels[i].alpha for i in lat_i] or [0.0], np.float64)
+    coefs = np.array([weights[i] * kernels[i].alpha for i in lat_i] or [0.0], np.float32)
+    potts = tape.mu is None
+    mu_p = _mu_padded(tape.mu, k, kp)
+    blocks = point_blocks(n)
+    dots = np.zeros((blocks, max(1, len(lat_i))))
+    gmu = np.zeros((blocks, kp, kp)) if want_mu else np.zeros((1, 1, 1))
+    grad_w = np.zeros(len(kernels))
+    grad_a = np.empty((n, kp), np.float32)
+    gm = np.empty((n, kp), np.float32) if dense_i else _NONE
+    _backward_pass(g_in, _NONE, args.n_lat, args.offsets, args.weights, args.no_lattices,
+                   alphas, coefs, _NONE, mu_p, potts, False, n_iter > 0,
+                   tape.msgs[n_iter - 1] if want_mu and n_iter else _NONE, args.acc_rows,
+                   args.row_base, args.accs, grad_a, gm, dots, gmu)
+    for t in range(n_iter, 0, -1):
+        q_prev = qs[t - 1]
+        dense = _NONE
+        if dense_i:
+            dense = np.zeros((n, kp), np.float32)
+            for i in dense_i:
+                h = kernels[i].filter(gm[:, :k], transpose=True)
+                grad_w[i] += float(np.sum(h.astype(np.float64) * q_prev[:, :k]))
+                dense[:, :k] += np.float32(weights[i]) * h
+        more = t > 1
+        _backward_pass(_NONE, q_prev, args.n_lat, args.offsets, args.weights,
+                       args.blurred(True), alphas, coefs, dense, mu_p, potts, True, more,
+                       tape.msgs[t - 2] if want_mu and more else _NONE, args.acc_rows,
+                       args.row_base, args.accs, grad_a, gm if more else _NONE, dots, gmu)
+    for j, i in enumerate(lat_i):
+        grad_w[i] += float(np.sum(dots[:, j]))
+    grad_mu = None
+    if want_mu:
+        grad_mu = np.zeros((kp, kp))
+        for b in range(blocks):
+            grad_mu += gmu[b]
+        grad_mu = grad_mu[:k, :k]
+    return np.ascontiguousarray(grad_a[:, :k]), grad_w, grad_mu
+
+
+def _energy(a, kernels, weights, mu, q):
+    """The free energy of ``q`` (N, k) (a separate, unfused filtering pass)."""
+    n, k = q.shape
+    messages = np.zeros((n, k), np.float32)
+    for kern, w in zip(kernels, weights):
+        if w != 0.0:
+            messages += np.float32(w) * kern.filter(q)
+    mu64 = np.zeros((k, k)) if mu is None else np.asarray(mu, np.float64)
+    return _free_energy(np.ascontiguousarray(-a), q, messages, mu64, mu is None)
+
+
+class _PassArgs:
+    """The tuples the passes take for the lattice kernels (one placeholder each when there
+    is none: numba needs typed tuples), and the workspace: block rows ``accs`` (R, kp) and
+    lattice values (M + 1, kp) in two buffers per kernel, reused by every pass."""
+
+    def __init__(self, kernels, n, kp):
+        self.kernels = kernels
+        self.n_lat = len(kernels)
+        if kernels:
+            self.offsets = tuple(k.lattice.offsets for k in kernels)
+            self.weights = tuple(k.weights for k in kernels)
+            self.acc_rows = tuple(k.lattice.acc_rows for k in kernels)
+            self.row_base = tuple(k.lattice.row_base for k in kernels)
+            self.accs = tuple(np.empty((k.lattice.n_rows, kp), np.float32) for k in kernels)
+            self._lat = [np.empty((k.lattice.n_lattice + 1, kp), np.float32) for k in kernels]
+            self._other = [np.empty_like(v) for v in self._lat]
+        else:
+            empty = np.zeros((1, 1), np.int32)
+            self.offsets = self.acc_rows = (empty,)
+            self.weights = (np.zeros((1, 1), np.float32),)
+            self.row_base = (np.zeros(point_blocks(n) + 1, np.int32),)
+            self.accs = (_NONE,)
+        self.no_lattices = (_NONE,) * max(1, self.n_lat)
+
+    def blurred(self, reverse):
+        """Every kernel's block rows summed onto its lattice and blurred (in reverse for
+        the transposed filter)."""
+        if not self.kernels:
+            return self.no_lattices
+        out = []
+        for t, kern in enumerate(self.kernels):
+            kern.lattice.gather(self.accs[t], self._lat[t])
+            out.append(_blur(self._lat[t], self._other[t], kern.lattice.neighbours, reverse))
+        return tuple(out)
+
+
+def mean_field(unary, kernels, weights, compat, n_iter, *, callback=None, trace=None,
                unary_kind="energy"):
     """Parallel-update mean field (Krähenbühl & Koltun 2011, as pydensecrf runs it).
 
@@ -283,7 +660,10 @@ def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None,
     ----------
     unary : (N, K) ndarray of float32
         Unary energies ``-log p`` (or ``-logits``).
-    kernels : list of PairwiseKernel
+    kernels : list of LatticeKernel or ExactKernel
+        Unit-weight kernels.
+    weights : (M,) array_like of float
+        Kernel weights.
     compat : None or (K, K) ndarray
         None for Potts; else the label compatibility ``mu`` (a penalty: the update adds
         ``-mu @ message``).
@@ -295,121 +675,27 @@ def mean_field(unary, kernels, compat, n_iter, *, callback=None, trace=None,
         Filled with ``"energy"`` (``n_iter + 1`` free energies, of the initial and of each
         updated ``Q``), ``"seconds"`` (per iteration, energy bookkeeping excluded) and
         ``"changed"`` (fraction of points whose most probable label changed). The energy
-        costs a filtering pass per iteration on the fused Potts path, and only a last
-        one otherwise (the update's own messages serve).
+        costs a filtering pass per iteration.
     unary_kind : {"energy", "logits", "proba"}, default="energy"
         What ``unary`` holds: the energies ``U``; logits (``-U``); or probabilities
-        (``-U = log max(p, 1e-30)``). The last two save ``(N, K)`` copies. It is only read.
+        (``-U = log max(p, 1e-30)``). It is only read.
 
     Returns
     -------
     Q : (N, K) ndarray of float32
     """
     unary = np.ascontiguousarray(unary, dtype=np.float32)
-    n, k = unary.shape
-    if compat is None and len(kernels) > 0 and all(
-            isinstance(kernel, PairwiseKernel) for kernel in kernels):
-        kp = _padded_width(k)
-        if unary_kind == "logits" and kp == k:
-            neg_unary = unary
-        else:
-            neg_unary = np.empty((n, kp), np.float32)
-            _neg_unary_rows(unary, unary_kind == "proba", neg_unary)
-            if unary_kind == "energy":
-                np.negative(neg_unary[:, :k], out=neg_unary[:, :k])
-        return _mean_field_potts(neg_unary, k, kernels, n_iter, callback, trace)
-    if unary_kind == "logits":
-        neg_unary = unary
-    elif unary_kind == "proba":
-        neg_unary = np.empty((n, k), np.float32)
-        _neg_unary_rows(unary, True, neg_unary)
-    else:
-        neg_unary = -unary
-    q = np.empty((n, k), np.float32)
-    _softmax_rows(neg_unary, q)
-    if callback is not None:
-        callback(0, q)
-    messages = np.zeros((n, k), np.float32)
-    logits = np.empty((n, k), np.float32) if compat is not None else None
-    mu = None if compat is None else np.ascontiguousarray(compat, dtype=np.float32)
-    if trace is not None:
-        trace.update(energy=[], seconds=[], changed=[])
-        mu64 = np.zeros((k, k)) if mu is None else mu.astype(np.float64)
-        energy_unary = -neg_unary
-        labels = q.argmax(1)
-    for it in range(n_iter):
-        if trace is not None:
-            start = time.perf_counter()
-        for kernel in kernels:
-            kernel.filter_add(q, messages)
-        if trace is not None:
-            elapsed = time.perf_counter() - start
-            trace["energy"].append(_free_energy(energy_unary, q, messages, mu64, mu is None))
-            start = time.perf_counter()
-        if mu is None:
-            _potts_update(neg_unary, messages, q)
-        else:
-            np.subtract(neg_unary, messages @ mu.T, out=logits)
-            _softmax_rows(logits, q)
-            messages[:] = 0.0
-        if trace is not None:
-            trace["seconds"].append(elapsed + time.perf_counter() - start)
-            new_labels = q.argmax(1)
-            trace["changed"].append(float(np.mean(new_labels != labels)))
-            labels = new_labels
-        if callback is not None:
-            callback(it + 1, q)
-    if trace is not None:
-        for kernel in kernels:
-            kernel.filter_add(q, messages)
-        trace["energy"].append(_free_energy(energy_unary, q, messages, mu64, mu is None))
-        messages[:] = 0.0
-    return q
+    k = unary.shape[1]
+    a = logits_rows(unary, unary_kind, _padded_width(k))
+    return forward(a, kernels, weights, compat, n_iter, k=k, callback=callback, trace=trace)
 
 
-def _mean_field_potts(neg_unary, k, kernels, n_iter, callback, trace):
-    """Potts mean field with each iteration's slices fused into the update, on rows padded
-    to a vector-friendly width (``neg_unary`` is ``(N, kp)``, padded with -1e30; the last
-    iteration writes the unpadded ``(N, k)`` result directly). With a ``trace``, the
-    messages the energy needs are computed by a separate filtering pass (``Q`` itself is
-    the same as without one)."""
-    n, kp = neg_unary.shape
-    q = np.empty((n, kp), np.float32)
-    _softmax_rows(neg_unary, q)
-    q[:, k:] = 0.0
-    if callback is not None:
-        callback(0, q[:, :k])
-    offsets = tuple(kernel.lattice.offsets for kernel in kernels)
-    slice_weights = tuple(kernel.slice_weights for kernel in kernels)
-    n_chunks = reduction_blocks(n)
-
-    def energy():
-        qk = np.ascontiguousarray(q[:, :k])
-        messages = np.zeros((n, k), np.float32)
-        for kernel in kernels:
-            kernel.filter_add(qk, messages)
-        return _free_energy(energy_unary, qk, messages, mu64, True)
-
-    if trace is not None:
-        trace.update(energy=[], seconds=[], changed=[])
-        mu64 = np.zeros((k, k))
-        energy_unary = np.ascontiguousarray(-neg_unary[:, :k])
-        labels = q[:, :k].argmax(1)
-    for it in range(n_iter):
-        if trace is not None:
-            trace["energy"].append(energy())
-            start = time.perf_counter()
-        lattices = tuple(kernel.splat_blur(q) for kernel in kernels)
-        if it == n_iter - 1 and kp != k:
-            q = np.empty((n, k), np.float32)
-        _slice_potts_update(neg_unary, offsets, slice_weights, lattices, q, k, n_chunks)
-        if trace is not None:
-            trace["seconds"].append(time.perf_counter() - start)
-            new_labels = q[:, :k].argmax(1)
-            trace["changed"].append(float(np.mean(new_labels != labels)))
-            labels = new_labels
-        if callback is not None:
-            callback(it + 1, q[:, :k])
-    if trace is not None:
-        trace["energy"].append(energy())
-    return q if q.shape[1] == k else np.ascontiguousarray(q[:, :k])
+def logits_rows(scores, kind, kp):
+    """``(N, kp)`` padded logits the passes read, from ``(N, K)`` scores of ``kind``
+    ("energy", "logits" or "proba"); the scores themselves when nothing changes."""
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    if kind == "logits" and kp == scores.shape[1]:
+        return scores
+    out = np.empty((scores.shape[0], kp), np.float32)
+    _neg_unary_rows(scores, kind == "proba", kind == "energy", out)
+    return out

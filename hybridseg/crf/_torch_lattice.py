@@ -289,10 +289,10 @@ class NormalizedKernel:
         if engine == "numba":
             import numpy as np
 
-            from ._meanfield import PairwiseKernel
+            from ._meanfield import LatticeKernel
 
             f = features.detach().cpu().numpy().astype(np.float32)
-            self._numba = PairwiseKernel(f, 1.0)
+            self._numba = LatticeKernel(f)
         else:
             lat = TorchLattice(features.detach().to(dtype))
             ones = torch.ones((lat.n_points, 1), dtype=dtype, device=device)
@@ -315,9 +315,7 @@ class NormalizedKernel:
             import numpy as np
 
             v = np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float32)
-            out = np.zeros_like(v)
-            self._numba.filter_add(v, out, transpose=transpose)
-            return torch.from_numpy(out).to(values.dtype)
+            return torch.from_numpy(self._numba.filter(v, transpose=transpose)).to(values.dtype)
         matrices = self._transposed if transpose else self._matrices
         return self._lattice.filter(values, self._splat, self._slice, transpose=transpose,
                                     matrices=matrices)

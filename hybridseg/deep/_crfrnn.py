@@ -29,122 +29,41 @@ _FINITE = Interval(numbers.Real, -1e6, 1e6)
 
 
 class _MeanFieldNumba(torch.autograd.Function):
-    """The whole mean field of one image on the CPU in float32, with the numba lattice and
-    the numba helpers of ``crf._learn``; backward walks the iterations in reverse with the
-    transposed filters (the derivation is in ``crf._learn``'s docstring), keeping every
-    ``Q_t`` and message ``M_t`` of the forward pass.
-
-    Each iteration splats and blurs every kernel, then one fused pass slices them all into
-    the weighted message (``_slice_sum``); backward does the same with the transposed
-    filters, and the same pass yields the kernel weights' gradients.
+    """The whole mean field of one image on the CPU in float32: the dense CRF's engine
+    (``hybridseg.crf``'s ``mean_field_forward`` with a tape, and its exact backward, the
+    one ``DenseCRF.fit`` learns with).
 
     Inputs: ``neg_unary`` (HW, K) logits, the two kernel weights (0-d), ``mu`` (K, K) and
-    the unit-weight ``PairwiseKernel`` s. Output: the last update's logits ``z_T``.
+    the two unit-weight lattice kernels. Output: the last update's logits ``z_T``.
     """
 
     @staticmethod
     def forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter):
-        with _one_blas_thread():
-            return _MeanFieldNumba._forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter)
+        from ..crf import mean_field_forward
+
+        a = np.ascontiguousarray(neg_unary.detach().numpy(), dtype=np.float32)
+        k = a.shape[1]
+        mu32 = np.ascontiguousarray(mu.detach().numpy(), dtype=np.float32)
+        want_mu = bool(ctx.needs_input_grad[3])
+        potts = not want_mu and np.array_equal(mu32, -np.eye(k, dtype=np.float32))
+        z, ctx.tape = mean_field_forward(a, list(kernels), [float(wg), float(wb)],
+                                         None if potts else mu32, n_iter, output="logits",
+                                         tape=True, keep_messages=want_mu)
+        ctx.want_mu = want_mu
+        return torch.from_numpy(z)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        with _one_blas_thread():
-            return _MeanFieldNumba._backward(ctx, grad_out)
+        from ..crf import mean_field_backward
 
-    @staticmethod
-    def _forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter):
-        from ..crf._lattice import reduction_blocks
-        from ..crf._learn import _update
-        from ..crf._meanfield import _slice_sum, _softmax_rows
-
-        a = np.ascontiguousarray(neg_unary.detach().numpy(), dtype=np.float32)
-        n, k = a.shape
-        weights = np.array([float(wg), float(wb)], np.float32)
-        mu32 = np.ascontiguousarray(mu.detach().numpy(), dtype=np.float32)
-        potts = not mu.requires_grad and np.array_equal(mu32, -np.eye(k, dtype=np.float32))
-        n_chunks = reduction_blocks(n)
-        live = [t for t in range(len(kernels)) if weights[t] != 0.0]
-        offsets = tuple(kernels[t].lattice.offsets for t in live)
-        slices = tuple(kernels[t].slice_weights for t in live)
-        coefs = weights[live]
-        dots = np.zeros((n_chunks, max(1, len(live))))
-        qs = [np.empty((n, k), np.float32)]
-        _softmax_rows(a, qs[0])
-        msgs = []
-        for _ in range(n_iter):
-            msg = np.empty((n, k), np.float32)
-            if live:
-                lattices = tuple(kernels[t].splat_blur(qs[-1]) for t in live)
-                _slice_sum(offsets, slices, lattices, coefs, msg, False, msg, dots,
-                           n_chunks)
-            else:
-                msg[:] = 0.0
-            msgs.append(msg)
-            if len(msgs) < n_iter:
-                q = np.empty((n, k), np.float32)
-                _update(a, msg, mu32, potts, q)
-                qs.append(q)
-        z = a - msgs[-1] @ mu32.T
-        ctx.saved = (qs, msgs, weights, mu32, potts, kernels)
-        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
-
-    @staticmethod
-    def _backward(ctx, grad_out):
-        from ..crf._lattice import _blur, reduction_blocks
-        from ..crf._learn import _softmax_backward, _times_mu
-        from ..crf._meanfield import _slice_sum
-
-        qs, msgs, weights, mu32, potts, kernels = ctx.saved
-        want_mu = ctx.needs_input_grad[3]
-        g = np.array(grad_out.numpy(), dtype=np.float32, order="C")
-        n, k = g.shape
-        n_chunks = reduction_blocks(n)
-        # The transposed filters: splat with the slice weights, blur in reverse order,
-        # slice with the splat weights.
-        offsets = tuple(kern.lattice.offsets for kern in kernels)
-        slices = tuple(kern.splat_weights for kern in kernels)
-        coefs = -weights
-        grad_a = np.zeros((n, k), np.float32)
-        grad_w = np.zeros(2)
-        grad_mu = np.zeros((k, k))
-        grad_q = np.empty((n, k), np.float32)
-        g_mu = np.empty((n, k), np.float32)
-        dots = np.zeros((n_chunks, len(kernels)))
-        for t in range(len(msgs), 0, -1):
-            grad_a += g
-            if want_mu:  # a float32 (K, N) x (N, K) product, accumulated in float64
-                grad_mu -= (g.T @ msgs[t - 1]).astype(np.float64)
-            _times_mu(g, mu32, potts, g_mu)
-            q_prev = qs[t - 1]
-            lattices = tuple(
-                _blur(kern.lattice.splat(kern.slice_weights, g_mu),
-                      kern.lattice.neighbours, True) for kern in kernels)
-            dots[:] = 0.0
-            _slice_sum(offsets, slices, lattices, coefs, q_prev, True, grad_q, dots,
-                       n_chunks)
-            grad_w -= dots.sum(0)
-            _softmax_backward(q_prev, grad_q, g)
-        grad_a += g
+        g = np.ascontiguousarray(grad_out.numpy(), dtype=np.float32)
+        grad_a, grad_w, grad_mu = mean_field_backward(ctx.tape, g, want_mu=ctx.want_mu)
+        k = g.shape[1]
+        grad_mu = np.zeros((k, k), np.float32) if grad_mu is None else grad_mu
         return (torch.from_numpy(grad_a), torch.tensor(grad_w[0], dtype=torch.float32),
                 torch.tensor(grad_w[1], dtype=torch.float32),
                 torch.from_numpy(grad_mu.astype(np.float32)), None, None)
-
-
-def _one_blas_thread():
-    """A context in which BLAS runs on one thread: the few small products of the mean
-    field would otherwise wake a BLAS thread pool that then spins against numba's
-    threads (on 2 cores, forward+backward took 10-40% longer)."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
-_BLAS = None
 
 
 class CRFRNN(nn.Module):

@@ -160,13 +160,18 @@ def free_energy(unary, q, mats, mu):
     return np.sum(q * unary) + np.sum(q * np.log(np.maximum(q, 1e-30))) + pair
 
 
-def lattice_splat(offsets, weights, values, n_lattice):
-    """The permutohedral splat as a serial scatter in float32: ``out[offsets[k, r]] +=
-    weights[k, r] * values[k]`` over points ``k`` and corners ``r`` in that order (the
-    order of a one-thread run, and of pydensecrf's loop). ``(M + 1, C)``, the last row zero.
-    """
-    dp1 = offsets.shape[1]
+def lattice_splat(offsets, weights, values, n_lattice, n_blocks=1):
+    """The permutohedral splat in float32 as ``crf._lattice`` sums it: the points cut into
+    ``n_blocks`` contiguous blocks, each scattered serially (``out[offsets[k, r]] +=
+    weights[k, r] * values[k]`` over points ``k`` and corners ``r`` in that order), and
+    the blocks' sums then added in block order. ``(M + 1, C)``, the last row zero."""
+    n, dp1 = offsets.shape
     out = np.zeros((n_lattice + 1, values.shape[1]), np.float32)
-    np.add.at(out, offsets.ravel(),
-              (weights.reshape(-1, 1) * np.repeat(values, dp1, axis=0)).astype(np.float32))
+    for b in range(n_blocks):
+        rows = slice(b * n // n_blocks, (b + 1) * n // n_blocks)
+        part = np.zeros_like(out)
+        np.add.at(part, offsets[rows].ravel(),
+                  (weights[rows].reshape(-1, 1)
+                   * np.repeat(values[rows], dp1, axis=0)).astype(np.float32))
+        out += part
     return out

@@ -194,12 +194,14 @@ def test_trace_energy_matches_the_oracle(rng):
 
     image, logits, _ = image_and_logits(rng, h=8, w=10, k=3)
     crf = DenseCRF(n_iter=3, backend="exact", gaussian_sxy=2.0, bilateral_sxy=5.0)
-    kernels = [kern for _, kern in crf._build_kernels(image, (8, 10), None, crf._weights())]
+    built = crf._build_kernels(image, (8, 10), None, crf._weights())
+    kernels = [kern for _, kern in built]
+    weights = [crf._weights()[i] for i, _ in built]
     unary = -logits.reshape(-1, 3)
     qs, trace = [], {}
-    mean_field(unary, kernels, None, 3, callback=lambda it, q: qs.append(q.copy()),
+    mean_field(unary, kernels, weights, None, 3, callback=lambda it, q: qs.append(q.copy()),
                trace=trace)
-    mats = [kern.matrix.astype(np.float64) for kern in kernels]
+    mats = [w * kern.matrix.astype(np.float64) for w, kern in zip(weights, kernels)]
     expected = [oracle.free_energy(unary, q.astype(np.float64), mats, None) for q in qs]
     np.testing.assert_allclose(trace["energy"], expected, rtol=1e-5)
 

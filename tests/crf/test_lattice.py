@@ -104,41 +104,35 @@ def test_bad_features():
         Lattice(np.array([[np.nan, 0.0]]))
 
 
-def test_fused_slice_sum_matches_numpy(rng):
-    """``_slice_sum`` (every kernel's slice, weighted, in one pass, with the dot products
-    for the weights' gradients) against its definition in numpy."""
-    from hybridseg.crf._meanfield import PairwiseKernel, _slice_sum
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 6])
+def test_one_point_slice_matches_numpy(rng, d):
+    """``_slice_add`` (one point's slice of one kernel, specialised for 3, 4 and 6
+    corners) against its definition in numpy."""
+    import numba
 
-    n, k = 400, 5
-    kernels = [PairwiseKernel(rng.normal(0, 2, (n, d)).astype(np.float32), 1.0)
-               for d in (2, 5)]
-    q = rng.random((n, k)).astype(np.float32)
-    other = rng.normal(0, 1, (n, k)).astype(np.float32)
-    coefs = np.array([3.0, -10.0], np.float32)
-    lattices = tuple(kern.splat_blur(q) for kern in kernels)
-    slices, want = [], np.zeros((n, k))
-    for kern, lat, a in zip(kernels, lattices, coefs):
-        off, w = kern.lattice.offsets, kern.slice_weights
-        s = (w[:, :, None].astype(np.float64) * lat[off]).sum(1)   # numpy slice
-        slices.append(s)
-        want += a * s
-    for n_chunks in (1, 3):
-        out = np.empty((n, k), np.float32)
-        dots = np.zeros((n_chunks, 2))
-        _slice_sum(tuple(kern.lattice.offsets for kern in kernels),
-                   tuple(kern.slice_weights for kern in kernels), lattices, coefs, other,
-                   True, out, dots, n_chunks)
-        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(dots.sum(0), [(s * other).sum() for s in slices],
-                                   rtol=1e-5)
+    from hybridseg.crf._meanfield import _slice_add
+
+    @numba.njit
+    def slice_all(off, w, lat, cf, out):
+        for i in range(out.shape[0]):
+            _slice_add(out[i], off, w, lat, i, cf)
+
+    n, m, k = 50, 30, 7
+    off = rng.integers(0, m + 1, (n, d + 1)).astype(np.int32)
+    w = rng.random((n, d + 1)).astype(np.float32)
+    lat = rng.normal(0, 1, (m + 1, k)).astype(np.float32)
+    out = rng.normal(0, 1, (n, k)).astype(np.float32)
+    want = out + 2.5 * (w[:, :, None].astype(np.float64) * lat[off]).sum(1)
+    slice_all(off, w, lat, np.float32(2.5), out)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("n, d", [(1, 1), (300, 2), (2000, 5)])
+@pytest.mark.parametrize("n, d", [(1, 1), (300, 2), (2000, 5), (20000, 3)])
 def test_splat_is_the_serial_scatter_bit_for_bit(n, d, rng):
     lat = Lattice((rng.random((n, d)) * 4).astype(np.float32))
     values = rng.normal(size=(n, 3)).astype(np.float32)
     weights = rng.random((n, d + 1)).astype(np.float32)
-    want = lattice_splat(lat.offsets, weights, values, lat.n_lattice)
+    want = lattice_splat(lat.offsets, weights, values, lat.n_lattice, lat.n_blocks)
     np.testing.assert_array_equal(lat.splat(weights, values), want)
     # a non-contiguous input gives the same
     np.testing.assert_array_equal(lat.splat(weights, np.asfortranarray(values)), want)

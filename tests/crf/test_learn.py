@@ -9,7 +9,7 @@ from hybridseg import Unaries
 from hybridseg.crf import DenseCRF, Kernel
 from hybridseg.crf._exact import ExactKernel
 from hybridseg.crf._learn import LearningProblem
-from hybridseg.crf._meanfield import PairwiseKernel, mean_field
+from hybridseg.crf._meanfield import LatticeKernel, mean_field
 from hybridseg.datasets import make_noisy_scores
 
 
@@ -20,11 +20,11 @@ def small_problem(rng, kernel_class, h=7, w=9, k=3):
              np.stack([xx.ravel() / 5.0, yy.ravel() / 5.0, img.ravel() / 40.0], 1)]
     unary = rng.normal(0, 1, (h * w, k)).astype(np.float32)
     labels = rng.integers(-1, k, h * w)
-    kernels = [kernel_class(f.astype(np.float32), 1.0) for f in feats]
+    kernels = [kernel_class(f.astype(np.float32)) for f in feats]
     return LearningProblem(unary, labels, kernels), feats, unary, labels
 
 
-@pytest.mark.parametrize("kernel_class", [ExactKernel, PairwiseKernel])
+@pytest.mark.parametrize("kernel_class", [ExactKernel, LatticeKernel])
 def test_gradient_matches_finite_differences(rng, kernel_class):
     problem, *_ = small_problem(rng, kernel_class)
     k = problem.unary.shape[1]
@@ -74,10 +74,11 @@ def test_loss_and_gradient_are_the_oracle_s(rng, potts):
 
 
 def test_forward_of_learning_is_inference(rng):
-    problem, feats, unary, labels = small_problem(rng, PairwiseKernel)
+    problem, feats, unary, labels = small_problem(rng, LatticeKernel)
     weights = np.array([1.5, 4.0])
     k = unary.shape[1]
-    q = mean_field(unary, [PairwiseKernel(f, w) for f, w in zip(feats, weights)], None, 3)
+    q = mean_field(unary, [LatticeKernel(f.astype(np.float32)) for f in feats], weights,
+                   None, 3)
     ok = labels >= 0
     expected = -np.log(q[ok, labels[ok]]).sum()
     loss, _, _ = problem.loss_and_gradient(weights, -np.eye(k), 3, np.ones(k), False)

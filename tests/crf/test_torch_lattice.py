@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from hybridseg import Unaries  # noqa: E402
 from hybridseg.crf._lattice import Lattice  # noqa: E402
-from hybridseg.crf._meanfield import PairwiseKernel  # noqa: E402
+from hybridseg.crf._meanfield import LatticeKernel  # noqa: E402
 from hybridseg.crf._torch_lattice import (  # noqa: E402
     NormalizedKernel,
     TorchLattice,
@@ -41,12 +41,11 @@ def test_transpose_is_the_adjoint():
     assert torch.allclose(left, right, rtol=1e-10)
 
 
-def test_normalized_kernel_engines_agree_with_pairwise_kernel():
+def test_normalized_kernel_engines_agree_with_the_lattice_kernel():
     rng = np.random.default_rng(1)
     f = (rng.random((500, 4)) * 6).astype(np.float32)
     q = rng.random((500, 3)).astype(np.float32)
-    ref = np.zeros_like(q)
-    PairwiseKernel(f, 1.0).filter_add(q, ref)
+    ref = LatticeKernel(f).filter(q)
     for engine, dtype in (("numba", torch.float32), ("torch", torch.float32),
                           ("torch", torch.float64)):
         k = NormalizedKernel(torch.from_numpy(f).to(dtype), dtype, engine)
