@@ -312,11 +312,18 @@ class DenseCRF(BaseRefiner):
                 )
         else:
             from ._meanfield import LatticeKernel as kernel_class
+            from ._meanfield import position_kernel
         out = []
         for index, spec in enumerate(self._kernel_specs()):
-            if weights[index] > 0:
-                f = self._spec_features(index, spec, image, spatial_shape, features)
-                out.append((index, kernel_class(f)))
+            if weights[index] <= 0:
+                continue
+            if spec.features is None and spec.sxy is not None and self.backend != "exact":
+                # positions only: the same for every image of this shape (kept)
+                out.append((index, position_kernel(spatial_shape, spec.sxy,
+                                                   self._spacing(len(spatial_shape)))))
+                continue
+            f = self._spec_features(index, spec, image, spatial_shape, features)
+            out.append((index, kernel_class(f)))
         return out
 
     def _mu(self, n_classes):

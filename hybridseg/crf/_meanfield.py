@@ -10,7 +10,9 @@ its blocks and blurred. The reverse pass has the same shape with the transposed 
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numba
@@ -165,12 +167,34 @@ def _slice_add(out, off, w, lat, i, cf):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _scatter_add(acc, rows, w, i, row):
-    """``acc[rows[i, r]] += w[i, r] * row`` for every corner ``r`` of point ``i``."""
+def _potts_logits_36(row, a, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
+    """``row = a[i] + cf0 slice_0 + cf1 slice_1`` for the two built-in kernels of a 2-D
+    image (3 and 6 simplex corners) in one loop over the labels; returns ``max(row)``.
+    The common case of the Potts update, in one pass instead of one per kernel."""
+    kp = row.shape[0]
+    g0, g1, g2 = off0[i, 0], off0[i, 1], off0[i, 2]
+    u0, u1, u2 = w0[i, 0] * cf0, w0[i, 1] * cf0, w0[i, 2] * cf0
+    b0, b1, b2 = off1[i, 0], off1[i, 1], off1[i, 2]
+    b3, b4, b5 = off1[i, 3], off1[i, 4], off1[i, 5]
+    v0, v1, v2 = w1[i, 0] * cf1, w1[i, 1] * cf1, w1[i, 2] * cf1
+    v3, v4, v5 = w1[i, 3] * cf1, w1[i, 4] * cf1, w1[i, 5] * cf1
+    mx = np.float32(-np.inf)
+    for c in range(kp):
+        x = (a[i, c] + (u0 * lat0[g0, c] + u1 * lat0[g1, c] + u2 * lat0[g2, c])
+             + ((v0 * lat1[b0, c] + v1 * lat1[b1, c]) + (v2 * lat1[b2, c] + v3 * lat1[b3, c])
+                + (v4 * lat1[b4, c] + v5 * lat1[b5, c])))
+        row[c] = x
+        mx = max(mx, x)
+    return mx
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scatter_add(acc, rows, w, i, row, scale):
+    """``acc[rows[i, r]] += scale w[i, r] * row`` for every corner ``r`` of point ``i``."""
     kp = row.shape[0]
     for r in range(rows.shape[1]):
         o = rows[i, r]
-        wr = w[i, r]
+        wr = w[i, r] * scale
         for c in range(kp):
             acc[o, c] += wr * row[c]
 
@@ -195,6 +219,10 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts,
     n, kp = a.shape
     n_blocks = row_base[0].shape[0] - 1
     has_dense = dense.shape[0] > 0
+    # The built-in pair of a 2-D image under Potts: its logits in one loop.
+    two = n_lat - 1  # a run-time index: the tuples may hold one placeholder
+    fast = (sliced and potts and not has_dense and m_out.shape[0] == 0 and n_lat == 2
+            and offsets[0].shape[1] == 3 and offsets[two].shape[1] == 6)
     for b in prange(n_blocks):
         row = np.empty(kp, np.float32)
         msg = np.empty(kp, np.float32)
@@ -205,39 +233,52 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts,
                     for c in range(kp):
                         acc[r, c] = 0.0
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            if sliced:
-                for c in range(kp):
-                    msg[c] = dense[i, c] if has_dense else np.float32(0.0)
-                for t in range(n_lat):
-                    _slice_add(msg, offsets[t], weights[t], lattices[t], i, coefs[t])
-                if m_out.shape[0] > 0:
+            if fast:
+                mx = _potts_logits_36(row, a, i, offsets[0], weights[0], lattices[0], coefs[0],
+                                      offsets[two], weights[two], lattices[two], coefs[two])
+            else:
+                if sliced:
                     for c in range(kp):
-                        m_out[i, c] = msg[c]
-                if potts:
-                    for c in range(kp):
-                        row[c] = a[i, c] + msg[c]
+                        msg[c] = dense[i, c] if has_dense else np.float32(0.0)
+                    for t in range(n_lat):
+                        _slice_add(msg, offsets[t], weights[t], lattices[t], i, coefs[t])
+                    if m_out.shape[0] > 0:
+                        for c in range(kp):
+                            m_out[i, c] = msg[c]
+                    if potts:
+                        for c in range(kp):
+                            row[c] = a[i, c] + msg[c]
+                    else:
+                        for c in range(kp):
+                            z = a[i, c]
+                            for c2 in range(kp):
+                                z -= mu[c, c2] * msg[c2]
+                            row[c] = z
                 else:
                     for c in range(kp):
-                        z = a[i, c]
-                        for c2 in range(kp):
-                            z -= mu[c, c2] * msg[c2]
-                        row[c] = z
-            else:
-                for c in range(kp):
-                    row[c] = a[i, c]
+                        row[c] = a[i, c]
+                mx = row[0]
+                for c in range(1, kp):
+                    mx = max(mx, row[c])
             if z_out.shape[0] > 0:
                 for c in range(z_out.shape[1]):
                     z_out[i, c] = row[c]
-            _softmax_inplace(row)
+            # The softmax, its normalisation folded into the writes and the splat.
+            total = np.float32(0.0)
+            for c in range(kp):
+                e = _exp_nonpos(row[c] - mx)
+                row[c] = e
+                total += e
+            inv = np.float32(1.0) / total
             if q_out.shape[0] > 0:
                 for c in range(kp):
-                    q_out[i, c] = row[c]
+                    q_out[i, c] = row[c] * inv
             if p_out.shape[0] > 0:
                 for c in range(p_out.shape[1]):
-                    p_out[i, c] = row[c]
+                    p_out[i, c] = row[c] * inv
             if scatter:
                 for t in range(n_lat):
-                    _scatter_add(accs[t], acc_rows[t], weights[t], i, row)
+                    _scatter_add(accs[t], acc_rows[t], weights[t], i, row, inv)
 
 
 @serialized_launches
@@ -316,7 +357,7 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                 for c in range(kp):
                     gm_out[i, c] = gm[c]
             for t in range(n_lat):
-                _scatter_add(accs[t], acc_rows[t], weights[t], i, gm)
+                _scatter_add(accs[t], acc_rows[t], weights[t], i, gm, np.float32(1.0))
 
 
 @serialized_launches
@@ -615,6 +656,40 @@ def _energy(a, kernels, weights, mu, q):
     mu64 = np.zeros((k, k)) if mu is None else np.asarray(mu, np.float64)
     return _free_energy(np.ascontiguousarray(-a), q, messages, mu64, mu is None)
 
+
+
+_POSITION_KERNELS = OrderedDict()
+_POSITION_LOCK = threading.Lock()
+# Images of one size come in series (a data set, a video, tiles): the smoothness kernel of
+# the last few sizes is kept (about 50 bytes per pixel).
+POSITION_KERNELS_KEPT = 2
+
+
+def position_kernel(spatial_shape, sxy, spacing=None):
+    """The :class:`LatticeKernel` on pixel positions alone (the smoothness kernel).
+
+    It depends on the image's shape, ``sxy`` and ``spacing`` only, not on its content:
+    the kernels of the last ``POSITION_KERNELS_KEPT`` shapes are kept and shared
+    (read-only; each mean field has its own workspace), so a series of images of one
+    size builds it once. The result is the one a fresh build gives, bit for bit.
+    """
+    from ._kernels import Kernel, kernel_features
+
+    key = (tuple(int(m) for m in spatial_shape), float(sxy),
+           None if spacing is None else tuple(float(v) for v in spacing))
+    with _POSITION_LOCK:
+        kernel = _POSITION_KERNELS.get(key)
+        if kernel is not None:
+            _POSITION_KERNELS.move_to_end(key)
+            return kernel
+    f = kernel_features(Kernel(1.0, None, 1.0, sxy), None, key[0], spacing=key[2],
+                        name="gaussian")
+    kernel = LatticeKernel(f)
+    with _POSITION_LOCK:
+        _POSITION_KERNELS[key] = kernel
+        while len(_POSITION_KERNELS) > POSITION_KERNELS_KEPT:
+            _POSITION_KERNELS.popitem(last=False)
+    return kernel
 
 class _PassArgs:
     """The tuples the passes take for the lattice kernels (one placeholder each when there

@@ -310,6 +310,15 @@ class NormalizedKernel:
                 self._matrices = lat.sparse(self._splat, self._slice)
                 self._transposed = lat.sparse(self._slice, self._splat)
 
+    @classmethod
+    def from_lattice_kernel(cls, kernel, dtype):
+        """Wrap a numba :class:`~hybridseg.crf._meanfield.LatticeKernel` already built
+        (a kept smoothness kernel, say)."""
+        self = cls.__new__(cls)
+        self.engine, self.device, self.dtype = "numba", torch.device("cpu"), dtype
+        self._numba = kernel
+        return self
+
     def _apply(self, values, transpose=False):
         if self.engine == "numba":
             import numpy as np

@@ -213,11 +213,18 @@ class CRFRNN(nn.Module):
         specs = builtin_kernels(self.gaussian_sxy, 1.0, self.bilateral_sxy,
                                 self.bilateral_srgb, 1.0)
         pixels = image.detach().permute(1, 2, 0)
-        return tuple(
+        if numba:  # the smoothness kernel depends on the image's size only: kept
+            from ..crf._meanfield import position_kernel
+
+            gaussian = NormalizedKernel.from_lattice_kernel(
+                position_kernel((h, w), self.gaussian_sxy), dtype)
+            specs = specs[1:]
+        kernels = tuple(
             NormalizedKernel(kernel_features(spec, pixels, (h, w), name=name, device=device,
                                              dtype=torch.float32 if numba else dtype),
                              dtype, "numba" if numba else "torch")
-            for spec, name in zip(specs, ("gaussian", "bilateral")))
+            for spec, name in zip(specs, ("bilateral",) if numba else ("gaussian", "bilateral")))
+        return (gaussian, *kernels) if numba else kernels
 
     def forward(self, logits, images):
         """Refined logits.

@@ -1,0 +1,166 @@
+"""The dense CRF's mean-field engine (crf/_meanfield.py) against the float64 oracle, and
+the callers that must agree because they run it: DenseCRF.fit's gradients and CRFRNN's."""
+
+import numpy as np
+import pytest
+from _oracles import dense as oracle
+
+from hybridseg.crf import DenseCRF, LatticeKernel, mean_field_backward, mean_field_forward
+from hybridseg.crf._exact import ExactKernel
+from hybridseg.crf._meanfield import POSITION_KERNELS_KEPT, position_kernel
+
+
+def _problem(rng, n, k, kind):
+    feats = [rng.normal(0, 2, (n, 2)).astype(np.float32),
+             rng.normal(0, 1.5, (n, 5)).astype(np.float32)]
+    if kind == "exact":
+        kernels = [ExactKernel(f) for f in feats]
+        mats = [kern.matrix.astype(np.float64) for kern in kernels]
+    else:
+        kernels = [LatticeKernel(f) for f in feats]
+        # the lattice filter as a matrix: its columns are the filtered unit vectors
+        mats = [kern.filter(np.eye(n, dtype=np.float32)).astype(np.float64)
+                for kern in kernels]
+    return kernels, mats
+
+
+@pytest.mark.parametrize("kind", ["lattice", "exact"])
+@pytest.mark.parametrize("compat", ["potts", "matrix"])
+@pytest.mark.parametrize("k", [3, 11, 21])
+def test_forward_and_backward_are_the_oracle_s(rng, kind, compat, k):
+    n, n_iter = 150, 4
+    kernels, mats = _problem(rng, n, k, kind)
+    weights = np.array([1.5, 2.5])
+    mu = None
+    if compat == "matrix":
+        mu = rng.normal(0, 1, (k, k))
+    a = rng.normal(0, 2, (n, k)).astype(np.float32)
+    z, tape = mean_field_forward(a, kernels, weights, mu, n_iter, output="logits", tape=True,
+                                 keep_messages=mu is not None)
+    r = rng.normal(0, 1, (n, k)).astype(np.float32)
+    ga, gw, gmu = mean_field_backward(tape, r, want_mu=mu is not None)
+    z_ref, ref_tape = oracle.mean_field(a, mats, weights, -np.eye(k) if mu is None else mu,
+                                        n_iter)
+    ga_ref, gw_ref, gmu_ref = oracle.mean_field_backward(ref_tape, r)
+    np.testing.assert_allclose(z, z_ref, atol=1e-5 * np.abs(z_ref).max())
+    np.testing.assert_allclose(ga, ga_ref, atol=1e-5 * np.abs(ga_ref).max())
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-5, atol=1e-5 * np.abs(gw_ref).max())
+    if mu is not None:
+        np.testing.assert_allclose(gmu, gmu_ref, atol=1e-5 * np.abs(gmu_ref).max())
+    else:
+        assert gmu is None
+    q = mean_field_forward(a, kernels, weights, mu, n_iter)
+    np.testing.assert_allclose(q, oracle.softmax(z_ref), atol=1e-6)
+
+
+@pytest.mark.parametrize("compat", ["potts", "matrix"])
+def test_fused_passes_over_many_blocks_are_the_unfused_recursion(rng, compat):
+    # 20,000 points run in several blocks: the fused slice-update-splat passes against the
+    # recursion written with each kernel's own filter (itself checked against the oracle).
+    n, k, n_iter = 20000, 5, 3
+    kernels = [LatticeKernel(rng.normal(0, 4, (n, d)).astype(np.float32)) for d in (2, 5)]
+    assert kernels[0].lattice.n_blocks > 1
+    weights = np.array([3.0, 10.0])
+    mu = None if compat == "potts" else rng.normal(0, 1, (k, k)).astype(np.float32)
+    mu_ref = -np.eye(k) if mu is None else mu.astype(np.float64)
+    a = rng.normal(0, 2, (n, k)).astype(np.float32)
+    z, tape = mean_field_forward(a, kernels, weights, mu, n_iter, output="logits", tape=True,
+                                 keep_messages=mu is not None)
+    zr, qs, msgs = a.astype(np.float64), [], []
+    for _ in range(n_iter):
+        q = oracle.softmax(zr)
+        m = sum(w * kern.filter(q.astype(np.float32)) for w, kern in zip(weights, kernels))
+        qs.append(q)
+        msgs.append(m)
+        zr = a - m @ mu_ref.T
+    np.testing.assert_allclose(z, zr, atol=2e-5 * np.abs(zr).max())
+    r = rng.normal(0, 1, (n, k)).astype(np.float32)
+    ga, gw, gmu = mean_field_backward(tape, r, want_mu=mu is not None)
+    g, ga_ref, gw_ref, gmu_ref = r.astype(np.float64), 0.0, np.zeros(2), 0.0
+    for q, m in zip(reversed(qs), reversed(msgs)):
+        ga_ref = ga_ref + g
+        gmu_ref = gmu_ref - g.T @ m
+        gm = -g @ mu_ref
+        hs = [kern.filter(gm.astype(np.float32), transpose=True) for kern in kernels]
+        gw_ref += [np.sum(h * q) for h in hs]
+        gq = sum(w * h for w, h in zip(weights, hs))
+        g = q * (gq - (gq * q).sum(1, keepdims=True))
+    ga_ref = ga_ref + g
+    np.testing.assert_allclose(ga, ga_ref, atol=1e-4 * np.abs(ga_ref).max())
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-4)
+    if mu is not None:
+        np.testing.assert_allclose(gmu, gmu_ref, rtol=1e-4, atol=1e-4 * np.abs(gmu_ref).max())
+
+
+def test_no_iterations_and_zero_weights(rng):
+    kernels, _ = _problem(rng, 60, 4, "lattice")
+    a = rng.normal(0, 1, (60, 4)).astype(np.float32)
+    np.testing.assert_array_equal(mean_field_forward(a, kernels, [1.0, 1.0], None, 0,
+                                                     output="logits"), a)
+    q = mean_field_forward(a, kernels, [0.0, 0.0], None, 3)
+    np.testing.assert_allclose(q, oracle.softmax(a), atol=1e-6)
+    # a zero weight still gets its gradient
+    _, tape = mean_field_forward(a, kernels, [0.0, 2.0], None, 2, tape=True)
+    _, gw, _ = mean_field_backward(tape, np.ones((60, 4), np.float32) - 4 * (a > 0))
+    assert gw[0] != 0.0
+
+
+def test_bad_arguments(rng):
+    kernels, _ = _problem(rng, 30, 3, "lattice")
+    with pytest.raises(ValueError, match=r"logits must be \(N, K\)"):
+        mean_field_forward(np.zeros(30), kernels, [1, 1], None, 2)
+    with pytest.raises(ValueError, match="compat must be"):
+        mean_field_forward(np.zeros((30, 3)), kernels, [1, 1], np.eye(2), 2)
+    with pytest.raises(ValueError, match="output must be"):
+        mean_field_forward(np.zeros((30, 3)), kernels, [1, 1], None, 2, output="q")
+    _, tape = mean_field_forward(np.zeros((30, 3)), kernels, [1, 1], None, 2, tape=True)
+    with pytest.raises(ValueError, match="keep_messages"):
+        mean_field_backward(tape, np.zeros((30, 3)), want_mu=True)
+
+
+def test_position_kernel_is_a_fresh_build_and_is_kept():
+    a = position_kernel((30, 40), 3.0)
+    assert position_kernel((30, 40), 3.0) is a
+    fresh = LatticeKernel(np.stack(np.meshgrid(np.arange(40) / 3.0, np.arange(30) / 3.0),
+                                   -1).reshape(-1, 2))
+    np.testing.assert_array_equal(a.lattice.offsets, fresh.lattice.offsets)
+    np.testing.assert_array_equal(a.weights, fresh.weights)
+    for size in range(POSITION_KERNELS_KEPT):
+        position_kernel((31 + size, 40), 3.0)
+    assert position_kernel((30, 40), 3.0) is not a  # the oldest is dropped
+
+
+@pytest.mark.parametrize("learn_compat", [False, True])
+def test_dense_crf_fit_and_crfrnn_have_the_same_gradients(rng, learn_compat):
+    # The issue's promise: learning the dense CRF and training CRF-as-RNN differentiate
+    # the same mean field. Same image, logits, parameters and log loss: same gradients.
+    torch = pytest.importorskip("torch")
+    from hybridseg.crf._learn import LearningProblem
+    from hybridseg.deep import CRFRNN
+
+    h, w, k, n_iter = 12, 17, 3, 3
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    logits = rng.normal(0, 2, (h, w, k)).astype(np.float32)
+    labels = rng.integers(-1, k, (h, w))
+    crf = DenseCRF(n_iter=n_iter)
+    weights = crf._weights()
+    kernels = [kern for _, kern in crf._build_kernels(image, (h, w), None, weights)]
+    problem = LearningProblem(-logits.reshape(-1, k), labels.reshape(-1), kernels)
+    loss, g_w, g_mu = problem.loss_and_gradient(weights, -np.eye(k), n_iter, np.ones(k),
+                                                learn_compat)
+
+    layer = CRFRNN(k, n_iter=n_iter)
+    layer.compat.requires_grad_(learn_compat)
+    z = layer(torch.from_numpy(logits).permute(2, 0, 1)[None],
+              torch.from_numpy(image).permute(2, 0, 1)[None].float())
+    y = torch.from_numpy(labels.reshape(-1))
+    keep = y >= 0
+    logq = torch.log_softmax(z[0].reshape(k, -1).T, dim=1)
+    torch_loss = -logq[keep, y[keep]].sum()
+    torch_loss.backward()
+    assert float(torch_loss.detach()) == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose([float(layer.gaussian_weight.grad),
+                                float(layer.bilateral_weight.grad)], g_w, rtol=1e-5)
+    if learn_compat:
+        np.testing.assert_allclose(layer.compat.grad.numpy(), g_mu, rtol=1e-4,
+                                   atol=1e-5 * np.abs(g_mu).max())
