@@ -213,18 +213,20 @@ class CRFRNN(nn.Module):
         specs = builtin_kernels(self.gaussian_sxy, 1.0, self.bilateral_sxy,
                                 self.bilateral_srgb, 1.0)
         pixels = image.detach().permute(1, 2, 0)
-        if numba:  # the smoothness kernel depends on the image's size only: kept
-            from ..crf._meanfield import position_kernel
+        if numba:
+            # The numba lattice takes numpy features, built as DenseCRF builds them (no
+            # torch kernels launched between the mean field's passes); the smoothness
+            # kernel depends on the image's size only, and is kept.
+            from ..crf._meanfield import LatticeKernel, position_kernel
 
-            gaussian = NormalizedKernel.from_lattice_kernel(
-                position_kernel((h, w), self.gaussian_sxy), dtype)
-            specs = specs[1:]
-        kernels = tuple(
+            pixels = pixels.cpu().numpy()
+            return tuple(NormalizedKernel.from_lattice_kernel(kernel, dtype) for kernel in (
+                position_kernel((h, w), self.gaussian_sxy),
+                LatticeKernel(kernel_features(specs[1], pixels, (h, w), name="bilateral"))))
+        return tuple(
             NormalizedKernel(kernel_features(spec, pixels, (h, w), name=name, device=device,
-                                             dtype=torch.float32 if numba else dtype),
-                             dtype, "numba" if numba else "torch")
-            for spec, name in zip(specs, ("bilateral",) if numba else ("gaussian", "bilateral")))
-        return (gaussian, *kernels) if numba else kernels
+                                             dtype=dtype), dtype, "torch")
+            for spec, name in zip(specs, ("gaussian", "bilateral")))
 
     def forward(self, logits, images):
         """Refined logits.

@@ -164,3 +164,29 @@ def test_dense_crf_fit_and_crfrnn_have_the_same_gradients(rng, learn_compat):
     if learn_compat:
         np.testing.assert_allclose(layer.compat.grad.numpy(), g_mu, rtol=1e-4,
                                    atol=1e-5 * np.abs(g_mu).max())
+
+
+def test_vectorised_log_and_exp_are_float32_accurate():
+    import numba
+
+    from hybridseg.crf._meanfield import _exp_nonpos, _log_floored
+
+    @numba.njit
+    def both(x, y):
+        lo, ex = np.empty_like(x), np.empty_like(y)
+        for i in range(x.size):
+            lo[i] = _log_floored(x[i])
+            ex[i] = _exp_nonpos(y[i])
+        return lo, ex
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.exp(rng.uniform(-69, 69, 100000)), [0.0, 1e-35, 1.0, 0.5, 2.0,
+                                                               0.70710677, 1.4142135]])
+    x = x.astype(np.float32)
+    y = np.concatenate([rng.uniform(-60, 0, 100000), [0.0, -60.0, -61.0, -1e4]]).astype(
+        np.float32)
+    lo, ex = both(x, y)
+    want = np.log(np.maximum(x.astype(np.float64), 1e-30))
+    assert np.all(np.abs(lo - want) <= 2 * np.spacing(np.abs(want).astype(np.float32)))
+    want = np.exp(np.maximum(y.astype(np.float64), -60.0))  # floored at exp(-60)
+    np.testing.assert_allclose(ex, want, rtol=3e-7)

@@ -178,15 +178,17 @@ def test_crfrnn_builds_the_features_dense_crf_builds(rng):
     module.NormalizedKernel = Spy
     try:  # the torch lattice: both kernels' features built on the device
         CRFRNN(2).kernels(torch.from_numpy(image).permute(2, 0, 1).double(), torch.float64)
-        # numba: the bilateral features built again, the smoothness kernel kept
-        numba_kernels = CRFRNN(2).kernels(torch.from_numpy(image).permute(2, 0, 1).float(),
-                                          torch.float32)
     finally:
         module.NormalizedKernel = original
     crf = DenseCRF()
     for index, spec in enumerate(crf._kernel_specs()):
         np.testing.assert_array_equal(seen[index].astype(np.float32),
                                       crf._spec_features(index, spec, image, (7, 8), None))
-    np.testing.assert_array_equal(seen[2], seen[1].astype(np.float32))
+    # numba: the very kernels DenseCRF builds (the smoothness one shared)
+    numba_kernels = CRFRNN(2).kernels(torch.from_numpy(image).permute(2, 0, 1).float(),
+                                      torch.float32)
     built = dict(crf._build_kernels(image, (7, 8), None, crf._weights()))
+    for mine, theirs in zip(numba_kernels, (built[0], built[1])):
+        np.testing.assert_array_equal(mine._numba.lattice.offsets, theirs.lattice.offsets)
+        np.testing.assert_array_equal(mine._numba.weights, theirs.weights)
     assert numba_kernels[0]._numba is built[0]
