@@ -31,13 +31,16 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..utils._parallel import serialized_launches
+from ..utils._parallel import block_launches, serialized_launches
 
 # Points are processed in at most this many contiguous blocks, and at most one block per
 # this many points: sums over the points run block by block and then over the blocks in
 # order, so their bits never depend on the thread count.
 MAX_BLOCKS = 16
 MIN_BLOCK_POINTS = 4096
+# Simplices remembered per block while numbering the vertices (2^bits lines).
+_SIMPLEX_CACHE_BITS = 12
+_SIMPLEX_CACHE = 1 << _SIMPLEX_CACHE_BITS
 
 
 @numba.njit(cache=True, nogil=True)
@@ -138,6 +141,7 @@ def _find(table, keys, key, d, mask):
         h = (h + 1) & mask
 
 
+@block_launches
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _block_vertices(features, n_blocks, rem0, rank, bary, local, first, counts):
@@ -167,6 +171,11 @@ def _block_vertices(features, n_blocks, rem0, rank, bary, local, first, counts):
         table = np.full(capacity, -1, np.int32)
         keys = np.empty((capacity // 2 + 1, d), np.int32)
         filled = 0
+        # The simplices met lately (a direct-mapped cache: a simplex is its remainder-0
+        # point and ranks), so that a simplex seen a row of pixels ago costs one lookup,
+        # not d + 1. It only short-cuts lookups: the numbering is the same without it.
+        seen_simplex = np.full((_SIMPLEX_CACHE, 2 * dp1), -(2**31), np.int32)
+        seen_local = np.empty((_SIMPLEX_CACHE, dp1), np.int32)
         for k in range(lo, hi):
             _embed_point(features[k], scale, elevated, rem0[k], rank[k], bar)
             for i in range(dp1):
@@ -182,6 +191,24 @@ def _block_vertices(features, n_blocks, rem0, rank, bary, local, first, counts):
                     for r in range(dp1):
                         local[k, r] = local[k - 1, r]
                     continue
+            h = np.uint64(2166136261)
+            for i in range(dp1):
+                v = np.uint64(np.int64(rem0[k, i] + (rank[k, i] << 24)) & 0xFFFFFFFF)
+                h = ((h ^ v) * np.uint64(16777619)) & np.uint64(0xFFFFFFFF)
+            line = np.int64(h >> np.uint64(32 - _SIMPLEX_CACHE_BITS))
+            hit = True
+            for i in range(dp1):
+                if (seen_simplex[line, i] != rem0[k, i]
+                        or seen_simplex[line, dp1 + i] != rank[k, i]):
+                    hit = False
+                    break
+            if hit:
+                for r in range(dp1):
+                    local[k, r] = seen_local[line, r]
+                continue
+            for i in range(dp1):
+                seen_simplex[line, i] = rem0[k, i]
+                seen_simplex[line, dp1 + i] = rank[k, i]
             for r in range(dp1):
                 _corner_key(rem0[k], rank[k], r, key)
                 mask = capacity - 1
@@ -203,6 +230,7 @@ def _block_vertices(features, n_blocks, rem0, rank, bary, local, first, counts):
                     first[lo * dp1 + filled] = k * dp1 + r
                     filled += 1
                 local[k, r] = table[slot]
+                seen_local[line, r] = table[slot]
         counts[b] = filled
 
 
@@ -247,6 +275,7 @@ def _merge_blocks(rem0, rank, first, counts):
     return keys[:m].copy(), table, m, row_base, row_vertex
 
 
+@block_launches
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _global_offsets(local, row_base, row_vertex, offsets):
@@ -311,6 +340,7 @@ def _neighbours(keys, table, d):
 # --------------------------------------------------------------------------- filtering
 
 
+@block_launches
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _scatter(acc_rows, row_base, weights, values, acc):

@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from ..utils._parallel import serialized_launches
+from ..utils._parallel import block_launches, serialized_launches
 from ._kernels import NORM_EPS
 from ._lattice import Lattice, _blur, point_blocks
 
@@ -299,6 +299,7 @@ def _scatter_add(acc, rows, w, i, row, scale):
             acc[o, c] += wr * row[c]
 
 
+@block_launches
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts, sliced,
@@ -381,6 +382,7 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts,
                     _scatter_add(accs[t], acc_rows[t], weights[t], i, row, inv)
 
 
+@block_launches
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coefs, dense,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 
-__all__ = ["numba_threads_safe", "parallel_map", "serialized_launches"]
+__all__ = ["block_launches", "numba_threads_safe", "parallel_map", "serialized_launches"]
 
 
 def parallel_map(func, items, n_jobs, *, numba_kernels=False):
@@ -92,4 +92,27 @@ def serialized_launches(kernel):
             return kernel(*args, **kwargs)
 
     launch.kernel = kernel
+    return launch
+
+
+def block_launches(kernel):
+    """A numba ``parallel=True`` kernel whose ``prange`` runs over a few large blocks of
+    work, handed to the threads one at a time (``numba.set_parallel_chunksize(1)``)
+    rather than split evenly beforehand: on a busy machine a thread that the operating
+    system holds back then takes fewer blocks instead of holding the whole launch up.
+    Which thread runs a block never changes what the block computes. Decorate above
+    ``serialized_launches`` (the chunk size is the calling thread's setting).
+    """
+
+    @functools.wraps(kernel)
+    def launch(*args, **kwargs):
+        import numba
+
+        previous = numba.set_parallel_chunksize(1)
+        try:
+            return kernel(*args, **kwargs)
+        finally:
+            numba.set_parallel_chunksize(previous)
+
+    launch.kernel = getattr(kernel, "kernel", kernel)
     return launch
