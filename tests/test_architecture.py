@@ -115,3 +115,16 @@ def test_files_and_modules_named_exist():
 def test_nothing_is_planned():
     assert not re.search(r"\bplanned\b", _text(), re.I), (
         "docs/architecture.md calls something planned: describe what exists")
+
+
+def test_deep_and_the_front_ends_use_only_crf_s_public_names():
+    # One mean-field engine in crf/: CRFRNN and the front ends reach it through
+    # hybridseg.crf's public names, never its private modules.
+    private = re.compile(r"from\s+(?:\.\.crf|hybridseg\.crf)\._|(?:\.\.|hybridseg\.)crf\._\w+")
+    offenders = []
+    for folder in ("deep", "apps"):
+        for path in (PKG / folder).rglob("*.py"):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if private.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

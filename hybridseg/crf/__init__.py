@@ -8,7 +8,8 @@
   ICM, or mean field, in numba.
 
 - ``mean_field_forward`` and ``mean_field_backward``: the dense CRF's mean field and its
-  exact gradient on ``LatticeKernel`` s, the engine ``DenseCRF`` and ``CRFRNN`` run;
+  exact gradient on ``LatticeKernel`` s (``dense_kernels`` builds the two built-in ones),
+  on ndarrays or tensors: the engine ``DenseCRF`` and ``CRFRNN`` run;
   ``DENSE_CRF_DEFAULTS`` and ``compat_matrix``, the defaults and compatibilities they share.
 
 Importing this module compiles nothing; the numba kernels compile on first use and are
@@ -16,12 +17,13 @@ cached on disk.
 """
 
 from ._dense import DenseCRF, Kernel, MeanFieldTrace
-from ._engine import mean_field_backward, mean_field_forward
+from ._engine import dense_kernels, mean_field_backward, mean_field_forward
 from ._grid import GridCRF
 from ._kernels import DENSE_CRF_DEFAULTS, compat_matrix
 
 __all__ = ["DENSE_CRF_DEFAULTS", "DenseCRF", "GridCRF", "Kernel", "LatticeKernel",
-           "MeanFieldTrace", "compat_matrix", "mean_field_backward", "mean_field_forward"]
+           "MeanFieldTrace", "compat_matrix", "dense_kernels", "mean_field_backward",
+           "mean_field_forward"]
 
 
 def __getattr__(name):

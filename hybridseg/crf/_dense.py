@@ -433,7 +433,8 @@ class DenseCRF(BaseRefiner):
         from ..utils._torch import require_torch, resolve_device
 
         torch = require_torch()
-        from ._torch_lattice import NormalizedKernel, lattice_filter
+        from ._meanfield_torch import forward_torch
+        from ._torch_lattice import NormalizedKernel
 
         device = resolve_device(self.device)
         cuda = device.type == "cuda"
@@ -461,14 +462,10 @@ class DenseCRF(BaseRefiner):
                             NormalizedKernel(f, torch.float32, "torch")))
         a = upload(np.asarray(neg_unary, dtype=np.float32))
         mu_t = None if mu is None else torch.as_tensor(
-            np.asarray(mu, dtype=np.float32)).to(device).T
-        with torch.no_grad():
-            q = torch.softmax(a, dim=1)
-            for _ in range(self.n_iter):
-                msg = torch.zeros_like(q)
-                for w, kernel in kernels:
-                    msg += w * lattice_filter(q, kernel)
-                q = torch.softmax(a + msg if mu_t is None else a - msg @ mu_t, dim=1)
+            np.asarray(mu, dtype=np.float32)).to(device)
+        with torch.no_grad():  # the engine's torch execution
+            q = forward_torch(a, [kern for _, kern in kernels], [w for w, _ in kernels], mu_t,
+                              self.n_iter, "proba")
             if not cuda:
                 return q.numpy()
             staging = torch.empty(q.shape, dtype=q.dtype, pin_memory=True)

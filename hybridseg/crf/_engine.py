@@ -5,7 +5,69 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mean_field_backward", "mean_field_forward"]
+__all__ = ["dense_kernels", "mean_field_backward", "mean_field_forward"]
+
+
+def _is_tensor(x):
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def dense_kernels(image, *, gaussian_sxy=3.0, bilateral_sxy=80.0, bilateral_srgb=13.0,
+                  engine="auto", dtype=None):
+    """The dense CRF's two built-in kernels on one image, unit weight: the smoothness
+    kernel on pixel positions and the appearance kernel on positions and colours.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, C) ndarray or torch.Tensor
+        Channels last, in the units of ``bilateral_srgb`` (0-255 for 8-bit images).
+    gaussian_sxy, bilateral_sxy : float
+        Spatial standard deviations, in pixels.
+    bilateral_srgb : float
+        Colour standard deviation.
+    engine : {"auto", "numba", "torch"}, default="auto"
+        "numba": :class:`LatticeKernel` s (float32, CPU); "torch": torch lattice kernels
+        on the tensor's device in ``dtype``; "auto": numba for an ndarray or a float32 CPU
+        tensor, torch otherwise.
+    dtype : torch.dtype, optional
+        Precision of torch kernels (the tensor's floating dtype by default).
+
+    Returns
+    -------
+    kernels : tuple of 2 kernels
+        For :func:`mean_field_forward`. The smoothness kernel of the last few image sizes
+        is kept and shared (it depends on the size only).
+    """
+    from ._kernels import builtin_kernels, kernel_features
+
+    if engine not in ("auto", "numba", "torch"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'torch', got {engine!r}")
+    specs = builtin_kernels(gaussian_sxy, 1.0, bilateral_sxy, bilateral_srgb, 1.0)
+    tensor = _is_tensor(image)
+    if tensor:
+        import torch
+
+        dtype = dtype or (image.dtype if image.is_floating_point() else torch.float32)
+        if engine == "auto":
+            engine = ("numba" if image.device.type == "cpu" and dtype == torch.float32
+                      else "torch")
+    elif engine == "torch":
+        raise ValueError("engine='torch' needs the image as a torch tensor")
+    else:
+        engine = "numba"
+    spatial = tuple(image.shape[:2])
+    if engine == "numba":
+        from ._meanfield import LatticeKernel, position_kernel
+
+        pixels = image.detach().cpu().numpy() if tensor else image
+        return (position_kernel(spatial, gaussian_sxy),
+                LatticeKernel(kernel_features(specs[1], pixels, spatial, name="bilateral")))
+    from ._torch_lattice import NormalizedKernel
+
+    return tuple(
+        NormalizedKernel(kernel_features(spec, image.detach(), spatial, name=name,
+                                         device=image.device, dtype=dtype), dtype, "torch")
+        for spec, name in zip(specs, ("gaussian", "bilateral")))
 
 
 def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="proba",
@@ -15,12 +77,18 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     ``Z_t = a - M_t mu^T`` with ``M_t = sum_m w_m K_m Q_{t-1}``, ``Q_t = softmax(Z_t)``,
     ``Q_0 = softmax(a)``; the same engine ``DenseCRF.refine`` and ``DenseCRF.fit`` run.
 
+    Given ndarrays, the numba execution runs (float32); given tensors, gradients flow to
+    ``logits``, ``weights`` and ``compat`` by autograd: through the numba execution's
+    exact backward for numba kernels (float32 on the CPU), or through the torch lattice
+    for torch kernels (any device, float32 or float64).
+
     Parameters
     ----------
-    logits : (N, K) array_like of float
+    logits : (N, K) array_like of float, or torch.Tensor
         ``a = -U``, the unary logits of the N points.
-    kernels : sequence of LatticeKernel
-        Unit-weight normalised kernels on the same N points.
+    kernels : sequence of kernels
+        Unit-weight normalised kernels on the same N points (:func:`dense_kernels`, or
+        :class:`LatticeKernel` s on any features).
     weights : (M,) array_like of float
         The kernel weights ``w_m``.
     compat : (K, K) array_like or None
@@ -29,7 +97,8 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     output : {"proba", "logits"}, default="proba"
         Return ``Q_T`` or ``Z_T``.
     tape : bool, default=False
-        Also return what :func:`mean_field_backward` needs (``T`` arrays of ``(N, K)``).
+        Also return what :func:`mean_field_backward` needs (``T`` arrays of ``(N, K)``);
+        ndarrays only.
     keep_messages : bool, default=False
         Keep the messages on the tape too (for the gradient of ``compat``).
 
@@ -38,13 +107,22 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     out : (N, K) ndarray of float32
     tape : Tape, only with ``tape=True``
     """
+    if output not in ("proba", "logits"):
+        raise ValueError(f"output must be 'proba' or 'logits', got {output!r}")
+    if _is_tensor(logits):
+        if tape or keep_messages:
+            raise ValueError("tape and keep_messages are for ndarrays: tensors get their "
+                             "gradients by autograd")
+        if logits.ndim != 2:
+            raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
+        from ._meanfield_torch import mean_field_tensors
+
+        return mean_field_tensors(logits, list(kernels), weights, compat, int(n_iter), output)
     from ._meanfield import _padded_width, forward, logits_rows
 
     a = np.asarray(logits, dtype=np.float32)
     if a.ndim != 2:
         raise ValueError(f"logits must be (N, K), got shape {a.shape}")
-    if output not in ("proba", "logits"):
-        raise ValueError(f"output must be 'proba' or 'logits', got {output!r}")
     k = a.shape[1]
     mu = None if compat is None else np.asarray(compat, dtype=np.float32)
     if mu is not None and mu.shape != (k, k):

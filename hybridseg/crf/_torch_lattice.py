@@ -252,12 +252,15 @@ def lattice_filter(values, kernel):
     Parameters
     ----------
     values : (N, C) torch.Tensor
-    kernel : NormalizedKernel
+    kernel : NormalizedKernel or LatticeKernel
+        A numba ``LatticeKernel`` filters on the CPU in float32.
 
     Returns
     -------
     filtered : (N, C) torch.Tensor
     """
+    if not isinstance(kernel, NormalizedKernel):
+        kernel = NormalizedKernel.from_lattice_kernel(kernel, values.dtype)
     return _LatticeFilter.apply(values, kernel, False)
 
 

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from ..crf._kernels import DENSE_CRF_DEFAULTS, compat_matrix
+from ..crf import DENSE_CRF_DEFAULTS, compat_matrix, dense_kernels, mean_field_forward
 from ..utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from ._torch import require_torch
 
@@ -26,44 +26,6 @@ __all__ = ["CRFRNN", "UnaryCRF"]
 _POSITIVE = Interval(numbers.Real, 0, np.inf, closed="neither")
 # Kernel weights: finite, and small enough that messages stay finite in float32.
 _FINITE = Interval(numbers.Real, -1e6, 1e6)
-
-
-class _MeanFieldNumba(torch.autograd.Function):
-    """The whole mean field of one image on the CPU in float32: the dense CRF's engine
-    (``hybridseg.crf``'s ``mean_field_forward`` with a tape, and its exact backward, the
-    one ``DenseCRF.fit`` learns with).
-
-    Inputs: ``neg_unary`` (HW, K) logits, the two kernel weights (0-d), ``mu`` (K, K) and
-    the two unit-weight lattice kernels. Output: the last update's logits ``z_T``.
-    """
-
-    @staticmethod
-    def forward(ctx, neg_unary, wg, wb, mu, kernels, n_iter):
-        from ..crf import mean_field_forward
-
-        a = np.ascontiguousarray(neg_unary.detach().numpy(), dtype=np.float32)
-        k = a.shape[1]
-        mu32 = np.ascontiguousarray(mu.detach().numpy(), dtype=np.float32)
-        want_mu = bool(ctx.needs_input_grad[3])
-        potts = not want_mu and np.array_equal(mu32, -np.eye(k, dtype=np.float32))
-        z, ctx.tape = mean_field_forward(a, list(kernels), [float(wg), float(wb)],
-                                         None if potts else mu32, n_iter, output="logits",
-                                         tape=True, keep_messages=want_mu)
-        ctx.want_mu = want_mu
-        return torch.from_numpy(z)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        from ..crf import mean_field_backward
-
-        g = np.ascontiguousarray(grad_out.numpy(), dtype=np.float32)
-        grad_a, grad_w, grad_mu = mean_field_backward(ctx.tape, g, want_mu=ctx.want_mu)
-        k = g.shape[1]
-        grad_mu = np.zeros((k, k), np.float32) if grad_mu is None else grad_mu
-        return (torch.from_numpy(grad_a), torch.tensor(grad_w[0], dtype=torch.float32),
-                torch.tensor(grad_w[1], dtype=torch.float32),
-                torch.from_numpy(grad_mu.astype(np.float32)), None, None)
 
 
 class CRFRNN(nn.Module):
@@ -201,32 +163,12 @@ class CRFRNN(nn.Module):
     # ------------------------------------------------------------------ forward
     def kernels(self, image, dtype):
         """The two normalised kernels of one ``(C, H, W)`` image (built once, reused by
-        every iteration and channel), on features built as ``DenseCRF`` builds them."""
-        from ..crf._kernels import builtin_kernels, kernel_features
-        from ..crf._torch_lattice import NormalizedKernel
-
-        h, w = image.shape[1:]
-        device = image.device
-        # The numba lattice reads float32 features, as DenseCRF builds them.
-        numba = self.engine == "numba" or (self.engine == "auto" and device.type == "cpu"
-                                           and dtype == torch.float32)
-        specs = builtin_kernels(self.gaussian_sxy, 1.0, self.bilateral_sxy,
-                                self.bilateral_srgb, 1.0)
-        pixels = image.detach().permute(1, 2, 0)
-        if numba:
-            # The numba lattice takes numpy features, built as DenseCRF builds them (no
-            # torch kernels launched between the mean field's passes); the smoothness
-            # kernel depends on the image's size only, and is kept.
-            from ..crf._meanfield import LatticeKernel, position_kernel
-
-            pixels = pixels.cpu().numpy()
-            return tuple(NormalizedKernel.from_lattice_kernel(kernel, dtype) for kernel in (
-                position_kernel((h, w), self.gaussian_sxy),
-                LatticeKernel(kernel_features(specs[1], pixels, (h, w), name="bilateral"))))
-        return tuple(
-            NormalizedKernel(kernel_features(spec, pixels, (h, w), name=name, device=device,
-                                             dtype=dtype), dtype, "torch")
-            for spec, name in zip(specs, ("gaussian", "bilateral")))
+        every iteration and channel), as ``DenseCRF`` builds them
+        (``hybridseg.crf.dense_kernels``)."""
+        return dense_kernels(image.detach().permute(1, 2, 0), gaussian_sxy=self.gaussian_sxy,
+                             bilateral_sxy=self.bilateral_sxy,
+                             bilateral_srgb=self.bilateral_srgb, engine=self.engine,
+                             dtype=dtype)
 
     def forward(self, logits, images):
         """Refined logits.
@@ -245,8 +187,6 @@ class CRFRNN(nn.Module):
             Logits whose softmax over K is the mean-field marginal after ``n_iter``
             iterations (the logits themselves when ``n_iter`` is 0).
         """
-        from ..crf._torch_lattice import lattice_filter
-
         self._check(logits, images)
         if self.image_channels is None:  # the first forward fixes the image channels
             self.image_channels = int(images.shape[1])
@@ -257,24 +197,13 @@ class CRFRNN(nn.Module):
             return self.forward(logits.float(), images).to(logits.dtype)
         n, k, h, w = logits.shape
         dtype = logits.dtype
-        wg = self.gaussian_weight.to(dtype)
-        wb = self.bilateral_weight.to(dtype)
-        mu_t = self.compat.to(dtype).T
+        weights = torch.stack([self.gaussian_weight, self.bilateral_weight]).to(dtype)
+        mu = self.compat.to(dtype)
         out = []
         for i in range(n):
-            kg, kb = self.kernels(images[i], dtype)
             unary = logits[i].reshape(k, h * w).T                      # (HW, K)
-            if kg.engine == "numba":
-                z = _MeanFieldNumba.apply(unary.contiguous(), self.gaussian_weight,
-                                          self.bilateral_weight, self.compat,
-                                          (kg._numba, kb._numba), self.n_iter)
-                out.append(z.T.reshape(k, h, w))
-                continue
-            z = unary
-            for _ in range(self.n_iter):
-                q = torch.softmax(z, dim=1)
-                message = wg * lattice_filter(q, kg) + wb * lattice_filter(q, kb)
-                z = unary - message @ mu_t
+            z = mean_field_forward(unary.contiguous(), self.kernels(images[i], dtype),
+                                   weights, mu, self.n_iter, output="logits")
             out.append(z.T.reshape(k, h, w))
         return torch.stack(out)
 

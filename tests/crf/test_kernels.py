@@ -189,6 +189,6 @@ def test_crfrnn_builds_the_features_dense_crf_builds(rng):
                                       torch.float32)
     built = dict(crf._build_kernels(image, (7, 8), None, crf._weights()))
     for mine, theirs in zip(numba_kernels, (built[0], built[1])):
-        np.testing.assert_array_equal(mine._numba.lattice.offsets, theirs.lattice.offsets)
-        np.testing.assert_array_equal(mine._numba.weights, theirs.weights)
-    assert numba_kernels[0]._numba is built[0]
+        np.testing.assert_array_equal(mine.lattice.offsets, theirs.lattice.offsets)
+        np.testing.assert_array_equal(mine.weights, theirs.weights)
+    assert numba_kernels[0] is built[0]

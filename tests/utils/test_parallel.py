@@ -70,3 +70,31 @@ def test_serialized_launches_keeps_the_kernel_s_result_and_name():
     launch = serialized_launches(kernel)
     assert launch(2, b=3) == 5 and launch.kernel is kernel
     assert launch.__name__ == "kernel" and launch.__doc__ == "Adds."
+
+
+def test_block_launches_hands_blocks_one_at_a_time_and_restores_the_setting():
+    import numba
+    import numpy as np
+    from numba import prange
+
+    from hybridseg.utils._parallel import block_launches
+
+    @block_launches
+    @numba.njit(parallel=True)
+    def blocks(out):
+        for b in prange(out.shape[0]):
+            out[b] = b * b
+
+    seen = []
+
+    @block_launches
+    def spy():
+        seen.append(numba.get_parallel_chunksize())
+        return 7
+
+    before = numba.get_parallel_chunksize()
+    out = np.zeros(16, np.int64)
+    blocks(out)
+    np.testing.assert_array_equal(out, np.arange(16) ** 2)
+    assert spy() == 7 and seen == [1]
+    assert numba.get_parallel_chunksize() == before
