@@ -397,8 +397,8 @@ def _die_with_parent(cfg):
 
 
 def _limit_threads(cfg):
-    """Give each task its share of the cores (numba and torch), so that several worker
-    processes do not oversubscribe them."""
+    """Give each task its share of the cores (numba, torch and BLAS), so that several
+    worker processes do not oversubscribe them."""
     n = cfg.threads
     if cfg.host_threads is not None:
         try:
@@ -415,14 +415,9 @@ def _limit_threads(cfg):
         n = max(1, cpu_count() // max(int(total), 1))
     if n is None:
         return
-    import numba
+    from ..utils._parallel import limit_threads
 
-    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != n:
-        numba.set_num_threads(n)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    limit_threads(n)
 
 
 def _numba_guard():

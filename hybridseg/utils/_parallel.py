@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 
-__all__ = ["block_launches", "numba_threads_safe", "parallel_map", "serialized_launches"]
+__all__ = ["block_launches", "limit_threads", "numba_threads_safe", "parallel_map",
+           "serialized_launches"]
 
 
 def parallel_map(func, items, n_jobs, *, numba_kernels=False):
@@ -116,3 +118,27 @@ def block_launches(kernel):
 
     launch.kernel = getattr(kernel, "kernel", kernel)
     return launch
+
+
+def limit_threads(n):
+    """Run this process's numba kernels, torch operators and BLAS calls on ``n`` threads.
+
+    What each worker process calls (``segment --n-jobs``, Dask workers), so that several
+    of them share the cores instead of each starting a thread per core: on a loaded
+    2-core machine, two numba threads per process made the dense CRF slower than one.
+    torch is limited only if it is already imported (it is not imported for this).
+    """
+    import numba
+
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it BLAS keeps its default
+        return n
+    threadpool_limits(limits=n, user_api="blas")
+    return n

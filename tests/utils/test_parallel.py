@@ -98,3 +98,25 @@ def test_block_launches_hands_blocks_one_at_a_time_and_restores_the_setting():
     np.testing.assert_array_equal(out, np.arange(16) ** 2)
     assert spy() == 7 and seen == [1]
     assert numba.get_parallel_chunksize() == before
+
+
+def test_limit_threads_sets_numba_torch_and_blas_in_a_worker():
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("threadpoolctl")
+
+    code = (
+        "import numpy, torch, numba\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from hybridseg.utils._parallel import limit_threads\n"
+        "limit_threads(1)\n"
+        "blas = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "print(numba.get_num_threads(), torch.get_num_threads(), set(blas) or {1})\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1", "{1}"]
