@@ -267,6 +267,23 @@ def _slice_dots_36(gq, q, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _message_36(msg, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
+    """``msg = cf0 slice_0 + cf1 slice_1`` for the two built-in kernels of a 2-D image in
+    one loop (the message a general compatibility then mixes)."""
+    kp = msg.shape[0]
+    g0, g1, g2 = off0[i, 0], off0[i, 1], off0[i, 2]
+    u0, u1, u2 = w0[i, 0] * cf0, w0[i, 1] * cf0, w0[i, 2] * cf0
+    b0, b1, b2 = off1[i, 0], off1[i, 1], off1[i, 2]
+    b3, b4, b5 = off1[i, 3], off1[i, 4], off1[i, 5]
+    v0, v1, v2 = w1[i, 0] * cf1, w1[i, 1] * cf1, w1[i, 2] * cf1
+    v3, v4, v5 = w1[i, 3] * cf1, w1[i, 4] * cf1, w1[i, 5] * cf1
+    for c in range(kp):
+        msg[c] = ((u0 * lat0[g0, c] + u1 * lat0[g1, c] + u2 * lat0[g2, c])
+                  + ((v0 * lat1[b0, c] + v1 * lat1[b1, c]) + (v2 * lat1[b2, c] + v3 * lat1[b3, c])
+                     + (v4 * lat1[b4, c] + v5 * lat1[b5, c])))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _potts_logits_36(row, a, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
     """``row = a[i] + cf0 slice_0 + cf1 slice_1`` for the two built-in kernels of a 2-D
     image (3 and 6 simplex corners) in one loop over the labels; returns ``max(row)``.
@@ -302,12 +319,13 @@ def _scatter_add(acc, rows, w, i, row, scale):
 @block_launches
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
-def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts, sliced,
+def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, potts, sliced,
                   scatter, acc_rows, row_base, accs, q_out, m_out, z_out, p_out):
     """One parallel mean-field update of every point, fused with the splat of the next.
 
     Per point ``i``: the message ``m = sum_t coefs[t] slice_t(lattices[t]) + dense[i]``
-    (when ``sliced``); the logits ``z = a[i] + m`` for Potts, else ``a[i] - mu m``;
+    (when ``sliced``); the logits ``z = a[i] + m`` for Potts, else ``a[i] - mu m``
+    (``mu_t`` is ``mu`` transposed);
     ``q = softmax(z)``; then, with ``scatter``, ``q`` splatted into each lattice kernel's
     block rows ``accs[t]`` (which this pass zeroes first). Rows are ``kp`` wide; padded
     columns of ``a`` are -1e30, so those of ``q`` are zero. Outputs written when they have
@@ -322,8 +340,9 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts,
     has_dense = dense.shape[0] > 0
     # The built-in pair of a 2-D image under Potts: its logits in one loop.
     two = n_lat - 1  # a run-time index: the tuples may hold one placeholder
-    fast = (sliced and potts and not has_dense and m_out.shape[0] == 0 and n_lat == 2
-            and offsets[0].shape[1] == 3 and offsets[two].shape[1] == 6)
+    pair = (sliced and not has_dense and n_lat == 2 and offsets[0].shape[1] == 3
+            and offsets[two].shape[1] == 6)
+    fast = pair and potts and m_out.shape[0] == 0
     for b in prange(n_blocks):
         row = np.empty(kp, np.float32)
         msg = np.empty(kp, np.float32)
@@ -338,23 +357,28 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu, potts,
                 mx = _potts_logits_36(row, a, i, offsets[0], weights[0], lattices[0], coefs[0],
                                       offsets[two], weights[two], lattices[two], coefs[two])
             else:
-                if sliced:
+                if pair:
+                    _message_36(msg, i, offsets[0], weights[0], lattices[0], coefs[0],
+                                offsets[two], weights[two], lattices[two], coefs[two])
+                elif sliced:
                     for c in range(kp):
                         msg[c] = dense[i, c] if has_dense else np.float32(0.0)
                     for t in range(n_lat):
                         _slice_add(msg, offsets[t], weights[t], lattices[t], i, coefs[t])
+                if sliced:
                     if m_out.shape[0] > 0:
                         for c in range(kp):
                             m_out[i, c] = msg[c]
                     if potts:
                         for c in range(kp):
                             row[c] = a[i, c] + msg[c]
-                    else:
+                    else:  # z = a - mu m, as axpys over mu's columns (rows of mu_t)
                         for c in range(kp):
-                            z = a[i, c]
-                            for c2 in range(kp):
-                                z -= mu[c, c2] * msg[c2]
-                            row[c] = z
+                            row[c] = a[i, c]
+                        for c2 in range(kp):
+                            m = msg[c2]
+                            for c in range(kp):
+                                row[c] -= mu_t[c2, c] * m
                 else:
                     for c in range(kp):
                         row[c] = a[i, c]
@@ -615,7 +639,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
                       if isinstance(kernels[i], LatticeKernel)] or [0.0], np.float32)
     args = _PassArgs(lat_k, n, kp)
     potts = mu is None
-    mu_p = _mu_padded(mu, k, kp)
+    mu_p = np.ascontiguousarray(_mu_padded(mu, k, kp).T)
     watch = callback is not None or trace is not None
     qs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape else None
     msgs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape and keep_messages else None
