@@ -76,7 +76,8 @@ def _phases(image, logits, device, row, repeat):
     """Where the GPU dense CRF's time goes: the lattices, the iterations, the copies; and
     the same with the ``index_add_`` splat instead of sparse products."""
     from hybridseg.crf._kernels import DENSE_CRF_DEFAULTS, builtin_kernels, kernel_features
-    from hybridseg.crf._torch_lattice import NormalizedKernel, lattice_filter
+    from hybridseg.crf._meanfield_torch import forward_torch
+    from hybridseg.crf._torch_lattice import NormalizedKernel
 
     sync = torch.cuda.synchronize
     h, w, k = logits.shape
@@ -104,11 +105,8 @@ def _phases(image, logits, device, row, repeat):
         a_dev = a.to(device)
 
         def iterations(kg=kg, kb=kb, a_dev=a_dev):
-            with torch.no_grad():
-                q = torch.softmax(a_dev, 1)
-                for _ in range(10):
-                    q = torch.softmax(a_dev + 3.0 * lattice_filter(q, kg)
-                                      + 10.0 * lattice_filter(q, kb), 1)
+            with torch.no_grad():  # the engine's torch execution, as DenseCRF runs it
+                forward_torch(a_dev, [kg, kb], [3.0, 10.0], None, 10, "proba")
 
         row(f"  10 iterations ({splat})", 1, _median(iterations, repeat, sync), device)
 
