@@ -212,6 +212,26 @@ def _slice_add(out, off, w, lat, i, cf):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _builtin_pair(offsets, n_lat, has_dense):
+    """Whether the lattice kernels are the built-in pair of a 2-D image (3 and 6 simplex
+    corners, nothing else), for the one-loop paths; and the second's index (a run-time
+    one: the tuples may hold a single placeholder)."""
+    two = n_lat - 1
+    return (not has_dense and n_lat == 2 and offsets[0].shape[1] == 3
+            and offsets[two].shape[1] == 6), two
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _zero_block_rows(accs, row_base, n_lat, b):
+    """Zero block ``b``'s rows of every lattice kernel's accumulator."""
+    for t in range(n_lat):
+        acc = accs[t]
+        for r in range(row_base[t][b], row_base[t][b + 1]):
+            for c in range(acc.shape[1]):
+                acc[r, c] = 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _slice_dot_add(out, q, off, w, lat, i, cf):
     """``s = slice of lat at point i``; ``out += cf * s``; returns ``<s, q[i]>`` (float64).
     One loop over the labels for 3 and 6 corners (see :func:`_slice_add`)."""
@@ -267,28 +287,13 @@ def _slice_dots_36(gq, q, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _message_36(msg, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
-    """``msg = cf0 slice_0 + cf1 slice_1`` for the two built-in kernels of a 2-D image in
-    one loop (the message a general compatibility then mixes)."""
-    kp = msg.shape[0]
-    g0, g1, g2 = off0[i, 0], off0[i, 1], off0[i, 2]
-    u0, u1, u2 = w0[i, 0] * cf0, w0[i, 1] * cf0, w0[i, 2] * cf0
-    b0, b1, b2 = off1[i, 0], off1[i, 1], off1[i, 2]
-    b3, b4, b5 = off1[i, 3], off1[i, 4], off1[i, 5]
-    v0, v1, v2 = w1[i, 0] * cf1, w1[i, 1] * cf1, w1[i, 2] * cf1
-    v3, v4, v5 = w1[i, 3] * cf1, w1[i, 4] * cf1, w1[i, 5] * cf1
-    for c in range(kp):
-        msg[c] = ((u0 * lat0[g0, c] + u1 * lat0[g1, c] + u2 * lat0[g2, c])
-                  + ((v0 * lat1[b0, c] + v1 * lat1[b1, c]) + (v2 * lat1[b2, c] + v3 * lat1[b3, c])
-                     + (v4 * lat1[b4, c] + v5 * lat1[b5, c])))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _potts_logits_36(row, a, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
-    """``row = a[i] + cf0 slice_0 + cf1 slice_1`` for the two built-in kernels of a 2-D
-    image (3 and 6 simplex corners) in one loop over the labels; returns ``max(row)``.
-    The common case of the Potts update, in one pass instead of one per kernel."""
-    kp = row.shape[0]
+def _pair_rows(out, a, add_logits, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
+    """``out = cf0 slice_0 + cf1 slice_1`` (plus ``a[i]`` with ``add_logits``) for the two
+    built-in kernels of a 2-D image (3 and 6 simplex corners) in one loop over the labels,
+    instead of one per kernel; returns ``max(out)``. The Potts update's logits, or the
+    message a general compatibility then mixes (``add_logits`` is a constant at each call,
+    so the branch folds away)."""
+    kp = out.shape[0]
     g0, g1, g2 = off0[i, 0], off0[i, 1], off0[i, 2]
     u0, u1, u2 = w0[i, 0] * cf0, w0[i, 1] * cf0, w0[i, 2] * cf0
     b0, b1, b2 = off1[i, 0], off1[i, 1], off1[i, 2]
@@ -297,10 +302,12 @@ def _potts_logits_36(row, a, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
     v3, v4, v5 = w1[i, 3] * cf1, w1[i, 4] * cf1, w1[i, 5] * cf1
     mx = np.float32(-np.inf)
     for c in range(kp):
-        x = (a[i, c] + (u0 * lat0[g0, c] + u1 * lat0[g1, c] + u2 * lat0[g2, c])
+        x = ((u0 * lat0[g0, c] + u1 * lat0[g1, c] + u2 * lat0[g2, c])
              + ((v0 * lat1[b0, c] + v1 * lat1[b1, c]) + (v2 * lat1[b2, c] + v3 * lat1[b3, c])
                 + (v4 * lat1[b4, c] + v5 * lat1[b5, c])))
-        row[c] = x
+        if add_logits:
+            x += a[i, c]
+        out[c] = x
         mx = max(mx, x)
     return mx
 
@@ -338,28 +345,22 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
     n, kp = a.shape
     n_blocks = row_base[0].shape[0] - 1
     has_dense = dense.shape[0] > 0
-    # The built-in pair of a 2-D image under Potts: its logits in one loop.
-    two = n_lat - 1  # a run-time index: the tuples may hold one placeholder
-    pair = (sliced and not has_dense and n_lat == 2 and offsets[0].shape[1] == 3
-            and offsets[two].shape[1] == 6)
-    fast = pair and potts and m_out.shape[0] == 0
+    pair, two = _builtin_pair(offsets, n_lat, has_dense)
+    pair = pair and sliced
+    fast = pair and potts and m_out.shape[0] == 0  # the Potts logits in one loop
     for b in prange(n_blocks):
         row = np.empty(kp, np.float32)
         msg = np.empty(kp, np.float32)
         if scatter:
-            for t in range(n_lat):
-                acc = accs[t]
-                for r in range(row_base[t][b], row_base[t][b + 1]):
-                    for c in range(kp):
-                        acc[r, c] = 0.0
+            _zero_block_rows(accs, row_base, n_lat, b)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
             if fast:
-                mx = _potts_logits_36(row, a, i, offsets[0], weights[0], lattices[0], coefs[0],
-                                      offsets[two], weights[two], lattices[two], coefs[two])
+                mx = _pair_rows(row, a, True, i, offsets[0], weights[0], lattices[0], coefs[0],
+                                offsets[two], weights[two], lattices[two], coefs[two])
             else:
                 if pair:
-                    _message_36(msg, i, offsets[0], weights[0], lattices[0], coefs[0],
-                                offsets[two], weights[two], lattices[two], coefs[two])
+                    _pair_rows(msg, a, False, i, offsets[0], weights[0], lattices[0], coefs[0],
+                               offsets[two], weights[two], lattices[two], coefs[two])
                 elif sliced:
                     for c in range(kp):
                         msg[c] = dense[i, c] if has_dense else np.float32(0.0)
@@ -427,19 +428,13 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
     n_blocks = row_base[0].shape[0] - 1
     has_dense = dense.shape[0] > 0
     want_mu = msgs.shape[0] > 0
-    two = n_lat - 1  # a run-time index: the tuples may hold one placeholder
-    fast = (not has_dense and n_lat == 2 and offsets[0].shape[1] == 3
-            and offsets[two].shape[1] == 6)
+    fast, two = _builtin_pair(offsets, n_lat, has_dense)
     for b in prange(n_blocks):
         g = np.empty(kp, np.float32)
         gq = np.empty(kp, np.float32)
         gm_row = np.empty(kp, np.float32)
         if scatter:
-            for t in range(n_lat):
-                acc = accs[t]
-                for r in range(row_base[t][b], row_base[t][b + 1]):
-                    for c in range(kp):
-                        acc[r, c] = 0.0
+            _zero_block_rows(accs, row_base, n_lat, b)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
             if sliced:
                 # <dL/dq, q> from the kernels' dot products: no loop of its own
