@@ -638,7 +638,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
     watch = callback is not None or trace is not None
     qs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape else None
     msgs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape and keep_messages else None
-    q_buf = np.empty((n, kp), np.float32) if (dense_k or watch) and not tape else None
+    q_buf = np.empty((n, kp), np.float32) if (dense_k and not tape) or watch else None
     out = np.empty((n, k), np.float32)
     labels = None
     if trace is not None:
@@ -663,7 +663,6 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
         if callback is not None:
             callback(t, qk)
 
-    start = time.perf_counter()
     last = n_iter == 0
     _forward_pass(a, args.n_lat, args.offsets, args.weights, args.no_lattices, coefs, _NONE,
                   mu_p, potts, False, not last and args.n_lat > 0, args.acc_rows,

@@ -4,8 +4,10 @@
 The model is ``DenseCRF``'s, number for number: a Gaussian kernel on pixel positions and a
 bilateral kernel on positions and colours, with pydensecrf's symmetric normalisation, and
 parallel mean-field updates ``Q <- softmax(logits - (w_g K_g Q + w_b K_b Q) mu^T)``,
-``mu = -I`` for Potts. One permutohedral lattice per image and kernel is built per forward
-and reused by every iteration and every label channel.
+``mu = -I`` for Potts. The mean field is the dense CRF's own engine
+(``hybridseg.crf.mean_field_forward``: numba on the CPU in float32, with its exact
+backward; the torch lattice elsewhere), on the kernels ``hybridseg.crf.dense_kernels``
+builds: the appearance lattice per image, the smoothness lattice once per image size.
 """
 
 from __future__ import annotations

@@ -190,3 +190,20 @@ def test_vectorised_log_and_exp_are_float32_accurate():
     assert np.all(np.abs(lo - want) <= 2 * np.spacing(np.abs(want).astype(np.float32)))
     want = np.exp(np.maximum(y.astype(np.float64), -60.0))  # floored at exp(-60)
     np.testing.assert_allclose(ex, want, rtol=3e-7)
+
+
+def test_a_callback_sees_every_iteration_with_or_without_a_tape(rng):
+    kernels, _ = _problem(rng, 80, 3, "lattice")
+    a = rng.normal(0, 1, (80, 3)).astype(np.float32)
+    from hybridseg.crf._meanfield import _padded_width, forward, logits_rows
+
+    seen = {}
+    for tape in (False, True):
+        qs = []
+        out = forward(logits_rows(a, "logits", _padded_width(3)), kernels, [1.0, 2.0], None, 3,
+                      k=3, tape=tape, callback=lambda t, q, qs=qs: qs.append(q.copy()))
+        seen[tape] = qs
+        np.testing.assert_allclose(qs[-1], out[0] if tape else out, atol=1e-7)
+    assert len(seen[False]) == len(seen[True]) == 4
+    for x, y in zip(seen[False], seen[True]):
+        np.testing.assert_array_equal(x, y)
