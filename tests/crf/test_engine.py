@@ -207,3 +207,28 @@ def test_a_callback_sees_every_iteration_with_or_without_a_tape(rng):
     assert len(seen[False]) == len(seen[True]) == 4
     for x, y in zip(seen[False], seen[True]):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("kp", [5, 8, 24])
+def test_one_point_splat_matches_numpy(rng, kp):
+    # _scatter_add: 8 labels at a time (_axpy8) when kp is a multiple of 8, else a loop
+    import numba
+
+    from hybridseg.crf._meanfield import _scatter_add
+
+    @numba.njit
+    def splat_all(acc, rows, w, values, scale):
+        for i in range(values.shape[0]):
+            _scatter_add(acc, rows, w, i, values[i], scale)
+
+    n, m = 40, 9
+    rows = np.stack([rng.choice(m, 6, replace=False) for _ in range(n)]).astype(np.int32)
+    w = rng.random((n, 6)).astype(np.float32)
+    values = rng.normal(0, 1, (n, kp)).astype(np.float32)
+    acc = rng.normal(0, 1, (m, kp)).astype(np.float32)
+    want = acc.astype(np.float64)
+    for i in range(n):
+        for r in range(6):
+            want[rows[i, r]] += 0.5 * w[i, r] * values[i]
+    splat_all(acc, rows, w, values, np.float32(0.5))
+    np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5)
