@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels import DENSE_CRF_DEFAULTS
+
 __all__ = ["dense_kernels", "mean_field_backward", "mean_field_forward"]
 
 
@@ -12,8 +14,10 @@ def _is_tensor(x):
     return type(x).__module__.split(".")[0] == "torch"
 
 
-def dense_kernels(image, *, gaussian_sxy=3.0, bilateral_sxy=80.0, bilateral_srgb=13.0,
-                  engine="auto", dtype=None):
+def dense_kernels(image, *, gaussian_sxy=DENSE_CRF_DEFAULTS["gaussian_sxy"],
+                  bilateral_sxy=DENSE_CRF_DEFAULTS["bilateral_sxy"],
+                  bilateral_srgb=DENSE_CRF_DEFAULTS["bilateral_srgb"], engine="auto",
+                  dtype=None):
     """The dense CRF's two built-in kernels on one image, unit weight: the smoothness
     kernel on pixel positions and the appearance kernel on positions and colours.
 
@@ -21,9 +25,9 @@ def dense_kernels(image, *, gaussian_sxy=3.0, bilateral_sxy=80.0, bilateral_srgb
     ----------
     image : (H, W) or (H, W, C) ndarray or torch.Tensor
         Channels last, in the units of ``bilateral_srgb`` (0-255 for 8-bit images).
-    gaussian_sxy, bilateral_sxy : float
-        Spatial standard deviations, in pixels.
-    bilateral_srgb : float
+    gaussian_sxy, bilateral_sxy : float, default=3.0, 80.0
+        Spatial standard deviations, in pixels (``DENSE_CRF_DEFAULTS``).
+    bilateral_srgb : float, default=13.0
         Colour standard deviation.
     engine : {"auto", "numba", "torch"}, default="auto"
         "numba": :class:`LatticeKernel` s (float32, CPU); "torch": torch lattice kernels
@@ -42,8 +46,13 @@ def dense_kernels(image, *, gaussian_sxy=3.0, bilateral_sxy=80.0, bilateral_srgb
 
     if engine not in ("auto", "numba", "torch"):
         raise ValueError(f"engine must be 'auto', 'numba' or 'torch', got {engine!r}")
-    specs = builtin_kernels(gaussian_sxy, 1.0, bilateral_sxy, bilateral_srgb, 1.0)
     tensor = _is_tensor(image)
+    if not tensor:
+        image = np.asarray(image)
+    if image.ndim not in (2, 3) or 0 in tuple(image.shape[:2]):
+        raise ValueError(f"image must be (H, W) or (H, W, C) with channels last, got shape "
+                         f"{tuple(image.shape)}")
+    specs = builtin_kernels(gaussian_sxy, 1.0, bilateral_sxy, bilateral_srgb, 1.0)
     if tensor:
         import torch
 

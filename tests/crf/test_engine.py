@@ -232,3 +232,21 @@ def test_one_point_splat_matches_numpy(rng, kp):
             want[rows[i, r]] += 0.5 * w[i, r] * values[i]
     splat_all(acc, rows, w, values, np.float32(0.5))
     np.testing.assert_allclose(acc, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_kernels_are_dense_crf_s(rng):
+    from hybridseg.crf import dense_kernels
+
+    image = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    crf = DenseCRF()
+    built = dict(crf._build_kernels(image, (9, 11), None, crf._weights()))
+    mine = dense_kernels(image)
+    assert mine[0] is built[0]
+    np.testing.assert_array_equal(mine[1].lattice.offsets, built[1].lattice.offsets)
+    np.testing.assert_array_equal(mine[1].weights, built[1].weights)
+    with pytest.raises(ValueError, match="channels last"):
+        dense_kernels(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="engine must be"):
+        dense_kernels(image, engine="cuda")
+    with pytest.raises(ValueError, match="needs the image as a torch tensor"):
+        dense_kernels(image, engine="torch")
