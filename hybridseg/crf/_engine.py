@@ -127,7 +127,7 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
         from ._meanfield_torch import mean_field_tensors
 
         return mean_field_tensors(logits, list(kernels), weights, compat, int(n_iter), output)
-    from ._meanfield import _padded_width, forward, logits_rows
+    from ._meanfield import forward, logits_rows
 
     a = np.asarray(logits, dtype=np.float32)
     if a.ndim != 2:
@@ -136,7 +136,7 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     mu = None if compat is None else np.asarray(compat, dtype=np.float32)
     if mu is not None and mu.shape != (k, k):
         raise ValueError(f"compat must be ({k}, {k}), got shape {mu.shape}")
-    return forward(logits_rows(a, "logits", _padded_width(k)), list(kernels), weights, mu,
+    return forward(logits_rows(a, "logits"), list(kernels), weights, mu,
                    int(n_iter), k=k, output=output, tape=tape, keep_messages=keep_messages)
 
 

@@ -30,7 +30,7 @@ def exact_filter(features, values):
 class ExactKernel:
     """The symmetrically normalised Gaussian kernel as an explicit ``(N, N)`` matrix.
 
-    A drop-in for :class:`~hybridseg.crf._meanfield.PairwiseKernel` (same ``filter_add``)
+    A drop-in for :class:`~hybridseg.crf._meanfield.LatticeKernel` (same ``filter``)
     that :func:`~hybridseg.crf._meanfield.mean_field` and the learning code accept: with it
     the mean field is exact, and the matrix is symmetric positive semi-definite, the case in
     which parallel mean-field updates never raise the free energy.
@@ -42,6 +42,8 @@ class ExactKernel:
     weight : float
     """
 
+    alpha = 1.0  # the mean field's scale of the kernel's messages (a lattice's slice factor)
+
     def __init__(self, features, weight=1.0):
         f = np.asarray(features, np.float64)
         kernel = np.exp(-0.5 * cdist(f, f, "sqeuclidean"))
@@ -49,13 +51,6 @@ class ExactKernel:
         self.weight = float(weight)
         self.matrix = (weight * (norm[:, None] * kernel * norm[None, :])).astype(np.float32)
 
-    alpha = 1.0
-
     def filter(self, values, *, transpose=False):
         """``weight * K values`` (``K`` is symmetric, so ``transpose`` changes nothing)."""
         return self.matrix @ np.asarray(values, np.float32)
-
-    def filter_add(self, q, out, *, transpose=False):
-        """``out += weight * K q`` (``K`` is symmetric, so ``transpose`` changes nothing)."""
-        out += self.matrix @ q
-        return out

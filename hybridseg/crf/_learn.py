@@ -30,7 +30,7 @@ from numba import prange
 
 from ..utils._parallel import serialized_launches
 from ._lattice import point_blocks
-from ._meanfield import _padded_width, backward, forward, logits_rows
+from ._meanfield import backward, forward, logits_rows
 
 __all__ = ["LearningProblem", "loss_and_gradient"]
 
@@ -78,7 +78,7 @@ class LearningProblem:
 
     def __init__(self, unary, labels, kernels):
         self.unary = np.ascontiguousarray(unary, dtype=np.float32)
-        self.logits = logits_rows(self.unary, "energy", _padded_width(self.unary.shape[1]))
+        self.logits = logits_rows(self.unary, "energy")
         self.labels = np.ascontiguousarray(labels, dtype=np.int32)
         self.kernels = kernels
 

@@ -141,35 +141,6 @@ def _exp_nonpos(x):
     return p * scale
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _softmax_inplace(row):
-    """Softmax of one row of float32 in place (max-subtracted, like pydensecrf)."""
-    k = row.shape[0]
-    mx = row[0]
-    for c in range(1, k):
-        if row[c] > mx:
-            mx = row[c]
-    s = np.float32(0.0)
-    for c in range(k):
-        e = _exp_nonpos(row[c] - mx)
-        row[c] = e
-        s += e
-    inv = np.float32(1.0) / s
-    for c in range(k):
-        row[c] *= inv
-
-
-@serialized_launches
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _softmax_rows(logits, out):
-    """Row-wise softmax of ``(N, K)`` float32 into ``out``."""
-    n, k = logits.shape
-    for i in prange(n):
-        for c in range(k):
-            out[i, c] = logits[i, c]
-        _softmax_inplace(out[i])
-
-
 
 # Flags for the fused passes: sums may be reassociated (and so vectorised); no NaN or inf
 # reaches them (unaries are finite, the exponential is clamped). The code is the same
@@ -580,10 +551,6 @@ class LatticeKernel:
         self.weights = np.ascontiguousarray(lat.weights * norm[:, None])
         self.alpha = lat.alpha
 
-    @property
-    def n_points(self):
-        return self.lattice.n_points
-
     def filter(self, values, *, transpose=False):
         """The normalised filter of ``values`` (N, C), or its exact transpose."""
         return self.lattice.filter(values, splat_weights=self.weights,
@@ -924,14 +891,16 @@ def mean_field(unary, kernels, weights, compat, n_iter, *, callback=None, trace=
     """
     unary = np.ascontiguousarray(unary, dtype=np.float32)
     k = unary.shape[1]
-    a = logits_rows(unary, unary_kind, _padded_width(k))
+    a = logits_rows(unary, unary_kind)
     return forward(a, kernels, weights, compat, n_iter, k=k, callback=callback, trace=trace)
 
 
-def logits_rows(scores, kind, kp):
-    """``(N, kp)`` padded logits the passes read, from ``(N, K)`` scores of ``kind``
-    ("energy", "logits" or "proba"); the scores themselves when nothing changes."""
+def logits_rows(scores, kind):
+    """``(N, kp)`` padded logits the passes read (``kp`` by :func:`_padded_width`), from
+    ``(N, K)`` scores of ``kind`` ("energy", "logits" or "proba"); the scores themselves
+    when nothing changes."""
     scores = np.ascontiguousarray(scores, dtype=np.float32)
+    kp = _padded_width(scores.shape[1])
     if kind == "logits" and kp == scores.shape[1]:
         return scores
     out = np.empty((scores.shape[0], kp), np.float32)

@@ -25,7 +25,7 @@ class MeanFieldNumba(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, weights, mu, kernels, n_iter, output):
-        from ._meanfield import _padded_width, forward, logits_rows
+        from ._meanfield import forward, logits_rows
 
         a = np.ascontiguousarray(logits.detach().cpu().numpy(), dtype=np.float32)
         k = a.shape[1]
@@ -36,7 +36,7 @@ class MeanFieldNumba(torch.autograd.Function):
             mu32 = np.ascontiguousarray(mu.detach().cpu().numpy(), dtype=np.float32)
             if not want_mu and np.array_equal(mu32, -np.eye(k, dtype=np.float32)):
                 mu32 = None  # Potts, the fast update
-        out, ctx.tape = forward(logits_rows(a, "logits", _padded_width(k)), list(kernels), w,
+        out, ctx.tape = forward(logits_rows(a, "logits"), list(kernels), w,
                                 mu32, n_iter, k=k, output="logits", tape=True,
                                 keep_messages=want_mu)
         ctx.want_mu, ctx.has_mu = want_mu, mu is not None

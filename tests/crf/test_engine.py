@@ -195,12 +195,12 @@ def test_vectorised_log_and_exp_are_float32_accurate():
 def test_a_callback_sees_every_iteration_with_or_without_a_tape(rng):
     kernels, _ = _problem(rng, 80, 3, "lattice")
     a = rng.normal(0, 1, (80, 3)).astype(np.float32)
-    from hybridseg.crf._meanfield import _padded_width, forward, logits_rows
+    from hybridseg.crf._meanfield import forward, logits_rows
 
     seen = {}
     for tape in (False, True):
         qs = []
-        out = forward(logits_rows(a, "logits", _padded_width(3)), kernels, [1.0, 2.0], None, 3,
+        out = forward(logits_rows(a, "logits"), kernels, [1.0, 2.0], None, 3,
                       k=3, tape=tape, callback=lambda t, q, qs=qs: qs.append(q.copy()))
         seen[tape] = qs
         np.testing.assert_allclose(qs[-1], out[0] if tape else out, atol=1e-7)
