@@ -80,7 +80,7 @@ def dense_kernels(image, *, gaussian_sxy=DENSE_CRF_DEFAULTS["gaussian_sxy"],
 
 
 def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="proba",
-                       tape=False, keep_messages=False):
+                       tape=False):
     """The dense CRF's parallel mean field on one image, from logits.
 
     ``Z_t = a - M_t mu^T`` with ``M_t = sum_m w_m K_m Q_{t-1}``, ``Q_t = softmax(Z_t)``,
@@ -108,8 +108,6 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     tape : bool, default=False
         Also return what :func:`mean_field_backward` needs (``T`` arrays of ``(N, K)``);
         ndarrays only.
-    keep_messages : bool, default=False
-        Keep the messages on the tape too (for the gradient of ``compat``).
 
     Returns
     -------
@@ -119,9 +117,8 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     if output not in ("proba", "logits"):
         raise ValueError(f"output must be 'proba' or 'logits', got {output!r}")
     if _is_tensor(logits):
-        if tape or keep_messages:
-            raise ValueError("tape and keep_messages are for ndarrays: tensors get their "
-                             "gradients by autograd")
+        if tape:
+            raise ValueError("tape is for ndarrays: tensors get their gradients by autograd")
         if logits.ndim != 2:
             raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
         from ._meanfield_torch import mean_field_tensors
@@ -137,7 +134,7 @@ def mean_field_forward(logits, kernels, weights, compat, n_iter, *, output="prob
     if mu is not None and mu.shape != (k, k):
         raise ValueError(f"compat must be ({k}, {k}), got shape {mu.shape}")
     return forward(logits_rows(a, "logits"), list(kernels), weights, mu,
-                   int(n_iter), k=k, output=output, tape=tape, keep_messages=keep_messages)
+                   int(n_iter), k=k, output=output, tape=tape)
 
 
 def mean_field_backward(tape, grad_z, *, want_mu=False):
@@ -150,7 +147,7 @@ def mean_field_backward(tape, grad_z, *, want_mu=False):
     grad_z : (N, K) array_like of float
         ``dL/dZ_T`` (for a loss on ``Q_T``, pass it through the softmax first).
     want_mu : bool, default=False
-        Also the gradient of ``compat`` (the tape must keep the messages).
+        Also the gradient of ``compat`` (from any tape, a Potts one too: at ``-I``).
 
     Returns
     -------

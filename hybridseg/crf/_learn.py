@@ -106,9 +106,9 @@ class LearningProblem:
         grad_mu : (K, K) ndarray of float64 or None
         """
         k = self.unary.shape[1]
-        potts = not want_mu and np.array_equal(mu, -np.eye(k))
+        potts = np.array_equal(mu, -np.eye(k))  # the fast update (mu's gradient too)
         q, tape = forward(self.logits, self.kernels, weights, None if potts else mu, n_iter,
-                          k=k, tape=True, keep_messages=want_mu)
+                          k=k, tape=True)
         grad = np.empty_like(q)
         loss = _log_loss_grad(q, self.labels, class_weights.astype(np.float32), grad)
         _, grad_w, grad_mu = backward(tape, grad, want_mu=want_mu)

@@ -108,6 +108,61 @@ def _axpy8(typingctx, dst, di, src, si, w):
     return sig, codegen
 
 
+@intrinsic
+def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
+    """``dst.flat[di:di + 8] += scale * sum_{j < n} x[j] mat.flat[mi + j stride:][:8]`` on
+    float32 C-contiguous arrays: 8 columns of a vector-matrix product, summed in two
+    registers (even and odd ``j``) and written once. The same sum as axpys into ``dst``
+    without their chain of stores and reloads (about 10 cycles a step)."""
+    sig = types.void(dst, di, mat, mi, stride, x, n, scale)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        d_arr = context.make_array(tys[0])(context, builder, args[0])
+        m_arr = context.make_array(tys[2])(context, builder, args[2])
+        x_arr = context.make_array(tys[5])(context, builder, args[5])
+        di_v, mi_v, stride_v, n_v = (context.cast(builder, args[j], tys[j], types.intp)
+                                     for j in (1, 3, 4, 6))
+        f32 = ir.FloatType()
+        vec = ir.VectorType(f32, 8)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f32")
+
+        def splat(value):
+            out = ir.Constant(vec, ir.Undefined)
+            for j in range(8):
+                out = builder.insert_element(out, value, ir.Constant(ir.IntType(32), j))
+            return out
+
+        zero = ir.Constant(vec, [0.0] * 8)
+        accs = (cgutils.alloca_once_value(builder, zero),
+                cgutils.alloca_once_value(builder, zero))
+
+        def step(j, acc):
+            xj = splat(builder.load(builder.gep(x_arr.data, [j])))
+            at = builder.add(mi_v, builder.mul(j, stride_v))
+            row = builder.load(builder.bitcast(builder.gep(m_arr.data, [at]),
+                                               vec.as_pointer()), align=4)
+            builder.store(builder.call(fma, [xj, row, builder.load(acc)]), acc)
+
+        one = ir.Constant(n_v.type, 1)
+        with cgutils.for_range(builder, builder.ashr(n_v, one)) as loop:
+            j0 = builder.shl(loop.index, one)
+            step(j0, accs[0])
+            step(builder.add(j0, one), accs[1])
+        odd = builder.icmp_signed("!=", builder.and_(n_v, one), ir.Constant(n_v.type, 0))
+        with builder.if_then(odd):
+            step(builder.sub(n_v, one), accs[0])
+        total = builder.fadd(builder.load(accs[0]), builder.load(accs[1]))
+        d_ptr = builder.bitcast(builder.gep(d_arr.data, [di_v]), vec.as_pointer())
+        scale_v = context.cast(builder, args[7], tys[7], types.float32)
+        builder.store(builder.call(fma, [splat(scale_v), total,
+                                         builder.load(d_ptr, align=4)]), d_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _exp_nonpos(x):
     """``exp(x)`` in float32 for ``x <= 0``, branch-free so that row loops vectorise.
@@ -213,6 +268,58 @@ def _slice_add(out, off, w, lat, i, cf):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _axpy_flat(dst, di, src, si, w, width):
+    """``dst[di:di + width] += w * src[si:si + width]`` on 1-D float32 arrays, 8 at a
+    time when ``width`` is a multiple of 8 (nothing to do when ``w`` is 0: the padded
+    labels)."""
+    if w == 0.0:
+        return
+    if width % 8 == 0:
+        for c0 in range(0, width, 8):
+            _axpy8(dst, di + c0, src, si + c0, w)
+    else:
+        for c in range(width):
+            dst[di + c] += w * src[si + c]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _matvec_sub(out, mat, x, width):
+    """``out -= x @ M``, ``M`` the (width, width) matrix held flat in ``mat``: 8 columns at
+    a time in registers when ``width`` is a multiple of 8, else axpys over its rows."""
+    if width % 8 == 0:
+        for c0 in range(0, width, 8):
+            _combine8(out, c0, mat, c0, width, x, width, np.float32(-1.0))
+    else:
+        for j in range(width):
+            _axpy_flat(out, 0, mat, j * width, -x[j], width)
+
+
+_GMU_ROUND = 64  # points per round of mu's gradient in the reverse pass
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _gmu_round(gmu, b, part, cols, rows, start, count, k):
+    """``gmu[b] -= S^T Q`` over ``count`` points from ``start``: ``S``'s columns in
+    ``cols[:, :count]``, ``Q`` the rows of ``rows`` (flat, ``kp`` wide). Summed in
+    float32 registers over the round (:func:`_combine8`), then added in float64; only the
+    ``k`` real labels' rows (the padded ones of ``S`` are zero)."""
+    kp = gmu.shape[1]
+    for c in range(k):
+        sc = cols[c]
+        if kp % 8 == 0:
+            for c0 in range(0, kp, 8):
+                _combine8(part, c * kp + c0, rows, start * kp + c0, kp, sc, count,
+                          np.float32(-1.0))
+        else:
+            for j in range(count):
+                _axpy_flat(part, c * kp, rows, (start + j) * kp, -sc[j], kp)
+    for c in range(k):
+        for c2 in range(kp):
+            gmu[b, c, c2] += np.float64(part[c * kp + c2])
+            part[c * kp + c2] = 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _builtin_pair(offsets, n_lat, has_dense):
     """Whether the lattice kernels are the built-in pair of a 2-D image (3 and 6 simplex
     corners, nothing else), for the one-loop paths; and the second's index (a run-time
@@ -234,7 +341,8 @@ def _zero_block_rows(accs, row_base, n_lat, b):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _slice_dot_add(out, q, off, w, lat, i, cf):
-    """``s = slice of lat at point i``; ``out += cf * s``; returns ``<s, q[i]>`` (float64).
+    """``s = slice of lat at point i``; ``out += cf * s``; returns ``<s, q>`` (float64,
+    ``q`` a row).
     One loop over the labels for 3 and 6 corners (see :func:`_slice_add`)."""
     kp = out.shape[0]
     dp1 = off.shape[1]
@@ -244,7 +352,7 @@ def _slice_dot_add(out, q, off, w, lat, i, cf):
         w0, w1, w2 = w[i, 0], w[i, 1], w[i, 2]
         for c in range(kp):
             x = w0 * lat[o0, c] + w1 * lat[o1, c] + w2 * lat[o2, c]
-            d += np.float64(x) * np.float64(q[i, c])
+            d += np.float64(x) * np.float64(q[c])
             out[c] += cf * x
     elif dp1 == 6:
         o0, o1, o2, o3, o4, o5 = off[i, 0], off[i, 1], off[i, 2], off[i, 3], off[i, 4], off[i, 5]
@@ -252,22 +360,23 @@ def _slice_dot_add(out, q, off, w, lat, i, cf):
         for c in range(kp):
             x = ((w0 * lat[o0, c] + w1 * lat[o1, c]) + (w2 * lat[o2, c] + w3 * lat[o3, c])
                  + (w4 * lat[o4, c] + w5 * lat[o5, c]))
-            d += np.float64(x) * np.float64(q[i, c])
+            d += np.float64(x) * np.float64(q[c])
             out[c] += cf * x
     else:
         for c in range(kp):
             x = np.float32(0.0)
             for r in range(dp1):
                 x += w[i, r] * lat[off[i, r], c]
-            d += np.float64(x) * np.float64(q[i, c])
+            d += np.float64(x) * np.float64(q[c])
             out[c] += cf * x
     return d
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _slice_dots_36(gq, q, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
-    """``gq = cf0 s_0 + cf1 s_1`` for the two built-in kernels of a 2-D image (3 and 6
-    corners) in one loop; returns ``(<s_0, q[i]>, <s_1, q[i]>)`` in float64."""
+    """``gq = cf0 s_0 + cf1 s_1`` at point ``i`` for the two built-in kernels of a 2-D
+    image (3 and 6 corners) in one loop; returns ``(<s_0, q>, <s_1, q>)`` in float64
+    (``q`` a row)."""
     kp = gq.shape[0]
     g0, g1, g2 = off0[i, 0], off0[i, 1], off0[i, 2]
     u0, u1, u2 = w0[i, 0], w0[i, 1], w0[i, 2]
@@ -280,7 +389,7 @@ def _slice_dots_36(gq, q, i, off0, w0, lat0, cf0, off1, w1, lat1, cf1):
         x0 = u0 * lat0[g0, c] + u1 * lat0[g1, c] + u2 * lat0[g2, c]
         x1 = ((v0 * lat1[b0, c] + v1 * lat1[b1, c]) + (v2 * lat1[b2, c] + v3 * lat1[b3, c])
               + (v4 * lat1[b4, c] + v5 * lat1[b5, c]))
-        qc = np.float64(q[i, c])
+        qc = np.float64(q[c])
         d0 += np.float64(x0) * qc
         d1 += np.float64(x1) * qc
         gq[c] = cf0 * x0 + cf1 * x1
@@ -334,7 +443,7 @@ def _scatter_add(acc, rows, w, i, row, scale):
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, potts, sliced,
-                  scatter, acc_rows, row_base, accs, q_out, m_out, z_out, p_out):
+                  scatter, acc_rows, row_base, accs, q_out, z_out, p_out):
     """One parallel mean-field update of every point, fused with the splat of the next.
 
     Per point ``i``: the message ``m = sum_t coefs[t] slice_t(lattices[t]) + dense[i]``
@@ -343,7 +452,7 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
     ``q = softmax(z)``; then, with ``scatter``, ``q`` splatted into each lattice kernel's
     block rows ``accs[t]`` (which this pass zeroes first). Rows are ``kp`` wide; padded
     columns of ``a`` are -1e30, so those of ``q`` are zero. Outputs written when they have
-    rows: ``q_out`` (N, kp), ``m_out`` (N, kp) the message, ``z_out`` (N, k) the logits,
+    rows: ``q_out`` (N, kp), ``z_out`` (N, k) the logits,
     ``p_out`` (N, k) the probabilities.
 
     Each block of points is one thread's and writes only its own rows of ``accs``: the
@@ -354,7 +463,8 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
     has_dense = dense.shape[0] > 0
     pair, two = _builtin_pair(offsets, n_lat, has_dense)
     pair = pair and sliced
-    fast = pair and potts and m_out.shape[0] == 0  # the Potts logits in one loop
+    fast = pair and potts  # the Potts logits in one loop
+    mu_t_flat = mu_t.reshape(-1)
     for b in prange(n_blocks):
         row = np.empty(kp, np.float32)
         msg = np.empty(kp, np.float32)
@@ -374,19 +484,13 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
                     for t in range(n_lat):
                         _slice_add(msg, offsets[t], weights[t], lattices[t], i, coefs[t])
                 if sliced:
-                    if m_out.shape[0] > 0:
-                        for c in range(kp):
-                            m_out[i, c] = msg[c]
                     if potts:
                         for c in range(kp):
                             row[c] = a[i, c] + msg[c]
                     else:  # z = a - mu m, as axpys over mu's columns (rows of mu_t)
                         for c in range(kp):
                             row[c] = a[i, c]
-                        for c2 in range(kp):
-                            m = msg[c2]
-                            for c in range(kp):
-                                row[c] -= mu_t[c2, c] * m
+                        _matvec_sub(row, mu_t_flat, msg, kp)
                 else:
                     for c in range(kp):
                         row[c] = a[i, c]
@@ -418,36 +522,55 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coefs, dense,
-                   mu, potts, sliced, scatter, msgs, acc_rows, row_base, accs, grad_a, gm_out,
-                   dots, gmu):
+                   mu, potts, sliced, scatter, want_mu, acc_rows, row_base, accs, grad_a,
+                   g_out, dots, gmu, k):
     """One step of the mean field's reverse pass, fused with the splat of the next.
 
+    The step's ``G = dL/dZ_t`` is splatted as it is: ``K^T (G B) = (K^T G) B`` with ``B =
+    I`` (Potts) or ``-mu``, so ``B`` is applied after the slice, and ``mu``'s gradient
+    ``-G^T M_t = -(sum_m w_m K_m^T G)^T Q_{t-1}`` needs no messages from the forward.
+
     With ``sliced`` (step ``t``): per kernel the transposed filter's slice ``s_t`` of
-    ``lattices[t]``; ``dots[b, t] += alphas[t] <s_t, q_prev[i]>`` (the kernel weight's
-    gradient, float64 per block); ``dL/dq = sum_t coefs[t] s_t + dense[i]``; through the
-    softmax, ``g = q_prev (dL/dq - <q_prev, dL/dq>)`` (``dL/dz_{t-1}``), added to
-    ``grad_a``. Without (the seed), ``g = g_in[i]`` and ``grad_a[i] = g``. Then with
-    ``scatter``: ``dL/dm = g`` for Potts, else ``-g mu``; ``gmu[b] -= g m^T`` with the
-    step's messages ``msgs`` (when it has rows); ``dL/dm`` into ``gm_out`` (when it has
-    rows) and splatted into the block rows ``accs[t]`` (zeroed first).
+    ``lattices[t]``; ``s = sum_t coefs[t] s_t + dense[i]``; ``dots[b, t] += alphas[t]
+    <s_t, r>`` with ``r = q_prev[i] B^T`` (the kernel weight's gradient, float64 per
+    block); ``dL/dq = s B``; through the softmax, ``g = q_prev (dL/dq - <q_prev, dL/dq>)``
+    (``dL/dz_{t-1}``; ``<q_prev, dL/dq> = <s, r>``, from the same dots), added to
+    ``grad_a``; with ``want_mu``, ``gmu[b] -= s q_prev[i]^T``. Without (the seed), ``g =
+    g_in[i]`` and ``grad_a[i] = g``. Then with ``scatter``: ``g`` into ``g_out`` (when it
+    has rows) and splatted into the block rows ``accs[t]`` (zeroed first).
     """
     n, kp = grad_a.shape
     n_blocks = row_base[0].shape[0] - 1
     has_dense = dense.shape[0] > 0
-    want_mu = msgs.shape[0] > 0
     fast, two = _builtin_pair(offsets, n_lat, has_dense)
+    mu_flat = mu.reshape(-1)
+    mu_t_flat = np.ascontiguousarray(mu.T).reshape(-1)
+    q_flat = q_prev.reshape(-1)
+    mu_round = want_mu and sliced
     for b in prange(n_blocks):
         g = np.empty(kp, np.float32)
         gq = np.empty(kp, np.float32)
-        gm_row = np.empty(kp, np.float32)
+        dq_row = np.empty(kp, np.float32)
+        r_row = np.empty(kp, np.float32)
+        gmu_part = np.zeros(kp * kp if mu_round else 1, np.float32)
+        s_cols = np.empty((kp, _GMU_ROUND) if mu_round else (1, 1), np.float32)
+        n_part = 0
         if scatter:
             _zero_block_rows(accs, row_base, n_lat, b)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
             if sliced:
-                # <dL/dq, q> from the kernels' dot products: no loop of its own
+                qi = q_prev[i]
+                if potts:
+                    r = qi
+                else:  # r = q B^T = -mu q
+                    r = r_row
+                    for c in range(kp):
+                        r[c] = 0.0
+                    _matvec_sub(r, mu_t_flat, qi, kp)
+                # <dL/dq, q> = <s, r> from the kernels' dot products: no loop of its own
                 inner = 0.0
                 if fast:
-                    d0, d1 = _slice_dots_36(gq, q_prev, i, offsets[0], weights[0], lattices[0],
+                    d0, d1 = _slice_dots_36(gq, r, i, offsets[0], weights[0], lattices[0],
                                             coefs[0], offsets[two], weights[two],
                                             lattices[two], coefs[two])
                     dots[b, 0] += alphas[0] * d0
@@ -457,15 +580,29 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                     for c in range(kp):
                         gq[c] = dense[i, c] if has_dense else np.float32(0.0)
                         if has_dense:
-                            inner += np.float64(dense[i, c]) * np.float64(q_prev[i, c])
+                            inner += np.float64(dense[i, c]) * np.float64(r[c])
                     for t in range(n_lat):
-                        d = _slice_dot_add(gq, q_prev, offsets[t], weights[t], lattices[t], i,
+                        d = _slice_dot_add(gq, r, offsets[t], weights[t], lattices[t], i,
                                            coefs[t])
                         dots[b, t] += alphas[t] * d
                         inner += coefs[t] * d
+                if mu_round:  # s kept for the next round of -S^T Q
+                    for c in range(kp):
+                        s_cols[c, n_part] = gq[c]
+                    n_part += 1
+                    if n_part == _GMU_ROUND:
+                        _gmu_round(gmu, b, gmu_part, s_cols, q_flat, i + 1 - n_part, n_part, k)
+                        n_part = 0
+                if potts:
+                    dq = gq
+                else:  # dL/dq = s B = -s mu
+                    dq = dq_row
+                    for c in range(kp):
+                        dq[c] = 0.0
+                    _matvec_sub(dq, mu_flat, gq, kp)
                 inner = np.float32(inner)
                 for c in range(kp):
-                    x = q_prev[i, c] * (gq[c] - inner)
+                    x = qi[c] * (dq[c] - inner)
                     g[c] = x
                     grad_a[i, c] += x
             else:
@@ -474,25 +611,14 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                     grad_a[i, c] = g[c]
             if not scatter:
                 continue
-            if potts:
-                gm = g
-            else:
-                gm = gm_row
+            if g_out.shape[0] > 0:
                 for c in range(kp):
-                    gm[c] = 0.0
-                for c in range(kp):
-                    for c2 in range(kp):
-                        gm[c2] -= g[c] * mu[c, c2]
-            if want_mu:
-                for c in range(kp):
-                    gc = np.float64(g[c])
-                    for c2 in range(kp):
-                        gmu[b, c, c2] -= gc * np.float64(msgs[i, c2])
-            if gm_out.shape[0] > 0:
-                for c in range(kp):
-                    gm_out[i, c] = gm[c]
+                    g_out[i, c] = g[c]
             for t in range(n_lat):
-                _scatter_add(accs[t], acc_rows[t], weights[t], i, gm, np.float32(1.0))
+                _scatter_add(accs[t], acc_rows[t], weights[t], i, g, np.float32(1.0))
+        if mu_round and n_part > 0:
+            _gmu_round(gmu, b, gmu_part, s_cols, q_flat, (b + 1) * n // n_blocks - n_part,
+                       n_part, k)
 
 
 @serialized_launches
@@ -565,12 +691,10 @@ _NONE = np.zeros((0, 1), np.float32)
 class Tape:
     """What the reverse pass needs from a forward pass.
 
-    qs : (T, N, kp) float32, ``Q_0 .. Q_{T-1}`` (padded columns zero)
-    msgs : (T, N, kp) float32 or None, the messages ``M_1 .. M_T`` (for ``mu``'s gradient)
+    qs : list of T (N, kp) float32 arrays, ``Q_0 .. Q_{T-1}`` (padded columns zero)
     """
 
-    qs: np.ndarray
-    msgs: np.ndarray | None
+    qs: list
     kernels: list
     weights: np.ndarray
     mu: np.ndarray | None
@@ -587,7 +711,7 @@ def _mu_padded(mu, k, kp):
 
 
 def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
-            keep_messages=False, callback=None, trace=None):
+            callback=None, trace=None):
     """The mean field: ``T`` parallel updates from ``Q_0 = softmax(a)``.
 
     ``Z_t = a + M_t`` (Potts, ``mu`` None) or ``a - M_t mu^T``, ``M_t = sum_m w_m K_m
@@ -613,8 +737,6 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
         ``Q_T`` or ``Z_T`` (``a`` when ``n_iter`` is 0).
     tape : bool, default=False
         Also return a :class:`Tape` for :func:`backward`.
-    keep_messages : bool, default=False
-        Keep the messages on the tape (needed for ``mu``'s gradient).
     callback : callable, optional
         ``callback(t, Q_t)`` for ``t = 0 .. T``.
     trace : dict, optional
@@ -639,8 +761,10 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
     potts = mu is None
     mu_p = np.ascontiguousarray(_mu_padded(mu, k, kp).T)
     watch = callback is not None or trace is not None
-    qs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape else None
-    msgs = np.empty((max(n_iter, 1), n, kp), np.float32) if tape and keep_messages else None
+    # One array per iteration, not one (T, N, kp) block: blocks above malloc's mmap
+    # ceiling (32 MB) are mapped afresh at each call, and their page faults cost a CRF-RNN
+    # step about 15% of its time at 360x480, K = 11.
+    qs = [np.empty((n, kp), np.float32) for _ in range(n_iter)] if tape else None
     q_buf = np.empty((n, kp), np.float32) if (dense_k and not tape) or watch else None
     out = np.empty((n, k), np.float32)
     labels = None
@@ -669,7 +793,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
     last = n_iter == 0
     _forward_pass(a, args.n_lat, args.offsets, args.weights, args.no_lattices, coefs, _NONE,
                   mu_p, potts, False, not last and args.n_lat > 0, args.acc_rows,
-                  args.row_base, args.accs, q_at(0), _NONE,
+                  args.row_base, args.accs, q_at(0),
                   out if last and output == "logits" else _NONE,
                   out if last and output == "proba" else _NONE)
     q_prev = q_at(0)
@@ -688,7 +812,6 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
         _forward_pass(a, args.n_lat, args.offsets, args.weights, lattices, coefs, dense,
                       mu_p, potts, True, not last and args.n_lat > 0, args.acc_rows,
                       args.row_base, args.accs, q_t,
-                      msgs[t - 1] if msgs is not None else _NONE,
                       out if last and output == "logits" else _NONE,
                       out if last and output == "proba" else _NONE)
         q_prev = q_t
@@ -696,7 +819,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
             watched(t, q_t, time.perf_counter() - start)
     if not tape:
         return out
-    return out, Tape(qs=qs[:n_iter], msgs=None if msgs is None else msgs[:n_iter],
+    return out, Tape(qs=qs[:n_iter],
                      kernels=list(kernels), weights=weights,
                      mu=None if mu is None else np.asarray(mu, np.float32), k=k, kp=kp)
 
@@ -705,11 +828,13 @@ def backward(tape, grad_z, *, want_mu=False):
     """The exact reverse pass of :func:`forward`: from ``dL/dZ_T`` to the gradients of
     ``L`` with respect to the logits ``a``, the kernel weights and ``mu``.
 
-    With ``G_t = dL/dZ_t``: ``dL/dM_t = G_t`` (Potts) or ``-G_t mu``;
-    ``dL/dmu -= G_t^T M_t``; ``dL/dw_m += <K_m^T dL/dM_t, Q_{t-1}>``;
-    ``dL/dQ_{t-1} = sum_m w_m K_m^T dL/dM_t``; ``G_{t-1}`` through the softmax; ``dL/da =
-    sum_t G_t``. Each kernel's transpose is applied exactly (the lattice blur run in
-    reverse order), so this is the gradient of what :func:`forward` computes.
+    With ``G_t = dL/dZ_t``, ``dL/dM_t = G_t B`` where ``B = I`` (Potts) or ``-mu``, and
+    ``S_t = sum_m w_m K_m^T G_t``: ``dL/dQ_{t-1} = S_t B``; ``dL/dw_m += <K_m^T G_t,
+    Q_{t-1} B^T>``; ``dL/dmu -= G_t^T M_t = S_t^T Q_{t-1}``; ``G_{t-1}`` through the
+    softmax; ``dL/da = sum_t G_t``. Each kernel's transpose is applied exactly (the
+    lattice blur run in reverse order), so this is the gradient of what :func:`forward`
+    computes. ``mu``'s gradient needs nothing but the tape's marginals, so it is there
+    for a Potts forward too (at ``mu = -I``).
 
     Parameters
     ----------
@@ -717,7 +842,7 @@ def backward(tape, grad_z, *, want_mu=False):
     grad_z : (N, k) array_like of float32
         ``dL/dZ_T``.
     want_mu : bool, default=False
-        Also return ``dL/dmu`` (the tape must hold the messages).
+        Also return ``dL/dmu``.
 
     Returns
     -------
@@ -729,8 +854,6 @@ def backward(tape, grad_z, *, want_mu=False):
     n_iter = len(qs)
     g = np.asarray(grad_z, np.float32)
     n = g.shape[0]
-    if want_mu and tape.msgs is None:
-        raise ValueError("want_mu needs a tape made with keep_messages=True")
     g_in = np.zeros((n, kp), np.float32)
     g_in[:, :k] = g
     lat_i = [i for i, kern in enumerate(kernels) if isinstance(kern, LatticeKernel)]
@@ -749,22 +872,23 @@ def backward(tape, grad_z, *, want_mu=False):
     gm = np.empty((n, kp), np.float32) if dense_i else _NONE
     _backward_pass(g_in, _NONE, args.n_lat, args.offsets, args.weights, args.no_lattices,
                    alphas, coefs, _NONE, mu_p, potts, False, n_iter > 0,
-                   tape.msgs[n_iter - 1] if want_mu and n_iter else _NONE, args.acc_rows,
-                   args.row_base, args.accs, grad_a, gm, dots, gmu)
+                   want_mu, args.acc_rows, args.row_base, args.accs, grad_a, gm, dots, gmu,
+                   k)
     for t in range(n_iter, 0, -1):
         q_prev = qs[t - 1]
         dense = _NONE
         if dense_i:
             dense = np.zeros((n, kp), np.float32)
             for i in dense_i:
-                h = kernels[i].filter(gm[:, :k], transpose=True)
-                grad_w[i] += float(np.sum(h.astype(np.float64) * q_prev[:, :k]))
+                h = kernels[i].filter(gm[:, :k], transpose=True)  # K^T G, before B
+                r = q_prev[:, :k] if potts else -(q_prev[:, :k] @ tape.mu.T)
+                grad_w[i] += float(np.sum(h.astype(np.float64) * r))
                 dense[:, :k] += np.float32(weights[i]) * h
         more = t > 1
         _backward_pass(_NONE, q_prev, args.n_lat, args.offsets, args.weights,
                        args.blurred(True), alphas, coefs, dense, mu_p, potts, True, more,
-                       tape.msgs[t - 2] if want_mu and more else _NONE, args.acc_rows,
-                       args.row_base, args.accs, grad_a, gm if more else _NONE, dots, gmu)
+                       want_mu, args.acc_rows, args.row_base, args.accs, grad_a,
+                       gm if more else _NONE, dots, gmu, k)
     for j, i in enumerate(lat_i):
         grad_w[i] += float(np.sum(dots[:, j]))
     grad_mu = None
@@ -899,10 +1023,13 @@ def logits_rows(scores, kind):
     """``(N, kp)`` padded logits the passes read (``kp`` by :func:`_padded_width`), from
     ``(N, K)`` scores of ``kind`` ("energy", "logits" or "proba"); the scores themselves
     when nothing changes."""
-    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    scores = np.asarray(scores)
+    if scores.dtype != np.float32:
+        scores = scores.astype(np.float32)
     kp = _padded_width(scores.shape[1])
     if kind == "logits" and kp == scores.shape[1]:
-        return scores
+        return np.ascontiguousarray(scores)
+    # any strides (a transposed view of channels-first scores): read once, in the copy
     out = np.empty((scores.shape[0], kp), np.float32)
     _neg_unary_rows(scores, kind == "proba", kind == "energy", out)
     return out

@@ -27,18 +27,17 @@ class MeanFieldNumba(torch.autograd.Function):
     def forward(ctx, logits, weights, mu, kernels, n_iter, output):
         from ._meanfield import forward, logits_rows
 
-        a = np.ascontiguousarray(logits.detach().cpu().numpy(), dtype=np.float32)
+        a = logits.detach().cpu().numpy()  # any strides: logits_rows copies it once
         k = a.shape[1]
         w = weights.detach().cpu().numpy().astype(np.float64)
         want_mu = mu is not None and bool(ctx.needs_input_grad[2])
         mu32 = None
         if mu is not None:
             mu32 = np.ascontiguousarray(mu.detach().cpu().numpy(), dtype=np.float32)
-            if not want_mu and np.array_equal(mu32, -np.eye(k, dtype=np.float32)):
-                mu32 = None  # Potts, the fast update
+            if np.array_equal(mu32, -np.eye(k, dtype=np.float32)):
+                mu32 = None  # Potts, the fast update (the backward gives mu's gradient)
         out, ctx.tape = forward(logits_rows(a, "logits"), list(kernels), w,
-                                mu32, n_iter, k=k, output="logits", tape=True,
-                                keep_messages=want_mu)
+                                mu32, n_iter, k=k, output="logits", tape=True)
         ctx.want_mu, ctx.has_mu = want_mu, mu is not None
         z = torch.from_numpy(out).to(logits.device)
         if output == "proba":
@@ -56,7 +55,7 @@ class MeanFieldNumba(torch.autograd.Function):
         if ctx.output == "proba":  # through the last softmax
             (q,) = ctx.saved_tensors
             g = q * (g - (g * q).sum(1, keepdim=True))
-        g = np.ascontiguousarray(g.detach().cpu().numpy(), dtype=np.float32)
+        g = np.asarray(g.detach().cpu().numpy(), dtype=np.float32)  # any strides
         grad_a, grad_w, grad_mu = backward(ctx.tape, g, want_mu=ctx.want_mu)
         device = grad_out.device
         grad_mu_t = None

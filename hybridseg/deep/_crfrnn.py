@@ -157,10 +157,12 @@ class CRFRNN(nn.Module):
         if self.image_channels is not None and c != self.image_channels:
             raise ValueError(f"images have {c} channels but the layer was built for "
                              f"{self.image_channels}-channel images")
-        if not torch.isfinite(logits).all():
-            raise ValueError("logits hold NaN or infinite values")
-        if not torch.isfinite(images).all():
-            raise ValueError("images hold NaN or infinite values")
+        for name, x in (("logits", logits), ("images", images)):
+            # a finite sum proves every entry finite (NaN and inf propagate) in one pass
+            # without a mask; only a non-finite sum (or an overflow) looks at each entry
+            if x.is_floating_point() and not (torch.isfinite(x.sum())
+                                              or torch.isfinite(x).all()):
+                raise ValueError(f"{name} hold NaN or infinite values")
 
     # ------------------------------------------------------------------ forward
     def kernels(self, image, dtype):
@@ -204,7 +206,7 @@ class CRFRNN(nn.Module):
         out = []
         for i in range(n):
             unary = logits[i].reshape(k, h * w).T                      # (HW, K)
-            z = mean_field_forward(unary.contiguous(), self.kernels(images[i], dtype),
+            z = mean_field_forward(unary, self.kernels(images[i], dtype),
                                    weights, mu, self.n_iter, output="logits")
             out.append(z.T.reshape(k, h, w))
         return torch.stack(out)
