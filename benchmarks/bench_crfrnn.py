@@ -7,7 +7,8 @@ extension is built; on a GPU also the dense CRF at 720x960, K = 21 against pyden
 
 Inputs: CamVid val images (or the embedded sample where the data set is absent) at
 360x480 with random logits, K = 11, 5 iterations, the kernels of DenseCRF's defaults
-(gaussian sxy 3 weight 3; bilateral sxy 80, srgb 13, weight 10), batch 1 and 4. On CUDA:
+(gaussian sxy 3 weight 3; bilateral sxy 80, srgb 13, weight 10), batch 1 and 4, and a
+layer whose compatibility is not Potts (as after training) at batch 1. On CUDA:
 the layer on the GPU, and ``DenseCRF(backend="torch")`` at 720x960 (the image upsampled),
 K = 21, 10 iterations, against pydensecrf on the CPU. Medians of ``--repeat`` runs after
 one warm-up. Prints a table; writes benchmarks/results/bench_crfrnn.csv and .json.
@@ -164,6 +165,24 @@ def main(argv=None):
         row("CRFRNN layer forward", batch, _median(forward, args.repeat, sync), device)
         row("CRFRNN layer forward+backward", batch,
             _median(forward_backward, args.repeat, sync), device)
+    # A compatibility away from Potts, as after training: the general update, whose
+    # backward also mixes the gradient through mu (at -I the Potts update runs).
+    trained = CRFRNN(k, n_iter=5, **KERNELS).to(device)
+    with torch.no_grad():
+        trained.compat.add_(torch.from_numpy(
+            0.05 * rng.normal(size=(k, k)).astype(np.float32)).to(device))
+    L = torch.from_numpy(logits[0]).permute(2, 0, 1)[None].contiguous().to(device)
+    L.requires_grad_(True)
+    im = torch.from_numpy(images[0].astype(np.float32)).permute(2, 0, 1)[None]
+    im = im.contiguous().to(device)
+
+    def trained_fb():
+        trained.zero_grad()
+        L.grad = None
+        trained(L, im).sum().backward()
+
+    row("CRFRNN forward+backward, compat not Potts", 1,
+        _median(trained_fb, args.repeat, sync), device)
     port = _reference_port()
     if port is not None:
         L = torch.from_numpy(logits[0]).permute(2, 0, 1)[None].contiguous()

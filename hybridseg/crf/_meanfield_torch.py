@@ -15,6 +15,25 @@ from ..utils._torch import require_torch
 torch = require_torch()
 
 
+def _numba_forward(logits, weights, mu, kernels, n_iter, tape):
+    """The numba engine's forward on tensors (float32, CPU): ``Z_T`` as a tensor on the
+    logits' device, and the tape when asked."""
+    from ._meanfield import forward, logits_rows
+
+    a = logits.detach().cpu().numpy()  # any strides: logits_rows copies it once
+    k = a.shape[1]
+    w = weights.detach().cpu().numpy().astype(np.float64)
+    mu32 = None
+    if mu is not None:
+        mu32 = np.ascontiguousarray(mu.detach().cpu().numpy(), dtype=np.float32)
+        if np.array_equal(mu32, -np.eye(k, dtype=np.float32)):
+            mu32 = None  # Potts, the fast update (the backward gives mu's gradient)
+    result = forward(logits_rows(a, "logits"), list(kernels), w, mu32, n_iter, k=k,
+                     output="logits", tape=tape)
+    out, taped = result if tape else (result, None)
+    return torch.from_numpy(out).to(logits.device), taped
+
+
 class MeanFieldNumba(torch.autograd.Function):
     """The whole mean field of one image in float32 with the numba engine: forward with a
     tape, then the engine's exact backward (the one ``DenseCRF.fit`` learns with).
@@ -25,21 +44,9 @@ class MeanFieldNumba(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, weights, mu, kernels, n_iter, output):
-        from ._meanfield import forward, logits_rows
-
-        a = logits.detach().cpu().numpy()  # any strides: logits_rows copies it once
-        k = a.shape[1]
-        w = weights.detach().cpu().numpy().astype(np.float64)
-        want_mu = mu is not None and bool(ctx.needs_input_grad[2])
-        mu32 = None
-        if mu is not None:
-            mu32 = np.ascontiguousarray(mu.detach().cpu().numpy(), dtype=np.float32)
-            if np.array_equal(mu32, -np.eye(k, dtype=np.float32)):
-                mu32 = None  # Potts, the fast update (the backward gives mu's gradient)
-        out, ctx.tape = forward(logits_rows(a, "logits"), list(kernels), w,
-                                mu32, n_iter, k=k, output="logits", tape=True)
-        ctx.want_mu, ctx.has_mu = want_mu, mu is not None
-        z = torch.from_numpy(out).to(logits.device)
+        z, ctx.tape = _numba_forward(logits, weights, mu, kernels, n_iter, tape=True)
+        ctx.want_mu = mu is not None and bool(ctx.needs_input_grad[2])
+        ctx.has_mu = mu is not None
         if output == "proba":
             z = torch.softmax(z, dim=1)
             ctx.save_for_backward(z)
@@ -102,8 +109,13 @@ def mean_field_tensors(logits, kernels, weights, mu, n_iter, output):
         # the numba engine runs in float32; other dtypes are cast (autograd follows)
         w = weights if isinstance(weights, torch.Tensor) else torch.stack(
             [torch.as_tensor(x, dtype=torch.float32) for x in weights])
-        out = MeanFieldNumba.apply(logits.to(torch.float32), w.to(torch.float32).reshape(-1),
-                                   None if mu is None else mu.to(torch.float32),
-                                   tuple(numba), int(n_iter), output)
+        inputs = (logits.to(torch.float32), w.to(torch.float32).reshape(-1),
+                  None if mu is None else mu.to(torch.float32))
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+            out = MeanFieldNumba.apply(*inputs, tuple(numba), int(n_iter), output)
+        else:  # no gradient wanted: no tape
+            out, _ = _numba_forward(*inputs, tuple(numba), int(n_iter), tape=False)
+            if output == "proba":
+                out = torch.softmax(out, dim=1)
         return out.to(logits.dtype)
     return forward_torch(logits, kernels, weights, mu, n_iter, output)

@@ -81,6 +81,23 @@ def test_a_batch_equals_the_images_one_by_one():
                                        together[i])
 
 
+@pytest.mark.parametrize("potts", [True, False])
+def test_inference_without_gradients_is_the_same_output(potts):
+    # under no_grad the numba engine runs without a tape: the same bits as with one
+    rng = np.random.default_rng(2)
+    images = torch.from_numpy(rng.integers(0, 255, (2, 3, 12, 14))).float()
+    logits = torch.randn(2, 5, 12, 14, generator=torch.Generator().manual_seed(3))
+    layer = CRFRNN(5, n_iter=3)
+    if not potts:
+        with torch.no_grad():
+            layer.compat.add_(0.3 * torch.randn(5, 5, generator=torch.Generator().manual_seed(4)))
+    with torch.no_grad():
+        plain = layer(logits, images)
+    taped = layer(logits.clone().requires_grad_(True), images)
+    assert taped.requires_grad and not plain.requires_grad
+    assert torch.equal(plain, taped.detach())
+
+
 def test_parameters_and_zero_iterations():
     layer = CRFRNN(4)
     names = {n for n, _ in layer.named_parameters()}

@@ -1,6 +1,7 @@
 """The CUDA paths, run for real where a GPU is present (skipped elsewhere): the torch
 lattice, CRFRNN and DenseCRF(backend="torch") on the GPU agree with the CPU, gradients
-included; CNNSegmenter and CRFRNNSegmenter train with mixed precision on the GPU and their
+included; the default splat repeats itself to the bit and the atomic one stays within a
+tolerance; CNNSegmenter and CRFRNNSegmenter train with mixed precision on the GPU and their
 saved files load on the CPU with the same predictions."""
 
 import numpy as np
@@ -82,6 +83,41 @@ def test_crfrnn_gpu_gradcheck():
             numeric[i] = (up - down) / 2e-6
         np.testing.assert_allclose(param.grad.view(-1).cpu().numpy(), numeric.cpu().numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_repeats_itself_and_atomic_adds_stay_within_their_tolerance(scene):
+    # The default torch splat and slice are sparse CSR products, the transpose built as its
+    # own matrix (never cuSPARSE's transposed operand): no atomic adds, so two runs give the
+    # same bits, forward and gradients. The index_add_ splat adds atomically in no fixed
+    # order: its runs differ by float32 rounding only (the guide's "Determinism" section).
+    from hybridseg.crf import dense_kernels, mean_field_forward
+
+    im, logits = scene
+    k = logits.shape[-1]
+    image = torch.from_numpy(im).float().to(CUDA)
+    a = torch.from_numpy(logits.reshape(-1, k)).float().to(CUDA)
+    mu = (-torch.eye(k) + 0.1 * torch.randn(k, k, generator=torch.Generator().manual_seed(0)))
+    r = torch.linspace(-1, 1, k, device=CUDA)
+
+    def run(kernels):
+        x = a.clone().requires_grad_(True)
+        w = torch.tensor([3.0, 10.0], device=CUDA, requires_grad=True)
+        m = mu.to(CUDA).requires_grad_(True)
+        q = mean_field_forward(x, kernels, w, m, 5)
+        (q * r).sum().backward()
+        return [t.detach().cpu() for t in (q, x.grad, w.grad, m.grad)]
+
+    kernels = dense_kernels(image, engine="torch")
+    first, second = run(kernels), run(kernels)
+    for u, v in zip(first, second):
+        assert torch.equal(u, v)
+    for kern in kernels:  # the same lattices, splatted with index_add_
+        kern._matrices = kern._transposed = None
+    atomic = [run(kernels) for _ in range(3)]
+    for out in atomic:
+        assert (out[0].argmax(1) == first[0].argmax(1)).float().mean() >= 0.9999
+        for u, v in zip(out, first):
+            torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5 * float(v.abs().max()))
 
 
 def test_dense_crf_torch_backend_on_gpu(scene):
