@@ -17,36 +17,22 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import prange
 
 from ..utils._parallel import block_launches, serialized_launches
 from ._kernels import NORM_EPS
 from ._lattice import Lattice, _blur, point_blocks
-
-
-@intrinsic
-def _int32_bits_as_float32(typingctx, x):
-    """Reinterpret the bits of an int32 as a float32 (a no-op that vectorises)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _float32_bits_as_int32(typingctx, x):
-    """Reinterpret the bits of a float32 as an int32 (a no-op that vectorises)."""
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return sig, codegen
+from ._simd import (
+    _axpy8,
+    _combine8,
+    _dot8,
+    _exp8,
+    _float32_bits_as_int32,
+    _int32_bits_as_float32,
+    _max8,
+    _slice8,
+    _splat8,
+)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -78,89 +64,6 @@ def _log_floored(x):
     y += np.float32(-2.12194440e-4) * e
     y += np.float32(-0.5) * z
     return (m + y) + np.float32(0.693359375) * e
-
-
-@intrinsic
-def _axpy8(typingctx, dst, di, src, si, w):
-    """``dst.flat[di:di + 8] += w * src.flat[si:si + 8]`` on float32 C-contiguous arrays,
-    as one 8-wide fused multiply-add: no alias check, no scalar tail (the splat's rows
-    are a few dozen labels long, where the compiler's own loops spend more on their set-up
-    than on the arithmetic)."""
-    sig = types.void(dst, di, src, si, w)
-
-    def codegen(context, builder, signature, args):
-        dst_v, di_v, src_v, si_v, w_v = args
-        vec = ir.VectorType(ir.FloatType(), 8)
-        d_arr = context.make_array(signature.args[0])(context, builder, dst_v)
-        s_arr = context.make_array(signature.args[2])(context, builder, src_v)
-        d_ptr = builder.bitcast(builder.gep(d_arr.data, [di_v]), vec.as_pointer())
-        s_ptr = builder.bitcast(builder.gep(s_arr.data, [si_v]), vec.as_pointer())
-        w_vec = ir.Constant(vec, ir.Undefined)
-        for j in range(8):
-            w_vec = builder.insert_element(w_vec, w_v, ir.Constant(ir.IntType(32), j))
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f32")
-        out = builder.call(fma, [w_vec, builder.load(s_ptr, align=4),
-                                 builder.load(d_ptr, align=4)])
-        builder.store(out, d_ptr, align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
-    """``dst.flat[di:di + 8] += scale * sum_{j < n} x[j] mat.flat[mi + j stride:][:8]`` on
-    float32 C-contiguous arrays: 8 columns of a vector-matrix product, summed in two
-    registers (even and odd ``j``) and written once. The same sum as axpys into ``dst``
-    without their chain of stores and reloads (about 10 cycles a step)."""
-    sig = types.void(dst, di, mat, mi, stride, x, n, scale)
-
-    def codegen(context, builder, signature, args):
-        tys = signature.args
-        d_arr = context.make_array(tys[0])(context, builder, args[0])
-        m_arr = context.make_array(tys[2])(context, builder, args[2])
-        x_arr = context.make_array(tys[5])(context, builder, args[5])
-        di_v, mi_v, stride_v, n_v = (context.cast(builder, args[j], tys[j], types.intp)
-                                     for j in (1, 3, 4, 6))
-        f32 = ir.FloatType()
-        vec = ir.VectorType(f32, 8)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f32")
-
-        def splat(value):
-            out = ir.Constant(vec, ir.Undefined)
-            for j in range(8):
-                out = builder.insert_element(out, value, ir.Constant(ir.IntType(32), j))
-            return out
-
-        zero = ir.Constant(vec, [0.0] * 8)
-        accs = (cgutils.alloca_once_value(builder, zero),
-                cgutils.alloca_once_value(builder, zero))
-
-        def step(j, acc):
-            xj = splat(builder.load(builder.gep(x_arr.data, [j])))
-            at = builder.add(mi_v, builder.mul(j, stride_v))
-            row = builder.load(builder.bitcast(builder.gep(m_arr.data, [at]),
-                                               vec.as_pointer()), align=4)
-            builder.store(builder.call(fma, [xj, row, builder.load(acc)]), acc)
-
-        one = ir.Constant(n_v.type, 1)
-        with cgutils.for_range(builder, builder.ashr(n_v, one)) as loop:
-            j0 = builder.shl(loop.index, one)
-            step(j0, accs[0])
-            step(builder.add(j0, one), accs[1])
-        odd = builder.icmp_signed("!=", builder.and_(n_v, one), ir.Constant(n_v.type, 0))
-        with builder.if_then(odd):
-            step(builder.sub(n_v, one), accs[0])
-        total = builder.fadd(builder.load(accs[0]), builder.load(accs[1]))
-        d_ptr = builder.bitcast(builder.gep(d_arr.data, [di_v]), vec.as_pointer())
-        scale_v = context.cast(builder, args[7], tys[7], types.float32)
-        builder.store(builder.call(fma, [splat(scale_v), total,
-                                         builder.load(d_ptr, align=4)]), d_ptr, align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -320,6 +223,35 @@ def _gmu_round(gmu, b, part, cols, rows, start, count, k):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _slice_rows8(out, i, n_lat, offsets, weights, lattices, coefs):
+    """``out += sum_t coefs[t] slice_t`` at point ``i``, 8 labels at a time (``kp`` a
+    multiple of 8)."""
+    kp = out.shape[0]
+    for t in range(n_lat):
+        for c0 in range(0, kp, 8):
+            _slice8(out, c0, lattices[t], offsets[t], weights[t], i, coefs[t], c0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _max_row8(row):
+    """``max(row)``, 8 labels at a time."""
+    mx = _max8(row, 0)
+    for c0 in range(8, row.shape[0], 8):
+        mx = max(mx, _max8(row, c0))
+    return mx
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _exp_row8(row, mx):
+    """``row = exp(row - mx)`` (``mx`` the row's maximum), 8 labels at a time; returns
+    the sum."""
+    total = np.float32(0.0)
+    for c0 in range(0, row.shape[0], 8):
+        total += _exp8(row, c0, mx)
+    return total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _builtin_pair(offsets, n_lat, has_dense):
     """Whether the lattice kernels are the built-in pair of a 2-D image (3 and 6 simplex
     corners, nothing else), for the one-loop paths; and the second's index (a run-time
@@ -427,14 +359,13 @@ def _scatter_add(acc, rows, w, i, row, scale):
     """``acc[rows[i, r]] += scale w[i, r] * row`` for every corner ``r`` of point ``i``
     (8 labels at a time when the rows are padded to a multiple of 8)."""
     kp = row.shape[0]
-    for r in range(rows.shape[1]):
-        o = rows[i, r]
-        wr = w[i, r] * scale
-        if kp % 8 == 0:
-            base = np.int64(o) * kp
-            for c0 in range(0, kp, 8):
-                _axpy8(acc, base + c0, row, c0, wr)
-        else:
+    if kp % 8 == 0:
+        for c0 in range(0, kp, 8):
+            _splat8(acc, rows, w, i, row, c0, scale)
+    else:
+        for r in range(rows.shape[1]):
+            o = rows[i, r]
+            wr = w[i, r] * scale
             for c in range(kp):
                 acc[o, c] += wr * row[c]
 
@@ -464,6 +395,7 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
     pair, two = _builtin_pair(offsets, n_lat, has_dense)
     pair = pair and sliced
     fast = pair and potts  # the Potts logits in one loop
+    vec = kp % 8 == 0
     mu_t_flat = mu_t.reshape(-1)
     for b in prange(n_blocks):
         row = np.empty(kp, np.float32)
@@ -471,7 +403,21 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
         if scatter:
             _zero_block_rows(accs, row_base, n_lat, b)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            if fast:
+            if vec:  # 8 labels at a time (_simd)
+                if sliced and not potts:
+                    for c in range(kp):
+                        msg[c] = dense[i, c] if has_dense else np.float32(0.0)
+                    _slice_rows8(msg, i, n_lat, offsets, weights, lattices, coefs)
+                    for c in range(kp):
+                        row[c] = a[i, c]
+                    _matvec_sub(row, mu_t_flat, msg, kp)
+                else:
+                    for c in range(kp):
+                        row[c] = a[i, c] + (dense[i, c] if has_dense else np.float32(0.0))
+                    if sliced:
+                        _slice_rows8(row, i, n_lat, offsets, weights, lattices, coefs)
+                mx = _max_row8(row)
+            elif fast:
                 mx = _pair_rows(row, a, True, i, offsets[0], weights[0], lattices[0], coefs[0],
                                 offsets[two], weights[two], lattices[two], coefs[two])
             else:
@@ -501,11 +447,14 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
                 for c in range(z_out.shape[1]):
                     z_out[i, c] = row[c]
             # The softmax, its normalisation folded into the writes and the splat.
-            total = np.float32(0.0)
-            for c in range(kp):
-                e = _exp_nonpos(row[c] - mx)
-                row[c] = e
-                total += e
+            if vec:
+                total = _exp_row8(row, mx)
+            else:
+                total = np.float32(0.0)
+                for c in range(kp):
+                    e = _exp_nonpos(row[c] - mx)
+                    row[c] = e
+                    total += e
             inv = np.float32(1.0) / total
             if q_out.shape[0] > 0:
                 for c in range(kp):
@@ -547,11 +496,13 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
     mu_t_flat = np.ascontiguousarray(mu.T).reshape(-1)
     q_flat = q_prev.reshape(-1)
     mu_round = want_mu and sliced
+    vec = kp % 8 == 0
     for b in prange(n_blocks):
         g = np.empty(kp, np.float32)
         gq = np.empty(kp, np.float32)
         dq_row = np.empty(kp, np.float32)
         r_row = np.empty(kp, np.float32)
+        s_row = np.empty(kp, np.float32)
         gmu_part = np.zeros(kp * kp if mu_round else 1, np.float32)
         s_cols = np.empty((kp, _GMU_ROUND) if mu_round else (1, 1), np.float32)
         n_part = 0
@@ -569,7 +520,24 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                     _matvec_sub(r, mu_t_flat, qi, kp)
                 # <dL/dq, q> = <s, r> from the kernels' dot products: no loop of its own
                 inner = 0.0
-                if fast:
+                if vec:  # 8 labels at a time (_simd)
+                    for c in range(kp):
+                        gq[c] = dense[i, c] if has_dense else np.float32(0.0)
+                        if has_dense:
+                            inner += np.float64(dense[i, c]) * np.float64(r[c])
+                    for t in range(n_lat):
+                        for c in range(kp):
+                            s_row[c] = 0.0
+                        for c0 in range(0, kp, 8):
+                            _slice8(s_row, c0, lattices[t], offsets[t], weights[t], i,
+                                    np.float32(1.0), c0)
+                        d = 0.0
+                        for c0 in range(0, kp, 8):
+                            d += np.float64(_dot8(s_row, c0, r, c0))
+                            _axpy8(gq, c0, s_row, c0, coefs[t])
+                        dots[b, t] += alphas[t] * d
+                        inner += coefs[t] * d
+                elif fast:
                     d0, d1 = _slice_dots_36(gq, r, i, offsets[0], weights[0], lattices[0],
                                             coefs[0], offsets[two], weights[two],
                                             lattices[two], coefs[two])

@@ -1,0 +1,292 @@
+"""8-wide float32 operations for the mean-field passes, as numba intrinsics.
+
+A point's row holds ``kp`` labels, a few dozen at most (``kp`` a multiple of 8 by
+``_meanfield._padded_width``). LLVM's loop vectoriser unrolls a loop of unknown length 4 x
+16 lanes deep on AVX-512 machines and runs the shorter rows in its scalar tail: the
+passes' slice, exponential and reductions ran one label at a time. These intrinsics do one
+8-label chunk each in registers (AVX2 width; a machine without it gets the same LLVM
+vector code split into narrower instructions). Each computes its chunk the same way
+whatever the thread count, so the passes keep their bits.
+
+All arrays are float32 (int32 for offsets) and C-contiguous; indices are flat element
+indices. Nothing here checks bounds: the callers' indices come from the lattice.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+_V8 = ir.VectorType(_F32, 8)
+_VI8 = ir.VectorType(_I32, 8)
+
+
+def _splat(builder, value, vec=_V8):
+    out = ir.Constant(vec, ir.Undefined)
+    for j in range(vec.count):
+        out = builder.insert_element(out, value, ir.Constant(_I32, j))
+    return out
+
+
+def _vec_ptr(context, builder, arr_type, arr_value, index):
+    """Pointer to ``<8 x float>`` at flat ``index`` of a C-contiguous array."""
+    arr = context.make_array(arr_type)(context, builder, arr_value)
+    return builder.bitcast(builder.gep(arr.data, [index]), _V8.as_pointer())
+
+
+def _intrinsic_fn(builder, name, ret, args):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
+
+
+def _fma(builder, a, b, c):
+    return builder.call(_intrinsic_fn(builder, "llvm.fma.v8f32", _V8, [_V8] * 3), [a, b, c])
+
+
+def _as_intp(context, builder, value, ty):
+    return context.cast(builder, value, ty, types.intp)
+
+
+@intrinsic
+def _int32_bits_as_float32(typingctx, x):
+    """Reinterpret the bits of an int32 as a float32 (a no-op that vectorises)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], _F32)
+
+    return sig, codegen
+
+
+@intrinsic
+def _float32_bits_as_int32(typingctx, x):
+    """Reinterpret the bits of a float32 as an int32 (a no-op that vectorises)."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], _I32)
+
+    return sig, codegen
+
+
+@intrinsic
+def _axpy8(typingctx, dst, di, src, si, w):
+    """``dst.flat[di:di + 8] += w * src.flat[si:si + 8]``, one fused multiply-add."""
+    sig = types.void(dst, di, src, si, w)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        d_ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder,
+                                                                      args[1], tys[1]))
+        s_ptr = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder,
+                                                                      args[3], tys[3]))
+        w_v = _splat(builder, context.cast(builder, args[4], tys[4], types.float32))
+        out = _fma(builder, w_v, builder.load(s_ptr, align=4), builder.load(d_ptr, align=4))
+        builder.store(out, d_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
+    """``dst.flat[di:di + 8] += scale * sum_{j < n} x[j] mat.flat[mi + j stride:][:8]``: 8
+    columns of a vector-matrix product, summed in two registers (even and odd ``j``) and
+    written once (axpys into ``dst`` would chain a store and a reload per step)."""
+    sig = types.void(dst, di, mat, mi, stride, x, n, scale)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        m_arr = context.make_array(tys[2])(context, builder, args[2])
+        x_arr = context.make_array(tys[5])(context, builder, args[5])
+        di_v, mi_v, stride_v, n_v = (_as_intp(context, builder, args[j], tys[j])
+                                     for j in (1, 3, 4, 6))
+        zero = ir.Constant(_V8, [0.0] * 8)
+        accs = (cgutils.alloca_once_value(builder, zero),
+                cgutils.alloca_once_value(builder, zero))
+
+        def step(j, acc):
+            xj = _splat(builder, builder.load(builder.gep(x_arr.data, [j])))
+            at = builder.add(mi_v, builder.mul(j, stride_v))
+            row = builder.load(builder.bitcast(builder.gep(m_arr.data, [at]),
+                                               _V8.as_pointer()), align=4)
+            builder.store(_fma(builder, xj, row, builder.load(acc)), acc)
+
+        one = ir.Constant(n_v.type, 1)
+        with cgutils.for_range(builder, builder.ashr(n_v, one)) as loop:
+            j0 = builder.shl(loop.index, one)
+            step(j0, accs[0])
+            step(builder.add(j0, one), accs[1])
+        odd = builder.icmp_signed("!=", builder.and_(n_v, one), ir.Constant(n_v.type, 0))
+        with builder.if_then(odd):
+            step(builder.sub(n_v, one), accs[0])
+        total = builder.fadd(builder.load(accs[0]), builder.load(accs[1]))
+        d_ptr = _vec_ptr(context, builder, tys[0], args[0], di_v)
+        scale_v = _splat(builder, context.cast(builder, args[7], tys[7], types.float32))
+        builder.store(_fma(builder, scale_v, total, builder.load(d_ptr, align=4)), d_ptr,
+                      align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _slice8(typingctx, dst, di, lat, off, w, i, cf, c0):
+    """``dst.flat[di:di + 8] += cf * sum_r w[i, r] lat[off[i, r], c0:c0 + 8]``: 8 labels
+    of one point's slice of one lattice (all ``off.shape[1]`` simplex corners), summed in
+    a register from the loaded chunk of ``dst``."""
+    sig = types.void(dst, di, lat, off, w, i, cf, c0)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        lat_arr = context.make_array(tys[2])(context, builder, args[2])
+        off_arr = context.make_array(tys[3])(context, builder, args[3])
+        w_arr = context.make_array(tys[4])(context, builder, args[4])
+        di_v = _as_intp(context, builder, args[1], tys[1])
+        i_v = _as_intp(context, builder, args[5], tys[5])
+        c0_v = _as_intp(context, builder, args[7], tys[7])
+        cf_v = context.cast(builder, args[6], tys[6], types.float32)
+        kp = cgutils.unpack_tuple(builder, lat_arr.shape, 2)[1]
+        dp1 = cgutils.unpack_tuple(builder, off_arr.shape, 2)[1]
+        row0 = builder.mul(i_v, dp1)
+        d_ptr = _vec_ptr(context, builder, tys[0], args[0], di_v)
+        acc = cgutils.alloca_once_value(builder, builder.load(d_ptr, align=4))
+        with cgutils.for_range(builder, dp1) as loop:
+            at = builder.add(row0, loop.index)
+            o = builder.sext(builder.load(builder.gep(off_arr.data, [at])), kp.type)
+            wr = builder.fmul(builder.load(builder.gep(w_arr.data, [at])), cf_v)
+            v_ptr = builder.bitcast(builder.gep(lat_arr.data,
+                                                [builder.add(builder.mul(o, kp), c0_v)]),
+                                    _V8.as_pointer())
+            builder.store(_fma(builder, _splat(builder, wr), builder.load(v_ptr, align=4),
+                               builder.load(acc)), acc)
+        builder.store(builder.load(acc), d_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _splat8(typingctx, acc, rows, w, i, src, si, scale):
+    """``acc[rows[i, r], si:si + 8] += scale w[i, r] src.flat[si:si + 8]`` for every
+    corner ``r`` of point ``i``: the chunk of ``src`` is loaded and scaled once, then one
+    fused multiply-add per corner."""
+    sig = types.void(acc, rows, w, i, src, si, scale)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        acc_arr = context.make_array(tys[0])(context, builder, args[0])
+        rows_arr = context.make_array(tys[1])(context, builder, args[1])
+        w_arr = context.make_array(tys[2])(context, builder, args[2])
+        i_v = _as_intp(context, builder, args[3], tys[3])
+        si_v = _as_intp(context, builder, args[5], tys[5])
+        scale_v = context.cast(builder, args[6], tys[6], types.float32)
+        kp = cgutils.unpack_tuple(builder, acc_arr.shape, 2)[1]
+        dp1 = cgutils.unpack_tuple(builder, rows_arr.shape, 2)[1]
+        row0 = builder.mul(i_v, dp1)
+        chunk = builder.load(_vec_ptr(context, builder, tys[4], args[4], si_v), align=4)
+        with cgutils.for_range(builder, dp1) as loop:
+            at = builder.add(row0, loop.index)
+            o = builder.sext(builder.load(builder.gep(rows_arr.data, [at])), kp.type)
+            wr = builder.fmul(builder.load(builder.gep(w_arr.data, [at])), scale_v)
+            a_ptr = builder.bitcast(builder.gep(acc_arr.data,
+                                                [builder.add(builder.mul(o, kp), si_v)]),
+                                    _V8.as_pointer())
+            builder.store(_fma(builder, _splat(builder, wr), chunk,
+                               builder.load(a_ptr, align=4)), a_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _reduce(builder, vec, op):
+    """Horizontal ``op`` ("fadd" or "fmax") of an ``<8 x float>`` in three halvings (a
+    fixed order, so a fixed result)."""
+    width = 8
+    while width > 1:
+        half = width // 2
+        lo = builder.shuffle_vector(vec, vec, ir.Constant(ir.VectorType(_I32, half),
+                                                          list(range(half))))
+        hi = builder.shuffle_vector(vec, vec, ir.Constant(ir.VectorType(_I32, half),
+                                                          list(range(half, width))))
+        if op == "fadd":
+            vec = builder.fadd(lo, hi)
+        else:
+            vec = builder.select(builder.fcmp_ordered(">", lo, hi), lo, hi)
+        width = half
+    return builder.extract_element(vec, ir.Constant(_I32, 0))
+
+
+@intrinsic
+def _max8(typingctx, src, si):
+    """``max(src.flat[si:si + 8])``."""
+    sig = types.float32(src, si)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
+                                                                    tys[1]))
+        return _reduce(builder, builder.load(ptr, align=4), "fmax")
+
+    return sig, codegen
+
+
+@intrinsic
+def _dot8(typingctx, a, ai, b, bi):
+    """``sum(a.flat[ai:ai + 8] * b.flat[bi:bi + 8])``."""
+    sig = types.float32(a, ai, b, bi)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        pa = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
+                                                                   tys[1]))
+        pb = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder, args[3],
+                                                                   tys[3]))
+        prod = builder.fmul(builder.load(pa, align=4), builder.load(pb, align=4))
+        return _reduce(builder, prod, "fadd")
+
+    return sig, codegen
+
+
+# exp(x) for x <= 0: the constants of ``_meanfield._exp_nonpos`` (Cody-Waite reduction,
+# Cephes' degree-7 polynomial), the arguments floored at -60.
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+             1.6666665459e-1, 5.0000001201e-1)
+
+
+def _exp_nonpos_v8(builder, x):
+    const = lambda v: ir.Constant(_V8, [float(v)] * 8)  # noqa: E731
+    x = builder.select(builder.fcmp_ordered("<", x, const(-60.0)), const(-60.0), x)
+    t = builder.fmul(x, const(1.44269504088896341))
+    n = builder.fptosi(builder.fsub(t, const(0.5)), _VI8)
+    nf = builder.sitofp(n, _V8)
+    r = _fma(builder, nf, const(-0.693359375), x)
+    r = _fma(builder, nf, const(2.12194440e-4), r)
+    p = const(_EXP_POLY[0])
+    for c in _EXP_POLY[1:]:
+        p = _fma(builder, p, r, const(c))
+    p = _fma(builder, p, builder.fmul(r, r), builder.fadd(r, const(1.0)))
+    bits = builder.shl(builder.add(n, ir.Constant(_VI8, [127] * 8)),
+                       ir.Constant(_VI8, [23] * 8))
+    return builder.fmul(p, builder.bitcast(bits, _V8))
+
+
+@intrinsic
+def _exp8(typingctx, row, ri, shift):
+    """``row.flat[ri:ri + 8] = exp(row.flat[ri:ri + 8] - shift)`` (arguments at most 0,
+    floored at -60 like ``_exp_nonpos``); returns the chunk's sum."""
+    sig = types.float32(row, ri, shift)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
+                                                                    tys[1]))
+        s = _splat(builder, context.cast(builder, args[2], tys[2], types.float32))
+        e = _exp_nonpos_v8(builder, builder.fsub(builder.load(ptr, align=4), s))
+        builder.store(e, ptr, align=4)
+        return _reduce(builder, e, "fadd")
+
+    return sig, codegen
