@@ -161,21 +161,23 @@ def test_dense_crf_fit_and_crfrnn_have_the_same_gradients(rng, learn_compat):
 def test_vectorised_log_and_exp_are_float32_accurate():
     import numba
 
-    from hybridseg.crf._meanfield import _exp_nonpos, _log_floored
+    from hybridseg.crf._meanfield import _log_floored
+    from hybridseg.crf._simd import _exp8
 
     @numba.njit
     def both(x, y):
-        lo, ex = np.empty_like(x), np.empty_like(y)
+        lo, ex = np.empty_like(x), y.copy()
         for i in range(x.size):
             lo[i] = _log_floored(x[i])
-            ex[i] = _exp_nonpos(y[i])
+        for c0 in range(0, y.size, 8):
+            _exp8(ex, c0, np.float32(0.0))
         return lo, ex
 
     rng = np.random.default_rng(0)
     x = np.concatenate([np.exp(rng.uniform(-69, 69, 100000)), [0.0, 1e-35, 1.0, 0.5, 2.0,
                                                                0.70710677, 1.4142135]])
     x = x.astype(np.float32)
-    y = np.concatenate([rng.uniform(-60, 0, 100000), [0.0, -60.0, -61.0, -1e4]]).astype(
+    y = np.concatenate([rng.uniform(-60, 0, 99996), [0.0, -60.0, -61.0, -1e4]]).astype(
         np.float32)
     lo, ex = both(x, y)
     want = np.log(np.maximum(x.astype(np.float64), 1e-30))
@@ -201,9 +203,9 @@ def test_a_callback_sees_every_iteration_with_or_without_a_tape(rng):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("kp", [5, 8, 24])
+@pytest.mark.parametrize("kp", [8, 24])
 def test_one_point_splat_matches_numpy(rng, kp):
-    # _scatter_add: 8 labels at a time (_axpy8) when kp is a multiple of 8, else a loop
+    # _scatter_add: 8 labels at a time (_splat8), rows padded to a multiple of 8
     import numba
 
     from hybridseg.crf._meanfield import _scatter_add

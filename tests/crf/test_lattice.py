@@ -103,29 +103,6 @@ def test_bad_features():
         Lattice(np.array([[np.nan, 0.0]]))
 
 
-@pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 6])
-def test_one_point_slice_matches_numpy(rng, d):
-    """``_slice_add`` (one point's slice of one kernel, specialised for 3, 4 and 6
-    corners) against its definition in numpy."""
-    import numba
-
-    from hybridseg.crf._meanfield import _slice_add
-
-    @numba.njit
-    def slice_all(off, w, lat, cf, out):
-        for i in range(out.shape[0]):
-            _slice_add(out[i], off, w, lat, i, cf)
-
-    n, m, k = 50, 30, 7
-    off = rng.integers(0, m + 1, (n, d + 1)).astype(np.int32)
-    w = rng.random((n, d + 1)).astype(np.float32)
-    lat = rng.normal(0, 1, (m + 1, k)).astype(np.float32)
-    out = rng.normal(0, 1, (n, k)).astype(np.float32)
-    want = out + 2.5 * (w[:, :, None].astype(np.float64) * lat[off]).sum(1)
-    slice_all(off, w, lat, np.float32(2.5), out)
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.parametrize("n, d", [(1, 1), (300, 2), (2000, 5), (20000, 3)])
 def test_splat_is_the_serial_scatter_bit_for_bit(n, d, rng):
     lat = Lattice((rng.random((n, d)) * 4).astype(np.float32))

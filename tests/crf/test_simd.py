@@ -64,7 +64,7 @@ def _vecmat(dst, mat, x, scale):
         _combine8(dst, c0, mat, c0, kp, x, x.shape[0], scale)
 
 
-@pytest.mark.parametrize("kp, corners", [(8, 3), (16, 6), (24, 4), (32, 1)])
+@pytest.mark.parametrize("kp, corners", [(8, 2), (16, 3), (16, 6), (24, 4), (32, 7)])
 def test_slice_and_splat_of_one_point(rng, kp, corners):
     n, m = 5, 30
     lat = rng.normal(0, 1, (m, kp)).astype(np.float32)
