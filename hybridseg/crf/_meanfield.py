@@ -101,11 +101,11 @@ def _padded_width(k):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _matvec_sub(out, mat, x, width):
-    """``out -= x @ M``, ``M`` the (width, width) matrix held flat in ``mat``, 8 columns
-    at a time in registers."""
+def _matvec_sub(out, mat, x, width, k):
+    """``out -= x[:k] @ M[:k]``, ``M`` the (width, width) matrix held flat in ``mat`` (the
+    padded entries of ``x`` are zero), 8 columns at a time in registers."""
     for c0 in range(0, width, 8):
-        _combine8(out, c0, mat, c0, width, x, width, np.float32(-1.0))
+        _combine8(out, c0, mat, c0, width, x, k, np.float32(-1.0))
 
 
 _GMU_ROUND = 64  # points per round of mu's gradient in the reverse pass
@@ -179,7 +179,7 @@ def _zero_block_rows(accs, row_base, n_lat, b):
 @serialized_launches
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
 def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, potts, sliced,
-                  scatter, acc_rows, row_base, accs, q_out, z_out, p_out):
+                  scatter, acc_rows, row_base, accs, q_out, z_out, p_out, k):
     """One parallel mean-field update of every point, fused with the splat of the next.
 
     Per point ``i``: the message ``m = sum_t coefs[t] slice_t(lattices[t]) + dense[i]``
@@ -209,7 +209,7 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
                 _slice_rows8(msg, i, n_lat, offsets, weights, lattices, coefs)
                 for c in range(kp):
                     row[c] = a[i, c]
-                _matvec_sub(row, mu_t_flat, msg, kp)
+                _matvec_sub(row, mu_t_flat, msg, kp, k)
             else:
                 for c in range(kp):
                     row[c] = a[i, c] + (dense[i, c] if has_dense else np.float32(0.0))
@@ -279,7 +279,7 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                     r = r_row
                     for c in range(kp):
                         r[c] = 0.0
-                    _matvec_sub(r, mu_t_flat, qi, kp)
+                    _matvec_sub(r, mu_t_flat, qi, kp, k)
                 # <dL/dq, q> = <s, r> from the kernels' dot products: no loop of its own
                 inner = 0.0
                 for c in range(kp):
@@ -294,7 +294,7 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                                 np.float32(1.0), c0)
                     d = 0.0
                     for c0 in range(0, kp, 8):
-                        d += np.float64(_dot8(s_row, c0, r, c0))
+                        d += _dot8(s_row, c0, r, c0)
                         _axpy8(gq, c0, s_row, c0, coefs[t])
                     dots[b, t] += alphas[t] * d
                     inner += coefs[t] * d
@@ -311,7 +311,7 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                     dq = dq_row
                     for c in range(kp):
                         dq[c] = 0.0
-                    _matvec_sub(dq, mu_flat, gq, kp)
+                    _matvec_sub(dq, mu_flat, gq, kp, k)
                 inner = np.float32(inner)
                 for c in range(kp):
                     x = qi[c] * (dq[c] - inner)
@@ -507,7 +507,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
                   mu_p, potts, False, not last and args.n_lat > 0, args.acc_rows,
                   args.row_base, args.accs, q_at(0),
                   out if last and output == "logits" else _NONE,
-                  out if last and output == "proba" else _NONE)
+                  out if last and output == "proba" else _NONE, k)
     q_prev = q_at(0)
     if watch:
         watched(0, q_prev if not last or output == "logits" else out, 0.0)
@@ -525,7 +525,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
                       mu_p, potts, True, not last and args.n_lat > 0, args.acc_rows,
                       args.row_base, args.accs, q_t,
                       out if last and output == "logits" else _NONE,
-                      out if last and output == "proba" else _NONE)
+                      out if last and output == "proba" else _NONE, k)
         q_prev = q_t
         if watch:
             watched(t, q_t, time.perf_counter() - start)

@@ -94,8 +94,9 @@ def _axpy8(typingctx, dst, di, src, si, w):
 @intrinsic
 def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
     """``dst.flat[di:di + 8] += scale * sum_{j < n} x[j] mat.flat[mi + j stride:][:8]``: 8
-    columns of a vector-matrix product, summed in two registers (even and odd ``j``) and
-    written once (axpys into ``dst`` would chain a store and a reload per step)."""
+    columns of a vector-matrix product, summed in four registers (``j`` modulo 4, so that
+    four chains of fused multiply-adds overlap) and written once (axpys into ``dst`` would
+    chain a store and a reload per step)."""
     sig = types.void(dst, di, mat, mi, stride, x, n, scale)
 
     def codegen(context, builder, signature, args):
@@ -105,8 +106,7 @@ def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
         di_v, mi_v, stride_v, n_v = (_as_intp(context, builder, args[j], tys[j])
                                      for j in (1, 3, 4, 6))
         zero = ir.Constant(_V8, [0.0] * 8)
-        accs = (cgutils.alloca_once_value(builder, zero),
-                cgutils.alloca_once_value(builder, zero))
+        accs = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
 
         def step(j, acc):
             xj = _splat(builder, builder.load(builder.gep(x_arr.data, [j])))
@@ -115,15 +115,16 @@ def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
                                                _V8.as_pointer()), align=4)
             builder.store(_fma(builder, xj, row, builder.load(acc)), acc)
 
-        one = ir.Constant(n_v.type, 1)
-        with cgutils.for_range(builder, builder.ashr(n_v, one)) as loop:
-            j0 = builder.shl(loop.index, one)
-            step(j0, accs[0])
-            step(builder.add(j0, one), accs[1])
-        odd = builder.icmp_signed("!=", builder.and_(n_v, one), ir.Constant(n_v.type, 0))
-        with builder.if_then(odd):
-            step(builder.sub(n_v, one), accs[0])
-        total = builder.fadd(builder.load(accs[0]), builder.load(accs[1]))
+        two = ir.Constant(n_v.type, 2)
+        quads = builder.ashr(n_v, two)
+        with cgutils.for_range(builder, quads) as loop:
+            j0 = builder.shl(loop.index, two)
+            for u in range(4):
+                step(builder.add(j0, ir.Constant(n_v.type, u)), accs[u])
+        with cgutils.for_range(builder, builder.sub(n_v, builder.shl(quads, two))) as loop:
+            step(builder.add(builder.shl(quads, two), loop.index), accs[0])
+        total = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])),
+                             builder.fadd(builder.load(accs[2]), builder.load(accs[3])))
         d_ptr = _vec_ptr(context, builder, tys[0], args[0], di_v)
         scale_v = _splat(builder, context.cast(builder, args[7], tys[7], types.float32))
         builder.store(_fma(builder, scale_v, total, builder.load(d_ptr, align=4)), d_ptr,
@@ -203,8 +204,8 @@ def _splat8(typingctx, acc, rows, w, i, src, si, scale):
 
 
 def _reduce(builder, vec, op):
-    """Horizontal ``op`` ("fadd" or "fmax") of an ``<8 x float>`` in three halvings (a
-    fixed order, so a fixed result)."""
+    """Horizontal ``op`` ("fadd" or "fmax") of an 8-vector in three halvings (a fixed
+    order, so a fixed result)."""
     width = 8
     while width > 1:
         half = width // 2
@@ -236,8 +237,10 @@ def _max8(typingctx, src, si):
 
 @intrinsic
 def _dot8(typingctx, a, ai, b, bi):
-    """``sum(a.flat[ai:ai + 8] * b.flat[bi:bi + 8])``."""
-    sig = types.float32(a, ai, b, bi)
+    """``sum(a.flat[ai:ai + 8] * b.flat[bi:bi + 8])`` in float64: the marginals reach
+    exp(-60) and a float32 product of two small factors would be a denormal (each costs
+    about a hundred cycles; the reverse pass ran 50% slower with float32 products)."""
+    sig = types.float64(a, ai, b, bi)
 
     def codegen(context, builder, signature, args):
         tys = signature.args
@@ -245,7 +248,9 @@ def _dot8(typingctx, a, ai, b, bi):
                                                                    tys[1]))
         pb = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder, args[3],
                                                                    tys[3]))
-        prod = builder.fmul(builder.load(pa, align=4), builder.load(pb, align=4))
+        wide = ir.VectorType(ir.DoubleType(), 8)
+        prod = builder.fmul(builder.fpext(builder.load(pa, align=4), wide),
+                            builder.fpext(builder.load(pb, align=4), wide))
         return _reduce(builder, prod, "fadd")
 
     return sig, codegen
@@ -290,3 +295,4 @@ def _exp8(typingctx, row, ri, shift):
         return _reduce(builder, e, "fadd")
 
     return sig, codegen
+
