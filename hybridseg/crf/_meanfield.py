@@ -27,10 +27,14 @@ from ._simd import (
     _combine8,
     _dot8,
     _exp8,
+    _fill8,
     _float32_bits_as_int32,
     _int32_bits_as_float32,
     _max8,
+    _mul8,
+    _outer4,
     _slice8,
+    _softmax_grad8,
     _splat8,
 )
 
@@ -115,14 +119,12 @@ _GMU_ROUND = 64  # points per round of mu's gradient in the reverse pass
 def _gmu_round(gmu, b, part, cols, rows, start, count, k):
     """``gmu[b] -= S^T Q`` over ``count`` points from ``start``: ``S``'s columns in
     ``cols[:, :count]``, ``Q`` the rows of ``rows`` (flat, ``kp`` wide). Summed in
-    float32 registers over the round (:func:`_combine8`), then added in float64; only the
+    float32 registers over the round (:func:`_outer4`), then added in float64; only the
     ``k`` real labels' rows (the padded ones of ``S`` are zero)."""
     kp = gmu.shape[1]
-    for c in range(k):
-        sc = cols[c]
+    for c in range(0, k, 4):  # rows c .. c + 3 < kp (a multiple of 8); padded ones are 0
         for c0 in range(0, kp, 8):
-            _combine8(part, c * kp + c0, rows, start * kp + c0, kp, sc, count,
-                      np.float32(-1.0))
+            _outer4(part, cols, c, count, rows, start, c0)
     for c in range(k):
         for c2 in range(kp):
             gmu[b, c, c2] += np.float64(part[c * kp + c2])
@@ -197,6 +199,8 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
     n_blocks = row_base[0].shape[0] - 1
     has_dense = dense.shape[0] > 0
     mu_t_flat = mu_t.reshape(-1)
+    a_flat = a.reshape(-1)
+    q_flat = q_out.reshape(-1)
     for b in prange(n_blocks):
         row = np.empty(kp, np.float32)
         msg = np.empty(kp, np.float32)
@@ -211,8 +215,12 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
                     row[c] = a[i, c]
                 _matvec_sub(row, mu_t_flat, msg, kp, k)
             else:
-                for c in range(kp):
-                    row[c] = a[i, c] + (dense[i, c] if has_dense else np.float32(0.0))
+                if has_dense:
+                    for c in range(kp):
+                        row[c] = a[i, c] + dense[i, c]
+                else:
+                    for c0 in range(0, kp, 8):
+                        _mul8(row, c0, a_flat, i * kp + c0, np.float32(1.0))
                 if sliced:
                     _slice_rows8(row, i, n_lat, offsets, weights, lattices, coefs)
             if z_out.shape[0] > 0:
@@ -221,8 +229,8 @@ def _forward_pass(a, n_lat, offsets, weights, lattices, coefs, dense, mu_t, pott
             # The softmax, its normalisation folded into the writes and the splat.
             inv = np.float32(1.0) / _exp_row8(row, _max_row8(row))
             if q_out.shape[0] > 0:
-                for c in range(kp):
-                    q_out[i, c] = row[c] * inv
+                for c0 in range(0, kp, 8):
+                    _mul8(q_flat, i * kp + c0, row, c0, inv)
             if p_out.shape[0] > 0:
                 for c in range(p_out.shape[1]):
                     p_out[i, c] = row[c] * inv
@@ -258,6 +266,7 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
     mu_flat = mu.reshape(-1)
     mu_t_flat = np.ascontiguousarray(mu.T).reshape(-1)
     q_flat = q_prev.reshape(-1)
+    grad_flat = grad_a.reshape(-1)
     mu_round = want_mu and sliced
     for b in prange(n_blocks):
         g = np.empty(kp, np.float32)
@@ -287,9 +296,8 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                     if has_dense:
                         inner += np.float64(dense[i, c]) * np.float64(r[c])
                 for t in range(n_lat):
-                    for c in range(kp):
-                        s_row[c] = 0.0
                     for c0 in range(0, kp, 8):
+                        _fill8(s_row, c0, np.float32(0.0))
                         _slice8(s_row, c0, lattices[t], offsets[t], weights[t], i,
                                 np.float32(1.0), c0)
                     d = 0.0
@@ -313,10 +321,8 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                         dq[c] = 0.0
                     _matvec_sub(dq, mu_flat, gq, kp, k)
                 inner = np.float32(inner)
-                for c in range(kp):
-                    x = qi[c] * (dq[c] - inner)
-                    g[c] = x
-                    grad_a[i, c] += x
+                for c0 in range(0, kp, 8):
+                    _softmax_grad8(g, grad_flat, i * kp + c0, qi, dq, c0, inner)
             else:
                 for c in range(kp):
                     g[c] = g_in[i, c]

@@ -92,6 +92,63 @@ def _axpy8(typingctx, dst, di, src, si, w):
 
 
 @intrinsic
+def _fill8(typingctx, dst, di, value):
+    """``dst.flat[di:di + 8] = value``."""
+    sig = types.void(dst, di, value)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
+                                                                    tys[1]))
+        v = _splat(builder, context.cast(builder, args[2], tys[2], types.float32))
+        builder.store(v, ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _mul8(typingctx, dst, di, src, si, s):
+    """``dst.flat[di:di + 8] = s * src.flat[si:si + 8]``."""
+    sig = types.void(dst, di, src, si, s)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        d_ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder,
+                                                                      args[1], tys[1]))
+        s_ptr = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder,
+                                                                      args[3], tys[3]))
+        v = _splat(builder, context.cast(builder, args[4], tys[4], types.float32))
+        builder.store(builder.fmul(builder.load(s_ptr, align=4), v), d_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _softmax_grad8(typingctx, g, acc, ai, q, dq, c0, inner):
+    """``g[c0:c0 + 8] = q[c0:] * (dq[c0:] - inner)`` and ``acc.flat[ai:ai + 8] += g``: the
+    gradient through a softmax, 8 labels at a time, added to a running sum."""
+    sig = types.void(g, acc, ai, q, dq, c0, inner)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        c0_v = _as_intp(context, builder, args[5], tys[5])
+        g_ptr = _vec_ptr(context, builder, tys[0], args[0], c0_v)
+        a_ptr = _vec_ptr(context, builder, tys[1], args[1], _as_intp(context, builder,
+                                                                      args[2], tys[2]))
+        q_v = builder.load(_vec_ptr(context, builder, tys[3], args[3], c0_v), align=4)
+        dq_v = builder.load(_vec_ptr(context, builder, tys[4], args[4], c0_v), align=4)
+        inner_v = _splat(builder, context.cast(builder, args[6], tys[6], types.float32))
+        x = builder.fmul(q_v, builder.fsub(dq_v, inner_v))
+        builder.store(x, g_ptr, align=4)
+        builder.store(builder.fadd(builder.load(a_ptr, align=4), x), a_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
     """``dst.flat[di:di + 8] += scale * sum_{j < n} x[j] mat.flat[mi + j stride:][:8]``: 8
     columns of a vector-matrix product, summed in four registers (``j`` modulo 4, so that
@@ -129,6 +186,45 @@ def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
         scale_v = _splat(builder, context.cast(builder, args[7], tys[7], types.float32))
         builder.store(_fma(builder, scale_v, total, builder.load(d_ptr, align=4)), d_ptr,
                       align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _outer4(typingctx, part, cols, c, count, rows, start, c0):
+    """``part[c + u, c0:c0 + 8] -= sum_{j < count} cols[c + u, j] rows[start + j,
+    c0:c0 + 8]`` for ``u = 0 .. 3``: four rows of a ``S^T Q`` product, each row of ``rows``
+    loaded once for the four (``part`` and ``rows`` flat, ``kp`` wide; ``cols`` 2-D)."""
+    sig = types.void(part, cols, c, count, rows, start, c0)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        p_arr = context.make_array(tys[0])(context, builder, args[0])
+        cols_arr = context.make_array(tys[1])(context, builder, args[1])
+        rows_arr = context.make_array(tys[4])(context, builder, args[4])
+        c_v, n_v, start_v, c0_v = (_as_intp(context, builder, args[j], tys[j])
+                                   for j in (2, 3, 5, 6))
+        kp = cgutils.unpack_tuple(builder, p_arr.shape, 1)[0]
+        kp = builder.sdiv(kp, cgutils.unpack_tuple(builder, cols_arr.shape, 2)[0])
+        width = cgutils.unpack_tuple(builder, cols_arr.shape, 2)[1]
+        zero = ir.Constant(_V8, [0.0] * 8)
+        accs = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
+        with cgutils.for_range(builder, n_v) as loop:
+            j = loop.index
+            at = builder.add(builder.mul(builder.add(start_v, j), kp), c0_v)
+            row = builder.load(builder.bitcast(builder.gep(rows_arr.data, [at]),
+                                               _V8.as_pointer()), align=4)
+            for u in range(4):
+                ci = builder.add(builder.mul(builder.add(c_v, ir.Constant(c_v.type, u)),
+                                             width), j)
+                x = _splat(builder, builder.load(builder.gep(cols_arr.data, [ci])))
+                builder.store(_fma(builder, x, row, builder.load(accs[u])), accs[u])
+        for u in range(4):
+            pi = builder.add(builder.mul(builder.add(c_v, ir.Constant(c_v.type, u)), kp), c0_v)
+            ptr = builder.bitcast(builder.gep(p_arr.data, [pi]), _V8.as_pointer())
+            builder.store(builder.fsub(builder.load(ptr, align=4), builder.load(accs[u])),
+                          ptr, align=4)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -9,8 +9,12 @@ from hybridseg.crf._simd import (
     _combine8,
     _dot8,
     _exp8,
+    _fill8,
     _max8,
+    _mul8,
+    _outer4,
     _slice8,
+    _softmax_grad8,
     _splat8,
 )
 
@@ -109,3 +113,47 @@ def test_exponential_of_a_row(rng):
     np.testing.assert_allclose(row, want, rtol=2e-7, atol=0)
     np.testing.assert_allclose(total, want.sum(), rtol=1e-6)
     assert np.all(row > 0)  # floored at exp(-60): never a denormal or zero
+
+
+@numba.njit
+def _elementwise(dst, src, q, dq, acc, s, inner):
+    kp = dst.shape[0]
+    g = np.empty(kp, np.float32)
+    for c0 in range(0, kp, 8):
+        _mul8(dst, c0, src, c0, s)
+        _softmax_grad8(g, acc, c0, q, dq, c0, inner)
+    z = np.empty(kp, np.float32)
+    for c0 in range(0, kp, 8):
+        _fill8(z, c0, np.float32(0.0))
+    return g, z
+
+
+@numba.njit
+def _outer_rows(part, cols, count, rows, start):
+    kp = cols.shape[0]
+    for c in range(0, kp, 4):
+        for c0 in range(0, kp, 8):
+            _outer4(part, cols, c, count, rows, start, c0)
+
+
+def test_elementwise_helpers(rng):
+    kp = 24
+    src, q, dq, acc = (rng.normal(0, 1, kp).astype(np.float32) for _ in range(4))
+    acc0 = acc.copy()
+    dst = np.empty(kp, np.float32)
+    g, z = _elementwise(dst, src, q, dq, acc, np.float32(1.5), np.float32(0.25))
+    np.testing.assert_allclose(dst, 1.5 * src, rtol=1e-7)
+    np.testing.assert_allclose(g, q * (dq - 0.25), rtol=1e-6)
+    np.testing.assert_allclose(acc, acc0 + g, rtol=1e-6)
+    assert not z.any()
+
+
+@pytest.mark.parametrize("count", [1, 37, 64])
+def test_outer_product_rounds(rng, count):
+    kp, start = 16, 3
+    cols = rng.normal(0, 1, (kp, 64)).astype(np.float32)
+    rows = rng.normal(0, 1, (start + count + 2, kp)).astype(np.float32)
+    part = rng.normal(0, 1, kp * kp).astype(np.float32)
+    want = part.reshape(kp, kp) - cols[:, :count] @ rows[start:start + count]
+    _outer_rows(part, cols, count, rows.reshape(-1), start)
+    np.testing.assert_allclose(part.reshape(kp, kp), want, rtol=1e-5, atol=1e-5)
