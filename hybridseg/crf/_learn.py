@@ -108,7 +108,7 @@ class LearningProblem:
         k = self.unary.shape[1]
         potts = np.array_equal(mu, -np.eye(k))  # the fast update (mu's gradient too)
         q, tape = forward(self.logits, self.kernels, weights, None if potts else mu, n_iter,
-                          k=k, tape=True)
+                          k=k, tape=True, pool_tape=True)
         grad = np.empty_like(q)
         loss = _log_loss_grad(q, self.labels, class_weights.astype(np.float32), grad)
         _, grad_w, grad_mu = backward(tape, grad, want_mu=want_mu)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -429,7 +430,7 @@ def _mu_padded(mu, k, kp):
 
 
 def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
-            callback=None, trace=None):
+            callback=None, trace=None, pool_tape=False):
     """The mean field: ``T`` parallel updates from ``Q_0 = softmax(a)``.
 
     ``Z_t = a + M_t`` (Potts, ``mu`` None) or ``a - M_t mu^T``, ``M_t = sum_m w_m K_m
@@ -461,6 +462,9 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
         Filled with ``"energy"`` (``T + 1`` free energies, of ``Q_0 .. Q_T``),
         ``"seconds"`` (per iteration, energy bookkeeping excluded) and ``"changed"``
         (fraction of points whose most probable label changed).
+    pool_tape : bool, default=False
+        The tape's arrays come from the work pool and go back to it when the tape is
+        collected: only for a tape no caller outside the engine sees.
 
     Returns
     -------
@@ -482,7 +486,8 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
     # One array per iteration, not one (T, N, kp) block: blocks above malloc's mmap
     # ceiling (32 MB) are mapped afresh at each call, and their page faults cost a CRF-RNN
     # step about 15% of its time at 360x480, K = 11.
-    qs = [np.empty((n, kp), np.float32) for _ in range(n_iter)] if tape else None
+    new = _POOL.take if pool_tape else (lambda shape: np.empty(shape, np.float32))
+    qs = [new((n, kp)) for _ in range(n_iter)] if tape else None
     q_buf = np.empty((n, kp), np.float32) if (dense_k and not tape) or watch else None
     out = np.empty((n, k), np.float32)
     labels = None
@@ -497,7 +502,7 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
 
     def watched(t, q, elapsed):
         nonlocal labels
-        qk = np.ascontiguousarray(q[:, :k])
+        qk = q[:, :k].copy()  # the caller keeps its own: the tape's arrays may be reused
         if trace is not None:
             if t > 0:
                 trace["seconds"].append(elapsed)
@@ -535,11 +540,14 @@ def forward(a, kernels, weights, mu, n_iter, *, k, output="proba", tape=False,
         q_prev = q_t
         if watch:
             watched(t, q_t, time.perf_counter() - start)
+    args.release()
     if not tape:
         return out
-    return out, Tape(qs=qs[:n_iter],
-                     kernels=list(kernels), weights=weights,
-                     mu=None if mu is None else np.asarray(mu, np.float32), k=k, kp=kp)
+    taped = Tape(qs=qs, kernels=list(kernels), weights=weights,
+                 mu=None if mu is None else np.asarray(mu, np.float32), k=k, kp=kp)
+    if pool_tape:
+        weakref.finalize(taped, _POOL.give, qs)
+    return out, taped
 
 
 def backward(tape, grad_z, *, want_mu=False):
@@ -572,7 +580,8 @@ def backward(tape, grad_z, *, want_mu=False):
     n_iter = len(qs)
     g = np.asarray(grad_z, np.float32)
     n = g.shape[0]
-    g_in = np.zeros((n, kp), np.float32)
+    g_in = _POOL.take((n, kp))
+    g_in[:, k:] = 0.0
     g_in[:, :k] = g
     lat_i = [i for i, kern in enumerate(kernels) if isinstance(kern, LatticeKernel)]
     dense_i = [i for i in range(len(kernels)) if i not in lat_i]
@@ -586,8 +595,8 @@ def backward(tape, grad_z, *, want_mu=False):
     dots = np.zeros((blocks, max(1, len(lat_i))))
     gmu = np.zeros((blocks, kp, kp)) if want_mu else np.zeros((1, 1, 1))
     grad_w = np.zeros(len(kernels))
-    grad_a = np.empty((n, kp), np.float32)
-    gm = np.empty((n, kp), np.float32) if dense_i else _NONE
+    grad_a = _POOL.take((n, kp))
+    gm = _POOL.take((n, kp)) if dense_i else _NONE
     _backward_pass(g_in, _NONE, args.n_lat, args.offsets, args.weights, args.no_lattices,
                    alphas, coefs, _NONE, mu_p, potts, False, n_iter > 0,
                    want_mu, args.acc_rows, args.row_base, args.accs, grad_a, gm, dots, gmu,
@@ -615,7 +624,15 @@ def backward(tape, grad_z, *, want_mu=False):
         for b in range(blocks):
             grad_mu += gmu[b]
         grad_mu = grad_mu[:k, :k]
-    return np.ascontiguousarray(grad_a[:, :k]), grad_w, grad_mu
+    args.release()
+    work = [g_in] + ([gm] if dense_i else [])
+    if kp == k:
+        out = grad_a
+    else:
+        out = np.ascontiguousarray(grad_a[:, :k])
+        work.append(grad_a)
+    _POOL.give(work)
+    return out, grad_w, grad_mu
 
 
 def _energy(a, kernels, weights, mu, q):
@@ -663,6 +680,60 @@ def position_kernel(spatial_shape, sxy, spacing=None):
             _POSITION_KERNELS.popitem(last=False)
     return kernel
 
+class _Pool:
+    """Work arrays (float32) kept between calls, by shape, up to ``max_bytes``: a call of
+    the engine allocates the same few large arrays at one image size every time (the
+    tape's marginals, the reverse pass's buffers, the lattice rows), and with fresh ones
+    malloc gave the memory back to the system and faulted it in again at each call. In a
+    fresh process a CRF-RNN forward and backward at 360x480, K = 11 took 172 ms this way,
+    108 ms with malloc told to keep its memory (``MALLOC_TRIM_THRESHOLD_``). Arrays go
+    back only from the engine's own code, when nothing else holds them; the oldest shapes
+    are dropped first beyond the cap."""
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self._free = OrderedDict()  # shape -> arrays, least recently given first
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def take(self, shape):
+        """An array of ``shape`` (contents undefined, as ``np.empty``)."""
+        shape = tuple(int(x) for x in shape)
+        with self._lock:
+            stack = self._free.get(shape)
+            if stack:
+                out = stack.pop()
+                self._bytes -= out.nbytes
+                if not stack:
+                    del self._free[shape]
+                return out
+        return np.empty(shape, np.float32)
+
+    def give(self, arrays):
+        """Keep ``arrays`` (float32, C-contiguous, owning their data) for later calls."""
+        with self._lock:
+            for a in arrays:
+                if (a.dtype != np.float32 or a.base is not None or not a.flags.c_contiguous
+                        or a.nbytes > self.max_bytes or a.size == 0):
+                    continue
+                while self._bytes + a.nbytes > self.max_bytes and self._free:
+                    shape, stack = next(iter(self._free.items()))
+                    self._bytes -= stack.pop(0).nbytes
+                    if not stack:
+                        del self._free[shape]
+                self._free.setdefault(a.shape, []).append(a)
+                self._free.move_to_end(a.shape)
+                self._bytes += a.nbytes
+
+    def clear(self):
+        with self._lock:
+            self._free.clear()
+            self._bytes = 0
+
+
+_POOL = _Pool(256 * 2**20)
+
+
 class _PassArgs:
     """The tuples the passes take for the lattice kernels (one placeholder each when there
     is none: numba needs typed tuples), and the workspace: block rows ``accs`` (R, kp) and
@@ -676,9 +747,9 @@ class _PassArgs:
             self.weights = tuple(k.weights for k in kernels)
             self.acc_rows = tuple(k.lattice.acc_rows for k in kernels)
             self.row_base = tuple(k.lattice.row_base for k in kernels)
-            self.accs = tuple(np.empty((k.lattice.n_rows, kp), np.float32) for k in kernels)
-            self._lat = [np.empty((k.lattice.n_lattice + 1, kp), np.float32) for k in kernels]
-            self._other = [np.empty_like(v) for v in self._lat]
+            self.accs = tuple(_POOL.take((k.lattice.n_rows, kp)) for k in kernels)
+            self._lat = [_POOL.take((k.lattice.n_lattice + 1, kp)) for k in kernels]
+            self._other = [_POOL.take(v.shape) for v in self._lat]
         else:
             empty = np.zeros((1, 1), np.int32)
             self.offsets = self.acc_rows = (empty,)
@@ -686,6 +757,12 @@ class _PassArgs:
             self.row_base = (np.zeros(point_blocks(n) + 1, np.int32),)
             self.accs = (_NONE,)
         self.no_lattices = (_NONE,) * max(1, self.n_lat)
+
+    def release(self):
+        """Give the workspace back to the pool (the passes are done with it)."""
+        if self.kernels:
+            _POOL.give([*self.accs, *self._lat, *self._other])
+            self.accs, self._lat, self._other = (_NONE,), [], []
 
     def blurred(self, reverse):
         """Every kernel's block rows summed onto its lattice and blurred (in reverse for

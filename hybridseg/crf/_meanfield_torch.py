@@ -29,7 +29,7 @@ def _numba_forward(logits, weights, mu, kernels, n_iter, tape):
         if np.array_equal(mu32, -np.eye(k, dtype=np.float32)):
             mu32 = None  # Potts, the fast update (the backward gives mu's gradient)
     result = forward(logits_rows(a, "logits"), list(kernels), w, mu32, n_iter, k=k,
-                     output="logits", tape=tape)
+                     output="logits", tape=tape, pool_tape=True)
     out, taped = result if tape else (result, None)
     return torch.from_numpy(out).to(logits.device), taped
 

@@ -244,3 +244,51 @@ def test_dense_kernels_are_dense_crf_s(rng):
         dense_kernels(image, engine="cuda")
     with pytest.raises(ValueError, match="needs the image as a torch tensor"):
         dense_kernels(image, engine="torch")
+
+
+def test_work_pool_keeps_arrays_by_shape_within_its_cap():
+    from hybridseg.crf._meanfield import _Pool
+
+    pool = _Pool(3 * 4 * 1000)  # three (10, 100) float32 arrays
+    arrays = [pool.take((10, 100)) for _ in range(4)]
+    assert len({id(a) for a in arrays}) == 4
+    pool.give(arrays)  # the fourth does not fit
+    assert pool._bytes == 3 * 4000
+    again = [pool.take((10, 100)) for _ in range(3)]
+    assert {id(a) for a in again} <= {id(a) for a in arrays}
+    assert pool._bytes == 0
+    pool.give(again[:2])
+    pool.give([np.empty((5, 100), np.float32), np.empty((5, 100), np.float32)])
+    assert pool._bytes <= 3 * 4000 and pool.take((5, 100)).shape == (5, 100)
+    # views, other dtypes and non-contiguous arrays are never kept
+    pool.clear()
+    base = np.empty((10, 100), np.float32)
+    pool.give([base[:5], np.empty((10, 100)), base.T])
+    assert pool._bytes == 0
+
+
+def test_a_pooled_tape_keeps_its_arrays_until_it_is_collected(rng):
+    import gc
+
+    from hybridseg.crf._meanfield import _POOL, backward, forward, logits_rows
+
+    kernels, _ = _problem(rng, 200, 5, "lattice")
+    a = logits_rows(rng.normal(0, 2, (200, 5)).astype(np.float32), "logits")
+    r = rng.normal(0, 1, (200, 5)).astype(np.float32)
+    _, first = forward(a, kernels, [1.0, 2.0], None, 3, k=5, tape=True, pool_tape=True)
+    kept = [q.copy() for q in first.qs]
+    want = backward(first, r, want_mu=True)
+    b = logits_rows(rng.normal(0, 2, (200, 5)).astype(np.float32), "logits")
+    _, second = forward(b, kernels, [1.0, 2.0], None, 3, k=5, tape=True, pool_tape=True)
+    assert not {id(q) for q in first.qs} & {id(q) for q in second.qs}
+    for q, q0 in zip(first.qs, kept):  # the second forward wrote elsewhere
+        np.testing.assert_array_equal(q, q0)
+    got = backward(first, r, want_mu=True)
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+    ids = {id(q) for q in first.qs}
+    del first, got, want
+    gc.collect()
+    third = [_POOL.take((200, 8)) for _ in range(3)]
+    assert ids & {id(q) for q in third}  # given back once collected
+    _POOL.give(third)
