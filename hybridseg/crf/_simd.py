@@ -50,6 +50,19 @@ def _as_intp(context, builder, value, ty):
     return context.cast(builder, value, ty, types.intp)
 
 
+def _arg_ptr(context, builder, signature, args, arr, index):
+    """Pointer to ``<8 x float>`` in argument ``arr`` at the flat index argument ``index``."""
+    tys = signature.args
+    return _vec_ptr(context, builder, tys[arr], args[arr],
+                    _as_intp(context, builder, args[index], tys[index]))
+
+
+def _arg_splat(context, builder, signature, args, pos):
+    """Argument ``pos`` as float32, in all 8 lanes."""
+    return _splat(builder, context.cast(builder, args[pos], signature.args[pos],
+                                        types.float32))
+
+
 @intrinsic
 def _int32_bits_as_float32(typingctx, x):
     """Reinterpret the bits of an int32 as a float32 (a no-op that vectorises)."""
@@ -78,12 +91,9 @@ def _axpy8(typingctx, dst, di, src, si, w):
     sig = types.void(dst, di, src, si, w)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        d_ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder,
-                                                                      args[1], tys[1]))
-        s_ptr = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder,
-                                                                      args[3], tys[3]))
-        w_v = _splat(builder, context.cast(builder, args[4], tys[4], types.float32))
+        d_ptr = _arg_ptr(context, builder, signature, args, 0, 1)
+        s_ptr = _arg_ptr(context, builder, signature, args, 2, 3)
+        w_v = _arg_splat(context, builder, signature, args, 4)
         out = _fma(builder, w_v, builder.load(s_ptr, align=4), builder.load(d_ptr, align=4))
         builder.store(out, d_ptr, align=4)
         return context.get_dummy_value()
@@ -97,11 +107,8 @@ def _fill8(typingctx, dst, di, value):
     sig = types.void(dst, di, value)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
-                                                                    tys[1]))
-        v = _splat(builder, context.cast(builder, args[2], tys[2], types.float32))
-        builder.store(v, ptr, align=4)
+        builder.store(_arg_splat(context, builder, signature, args, 2),
+                      _arg_ptr(context, builder, signature, args, 0, 1), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -113,13 +120,9 @@ def _mul8(typingctx, dst, di, src, si, s):
     sig = types.void(dst, di, src, si, s)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        d_ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder,
-                                                                      args[1], tys[1]))
-        s_ptr = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder,
-                                                                      args[3], tys[3]))
-        v = _splat(builder, context.cast(builder, args[4], tys[4], types.float32))
-        builder.store(builder.fmul(builder.load(s_ptr, align=4), v), d_ptr, align=4)
+        src = builder.load(_arg_ptr(context, builder, signature, args, 2, 3), align=4)
+        builder.store(builder.fmul(src, _arg_splat(context, builder, signature, args, 4)),
+                      _arg_ptr(context, builder, signature, args, 0, 1), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -132,14 +135,11 @@ def _softmax_grad8(typingctx, g, acc, ai, q, dq, c0, inner):
     sig = types.void(g, acc, ai, q, dq, c0, inner)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        c0_v = _as_intp(context, builder, args[5], tys[5])
-        g_ptr = _vec_ptr(context, builder, tys[0], args[0], c0_v)
-        a_ptr = _vec_ptr(context, builder, tys[1], args[1], _as_intp(context, builder,
-                                                                      args[2], tys[2]))
-        q_v = builder.load(_vec_ptr(context, builder, tys[3], args[3], c0_v), align=4)
-        dq_v = builder.load(_vec_ptr(context, builder, tys[4], args[4], c0_v), align=4)
-        inner_v = _splat(builder, context.cast(builder, args[6], tys[6], types.float32))
+        g_ptr = _arg_ptr(context, builder, signature, args, 0, 5)
+        a_ptr = _arg_ptr(context, builder, signature, args, 1, 2)
+        q_v = builder.load(_arg_ptr(context, builder, signature, args, 3, 5), align=4)
+        dq_v = builder.load(_arg_ptr(context, builder, signature, args, 4, 5), align=4)
+        inner_v = _arg_splat(context, builder, signature, args, 6)
         x = builder.fmul(q_v, builder.fsub(dq_v, inner_v))
         builder.store(x, g_ptr, align=4)
         builder.store(builder.fadd(builder.load(a_ptr, align=4), x), a_ptr, align=4)
@@ -160,8 +160,7 @@ def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
         tys = signature.args
         m_arr = context.make_array(tys[2])(context, builder, args[2])
         x_arr = context.make_array(tys[5])(context, builder, args[5])
-        di_v, mi_v, stride_v, n_v = (_as_intp(context, builder, args[j], tys[j])
-                                     for j in (1, 3, 4, 6))
+        mi_v, stride_v, n_v = (_as_intp(context, builder, args[j], tys[j]) for j in (3, 4, 6))
         zero = ir.Constant(_V8, [0.0] * 8)
         accs = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
 
@@ -182,8 +181,8 @@ def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
             step(builder.add(builder.shl(quads, two), loop.index), accs[0])
         total = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])),
                              builder.fadd(builder.load(accs[2]), builder.load(accs[3])))
-        d_ptr = _vec_ptr(context, builder, tys[0], args[0], di_v)
-        scale_v = _splat(builder, context.cast(builder, args[7], tys[7], types.float32))
+        d_ptr = _arg_ptr(context, builder, signature, args, 0, 1)
+        scale_v = _arg_splat(context, builder, signature, args, 7)
         builder.store(_fma(builder, scale_v, total, builder.load(d_ptr, align=4)), d_ptr,
                       align=4)
         return context.get_dummy_value()
@@ -323,9 +322,7 @@ def _max8(typingctx, src, si):
     sig = types.float32(src, si)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
-                                                                    tys[1]))
+        ptr = _arg_ptr(context, builder, signature, args, 0, 1)
         return _reduce(builder, builder.load(ptr, align=4), "fmax")
 
     return sig, codegen
@@ -339,11 +336,8 @@ def _dot8(typingctx, a, ai, b, bi):
     sig = types.float64(a, ai, b, bi)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        pa = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
-                                                                   tys[1]))
-        pb = _vec_ptr(context, builder, tys[2], args[2], _as_intp(context, builder, args[3],
-                                                                   tys[3]))
+        pa = _arg_ptr(context, builder, signature, args, 0, 1)
+        pb = _arg_ptr(context, builder, signature, args, 2, 3)
         wide = ir.VectorType(ir.DoubleType(), 8)
         prod = builder.fmul(builder.fpext(builder.load(pa, align=4), wide),
                             builder.fpext(builder.load(pb, align=4), wide))
@@ -382,10 +376,8 @@ def _exp8(typingctx, row, ri, shift):
     sig = types.float32(row, ri, shift)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        ptr = _vec_ptr(context, builder, tys[0], args[0], _as_intp(context, builder, args[1],
-                                                                    tys[1]))
-        s = _splat(builder, context.cast(builder, args[2], tys[2], types.float32))
+        ptr = _arg_ptr(context, builder, signature, args, 0, 1)
+        s = _arg_splat(context, builder, signature, args, 2)
         e = _exp_nonpos_v8(builder, builder.fsub(builder.load(ptr, align=4), s))
         builder.store(e, ptr, align=4)
         return _reduce(builder, e, "fadd")
