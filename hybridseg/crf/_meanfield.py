@@ -10,6 +10,7 @@ its blocks and blurred. The reverse pass has the same shape with the transposed 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -730,8 +731,17 @@ class _Pool:
             self._free.clear()
             self._bytes = 0
 
+    def _after_fork(self):
+        """A forked child starts with an empty pool and a fresh lock (another thread of
+        the parent may have held it at the fork)."""
+        self._lock = threading.Lock()
+        self._free = OrderedDict()
+        self._bytes = 0
+
 
 _POOL = _Pool(256 * 2**20)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL._after_fork)
 
 
 class _PassArgs:
