@@ -10,7 +10,7 @@ reported as NaN by the per-class functions and left out of every mean.
 
 The module offers ``confusion_matrix``, ``per_class_iou``, ``mean_iou``,
 ``pixel_accuracy``, ``mean_class_accuracy``, ``frequency_weighted_iou``, ``boundary_f1``,
-``segmentation_report`` and ``make_mean_iou_scorer`` (``mean_iou_scorer`` is the
+``boundary_miou``, ``segmentation_report`` and ``make_mean_iou_scorer`` (``mean_iou_scorer`` is the
 ready-made instance for ``GridSearchCV(scoring=...)``).
 """
 
@@ -32,6 +32,7 @@ from .utils._validation import (
 
 __all__ = [
     "boundary_f1",
+    "boundary_miou",
     "confusion_matrix",
     "frequency_weighted_iou",
     "make_mean_iou_scorer",
@@ -276,7 +277,91 @@ def _fw_iou(cm):
     return float(np.sum(support[present] / total * iou[present]))
 
 
-# --------------------------------------------------------------------------- boundary F1
+# --------------------------------------------------------------------------- boundaries
+def _check_pixels(value, name):
+    """A distance in pixels: a finite non-negative real number."""
+    must = f"{name} must be a finite non-negative number of pixels, got {value!r}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(must)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(must)
+    return float(value)
+
+
+def _boundary_distance(t):
+    """Euclidean distance of every pixel of the truth ``t`` (H, W) to its nearest boundary
+    pixel: one with a 4-neighbour of another label, void included as a label; the image
+    border is not a boundary. Infinite everywhere when ``t`` holds one label."""
+    from scipy import ndimage
+
+    b = np.zeros(t.shape, bool)
+    b[:, :-1] |= t[:, :-1] != t[:, 1:]
+    b[:, 1:] |= t[:, 1:] != t[:, :-1]
+    b[:-1] |= t[:-1] != t[1:]
+    b[1:] |= t[1:] != t[:-1]
+    if not b.any():
+        return np.full(t.shape, np.inf)
+    return ndimage.distance_transform_edt(~b)
+
+
+def _boundary_mious(t_maps, p_maps, n_classes, widths, ignore_index):
+    """``boundary_miou`` at each of ``widths``, one distance transform per image."""
+    cms = np.zeros((len(widths), n_classes, n_classes), np.int64)
+    for i, (t, p) in enumerate(zip(t_maps, p_maps)):
+        check_label_map(t, name=f"y_true[{i}]", n_classes=n_classes, ignore_index=ignore_index)
+        check_label_map(p, name=f"y_pred[{i}]", n_classes=n_classes, ignore_index=None)
+        dist = _boundary_distance(t)
+        labelled = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
+        for j, width in enumerate(widths):
+            band = labelled & (dist <= width)
+            pairs = t[band].astype(np.int64) * n_classes + p[band].astype(np.int64)
+            cms[j] += np.bincount(pairs, minlength=n_classes**2).reshape(n_classes,
+                                                                         n_classes)
+    return [_nanmean(_iou_from_cm(cm)) for cm in cms]
+
+
+def boundary_miou(y_true, y_pred, *, n_classes, width, ignore_index=255):
+    """Mean IoU in a band around the true boundaries (DeepLab's trimap): where CRFs act.
+
+    A boundary pixel of the truth is one with a 4-neighbour of another label (void counts
+    as another label; the image border does not). The band holds the non-void pixels whose
+    Euclidean distance to the nearest boundary pixel is at most ``width``; their confusion
+    matrix is pooled over the images and its mean IoU taken as in ``mean_iou``.
+
+    Parameters
+    ----------
+    y_true : sequence of (H, W) array_like of int, or (N, H, W) ndarray
+        True label maps.
+    y_pred : sequence of (H, W) array_like of int, or (N, H, W) ndarray
+        Predicted label maps, the same sizes, labels in ``[0, K)``.
+    n_classes : int
+        K.
+    width : float
+        Half-width of the band in pixels (``>= 0``; 0 keeps the boundary pixels only).
+    ignore_index : int or None, default=255
+        The void label of ``y_true``.
+
+    Returns
+    -------
+    miou : float
+        In ``[0, 1]``; NaN when no image has a boundary.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridseg.metrics import boundary_miou
+    >>> t = np.zeros((6, 6), np.uint8); t[:, 3:] = 1
+    >>> p = np.zeros((6, 6), np.uint8); p[:, 4:] = 1
+    >>> round(boundary_miou([t], [p], n_classes=2, width=1), 4)  # (2/3 + 1/2) / 2
+    0.5833
+    """
+    width = _check_pixels(width, "width")
+    ignore_index = check_ignore_index(ignore_index)
+    t_maps, p_maps = _paired_maps(y_true, y_pred)
+    n_classes = check_n_classes(n_classes)
+    return _boundary_mious(t_maps, p_maps, n_classes, [width], ignore_index)[0]
+
+
 def _disk_offsets(tolerance):
     """Pixel offsets within ``tolerance`` (Euclidean), nearest first."""
     r = int(np.floor(tolerance))
@@ -348,11 +433,7 @@ def boundary_f1(
     if average not in ("image", None):
         raise ValueError(f"average must be 'image' or None, got {average!r}")
     if tolerance is not None:
-        must = f"tolerance must be a finite non-negative number of pixels, got {tolerance!r}"
-        if isinstance(tolerance, (bool, np.bool_)) or not isinstance(tolerance, numbers.Real):
-            raise TypeError(must)
-        if not np.isfinite(tolerance) or tolerance < 0:
-            raise ValueError(must)
+        _check_pixels(tolerance, "tolerance")
     ignore_index = check_ignore_index(ignore_index)
     t_maps, p_maps = _paired_maps(y_true, y_pred)
     if tolerance is not None:

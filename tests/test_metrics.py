@@ -4,7 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from _oracles import naive_boundary_f1_image, naive_confusion, naive_scores
+from _oracles import (
+    naive_boundary_f1_image,
+    naive_boundary_miou,
+    naive_confusion,
+    naive_scores,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -324,3 +329,47 @@ def test_a_stray_huge_label_gets_a_memory_plan_not_a_numpy_error(monkeypatch):
     with pytest.raises(MemoryError, match=r"70001 x 70001 confusion matrix needs 36\.5 GiB"
                                           r".*inferred from the largest label, 70000"):
         metrics.mean_iou([np.array([[0, 70000]])], [np.array([[0, 1]])])
+
+
+@pytest.mark.parametrize("width", [0, 1, 2.5, 8])
+def test_boundary_miou_matches_pixel_loops(rng, width):
+    yt, yp = random_maps(rng, 3, 4, void=0.05, blocky=True)
+    got = metrics.boundary_miou(yt, yp, n_classes=4, width=width)
+    assert got == pytest.approx(naive_boundary_miou(yt, yp, 4, 255, width), abs=1e-12)
+
+
+def test_boundary_miou_band_and_edge_cases():
+    t = np.zeros((6, 6), np.uint8)
+    t[:, 3:] = 1
+    p = np.zeros((6, 6), np.uint8)
+    p[:, 4:] = 1
+    # the band at width 1 is columns 1-4: class 0 2/3, class 1 1/2
+    assert metrics.boundary_miou([t], [p], n_classes=2, width=1) == pytest.approx(7 / 12)
+    assert metrics.boundary_miou([t], [t], n_classes=2, width=3) == 1.0
+    # wide enough, the band is the whole labelled image: the plain mIoU
+    assert metrics.boundary_miou([t], [p], n_classes=2, width=100) == pytest.approx(
+        metrics.mean_iou([t], [p], n_classes=2))
+    # one label and no void: no boundary, no band
+    flat = np.zeros((5, 5), np.uint8)
+    assert np.isnan(metrics.boundary_miou([flat], [flat], n_classes=2, width=4))
+    # void borders a class: its pixels next to the void are in the band, the void is not
+    v = flat.copy()
+    v[2, 2] = 255
+    guess = np.ones((5, 5), np.uint8)
+    assert metrics.boundary_miou([v], [guess], n_classes=2, width=1) == 0.0
+    assert metrics.boundary_miou([v], [flat], n_classes=2, width=1) == 1.0
+
+
+def test_boundary_miou_bad_input():
+    t = np.zeros((4, 4), np.uint8)
+    for width in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="width must be a finite non-negative"):
+            metrics.boundary_miou([t], [t], n_classes=2, width=width)
+    with pytest.raises(TypeError, match="width"):
+        metrics.boundary_miou([t], [t], n_classes=2, width="4")
+    with pytest.raises(TypeError):
+        metrics.boundary_miou([t], [t], width=4)  # n_classes is required
+    with pytest.raises(ValueError, match="shape"):
+        metrics.boundary_miou([t], [t[:3]], n_classes=2, width=4)
+    with pytest.raises(ValueError, match="y_pred"):
+        metrics.boundary_miou([t], [t + 5], n_classes=2, width=4)

@@ -6,7 +6,8 @@ on tiny and random inputs.
   field with a hand-written backward (``DenseCRF``, ``CRFRNN``, ``crf._learn``).
 - ``grid``: grid CRF energies, their minimum by enumeration, the grid mean field's free
   energy, minimum cuts by trying every cut.
-- ``metrics``: confusion matrix, IoU family and boundary F1 by pixel loops.
+- ``metrics``: confusion matrix, IoU family, boundary F1 and boundary-band mIoU by pixel
+  loops.
 - ``losses``: log-softmax and labelled pixels for the segmentation losses.
 - ``classical``: quadtree split, split-and-merge, Sobel and Hessian features.
 
@@ -47,7 +48,12 @@ from .grid import (
     tiny_grid,
 )
 from .losses import np_log_softmax, np_pixels
-from .metrics import naive_boundary_f1_image, naive_confusion, naive_scores
+from .metrics import (
+    naive_boundary_f1_image,
+    naive_boundary_miou,
+    naive_confusion,
+    naive_scores,
+)
 
 __all__ = [
     "all_labellings",
@@ -74,6 +80,7 @@ __all__ = [
     "merge_oracle",
     "metrics",
     "naive_boundary_f1_image",
+    "naive_boundary_miou",
     "naive_confusion",
     "naive_scores",
     "normalised_kernel",

@@ -81,3 +81,28 @@ def naive_boundary_f1_image(t, p, k, ignore, tol):
             pr, rc = frac(bp, bt), frac(bt, bp)
             scores.append(0.0 if pr + rc == 0 else 2 * pr * rc / (pr + rc))
     return np.mean(scores)
+
+
+def naive_boundary_miou(y_true, y_pred, k, ignore, width):
+    """Boundary-band mIoU by pixel loops and all-pairs distances: the oracle of
+    ``hybridseg.metrics.boundary_miou``. Boundary pixels of the truth have a 4-neighbour
+    inside the image with another label (void is a label here); the band is the non-void
+    pixels within ``width`` of one; the confusion is pooled over images."""
+    cm = np.zeros((k, k), np.int64)
+    for t, p in zip(y_true, y_pred):
+        h, w = t.shape
+        boundary = [(i, j) for i in range(h) for j in range(w)
+                    if any(0 <= i + di < h and 0 <= j + dj < w and t[i + di, j + dj] != t[i, j]
+                           for di, dj in ((0, 1), (1, 0), (0, -1), (-1, 0)))]
+        if not boundary:
+            continue
+        for i in range(h):
+            for j in range(w):
+                if t[i, j] == ignore:
+                    continue
+                if min(math.dist((i, j), b) for b in boundary) <= width:
+                    cm[int(t[i, j]), int(p[i, j])] += 1
+    inter = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - inter
+    keep = union > 0
+    return float(np.mean(inter[keep] / union[keep])) if keep.any() else float("nan")
