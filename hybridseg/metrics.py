@@ -10,8 +10,9 @@ reported as NaN by the per-class functions and left out of every mean.
 
 The module offers ``confusion_matrix``, ``per_class_iou``, ``mean_iou``,
 ``pixel_accuracy``, ``mean_class_accuracy``, ``frequency_weighted_iou``, ``boundary_f1``,
-``boundary_miou``, ``segmentation_report`` and ``make_mean_iou_scorer`` (``mean_iou_scorer`` is the
-ready-made instance for ``GridSearchCV(scoring=...)``).
+``boundary_miou``, ``miou_interval`` and ``paired_miou_test`` (bootstrap intervals and
+paired tests over images), ``segmentation_report`` and ``make_mean_iou_scorer``
+(``mean_iou_scorer`` is the ready-made instance for ``GridSearchCV(scoring=...)``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = [
     "mean_class_accuracy",
     "mean_iou",
     "mean_iou_scorer",
+    "miou_interval",
+    "paired_miou_test",
     "per_class_iou",
     "pixel_accuracy",
     "segmentation_report",
@@ -275,6 +278,134 @@ def _fw_iou(cm):
     iou = _iou_from_cm(cm)
     present = support > 0
     return float(np.sum(support[present] / total * iou[present]))
+
+
+# --------------------------------------------------------------------------- uncertainty
+def _image_counts(y_true, y_pred, n_classes, ignore_index):
+    """Per image: intersections, true and predicted pixel counts per class, (N, K) each."""
+    ignore_index = check_ignore_index(ignore_index)
+    t_maps, p_maps = _paired_maps(y_true, y_pred)
+    n_classes = check_n_classes(n_classes)
+    if len(t_maps) < 2:
+        raise ValueError(f"a bootstrap over images needs at least 2 images, got {len(t_maps)}")
+    inter = np.zeros((len(t_maps), n_classes))
+    true = np.zeros_like(inter)
+    pred = np.zeros_like(inter)
+    for i, (t, p) in enumerate(zip(t_maps, p_maps)):
+        cm = _confusion([t], [p], n_classes, ignore_index)
+        inter[i], true[i], pred[i] = np.diag(cm), cm.sum(1), cm.sum(0)
+    return inter, true, pred
+
+
+def _pooled_miou(*parts):
+    """mIoU of images pooled with weights: ``parts`` are ``(weights, counts)`` pairs,
+    weights (B, N) (resampling counts, or swap masks) and counts ``_image_counts``'s;
+    returns (B,)."""
+    i = sum(w @ c[0] for w, c in parts)
+    union = sum(w @ c[1] + w @ c[2] for w, c in parts) - i
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, i / np.where(union > 0, union, 1), np.nan)
+    out = np.full(len(iou), np.nan)
+    has = ~np.isnan(iou).all(1)
+    out[has] = np.nanmean(iou[has], 1)
+    return out
+
+
+def _check_resampling(confidence, n_boot, random_state):
+    if not (isinstance(confidence, numbers.Real) and 0 < confidence < 1):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if (isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, numbers.Integral)
+            or n_boot < 100):
+        raise ValueError(f"n_boot must be an int of at least 100, got {n_boot!r}")
+    return np.random.default_rng(random_state)
+
+
+def _resampling_weights(rng, n_boot, n):
+    """(n_boot, n) counts of each image in ``n_boot`` resamplings with replacement."""
+    idx = rng.integers(0, n, (n_boot, n))
+    weights = np.zeros((n_boot, n))
+    np.add.at(weights, (np.arange(n_boot)[:, None], idx), 1.0)
+    return weights
+
+
+def miou_interval(y_true, y_pred, *, n_classes, ignore_index=255, confidence=0.95,
+                  n_boot=2000, random_state=0):
+    """Bootstrap confidence interval of the mean IoU, resampling images.
+
+    The images are drawn with replacement ``n_boot`` times; each draw's confusion is pooled
+    as ``mean_iou`` pools, and the interval is the percentile interval of the draws'
+    mean IoU. It says how much the score depends on which images the test set happened to
+    hold, not how a retrained model would vary.
+
+    Parameters
+    ----------
+    y_true, y_pred, ignore_index
+        As in ``confusion_matrix`` (at least 2 images).
+    n_classes : int
+        K.
+    confidence : float, default=0.95
+    n_boot : int, default=2000
+        Number of resamplings (at least 100).
+    random_state : int, numpy Generator or None, default=0
+        Seeds the resampling: the same seed gives the same interval.
+
+    Returns
+    -------
+    low, high : float
+    """
+    rng = _check_resampling(confidence, n_boot, random_state)
+    counts = _image_counts(y_true, y_pred, n_classes, ignore_index)
+    draws = _pooled_miou((_resampling_weights(rng, n_boot, len(counts[0])), counts))
+    tail = 50 * (1 - confidence)
+    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_miou_test(y_true, y_pred_a, y_pred_b, *, n_classes, ignore_index=255,
+                     confidence=0.95, n_boot=2000, random_state=0):
+    """Is ``b`` better than ``a`` on these images? The mIoU difference, its paired
+    bootstrap interval and a paired permutation p-value.
+
+    Both methods are scored on the same images. The interval resamples images (the same
+    draw for both, so that what the images share cancels). The p-value is two-sided, from
+    ``n_boot`` random swaps of the two methods' predictions image by image: the share of
+    swaps whose pooled difference is at least as large in size as the observed one
+    (``(count + 1) / (n_boot + 1)``, never 0).
+
+    Parameters
+    ----------
+    y_true : sequence of (H, W) label maps
+        At least 2 images.
+    y_pred_a, y_pred_b : sequences of (H, W) label maps
+        The two methods' predictions of the same images (``a`` the base, e.g. a network
+        without its CRF).
+    n_classes, ignore_index, confidence, n_boot, random_state
+        As in ``miou_interval``.
+
+    Returns
+    -------
+    result : dict
+        ``delta`` (mIoU of ``b`` minus that of ``a``), ``ci_low``, ``ci_high``,
+        ``p_value`` and ``n_images``.
+    """
+    rng = _check_resampling(confidence, n_boot, random_state)
+    a = _image_counts(y_true, y_pred_a, n_classes, ignore_index)
+    b = _image_counts(y_true, y_pred_b, n_classes, ignore_index)
+    n = len(a[0])
+    ones = np.ones((1, n))
+    delta = float(_pooled_miou((ones, b))[0] - _pooled_miou((ones, a))[0])
+    weights = _resampling_weights(rng, n_boot, n)
+    diffs = _pooled_miou((weights, b)) - _pooled_miou((weights, a))
+    tail = 50 * (1 - confidence)
+    low, high = np.nanpercentile(diffs, [tail, 100 - tail])
+    # Under "no difference" each image's two predictions are exchangeable: swap them at
+    # random, image by image, and pool each side.
+    swap = (rng.random((n_boot, n)) < 0.5).astype(float)
+    keep = 1.0 - swap
+    null = _pooled_miou((keep, b), (swap, a)) - _pooled_miou((keep, a), (swap, b))
+    extreme = int(np.sum(np.abs(null) >= abs(delta) - 1e-12))
+    return {"delta": delta, "ci_low": float(low), "ci_high": float(high),
+            "p_value": (extreme + 1) / (n_boot + 1), "n_images": n}
 
 
 # --------------------------------------------------------------------------- boundaries

@@ -373,3 +373,58 @@ def test_boundary_miou_bad_input():
         metrics.boundary_miou([t], [t[:3]], n_classes=2, width=4)
     with pytest.raises(ValueError, match="y_pred"):
         metrics.boundary_miou([t], [t + 5], n_classes=2, width=4)
+
+
+def _noisy(rng, yt, rate, k):
+    out = []
+    for t in yt:
+        p = np.where(t == 255, 0, t).astype(np.uint8)
+        flip = rng.random(t.shape) < rate
+        p[flip] = rng.integers(0, k, flip.sum())
+        out.append(p)
+    return out
+
+
+def test_miou_interval_holds_the_estimate_and_is_seeded(rng):
+    yt, _ = random_maps(rng, 12, 4, void=0.05, blocky=True)
+    yp = _noisy(rng, yt, 0.3, 4)
+    est = metrics.mean_iou(yt, yp, n_classes=4)
+    low, high = metrics.miou_interval(yt, yp, n_classes=4, random_state=3)
+    assert low < est < high and high - low < 0.5
+    assert metrics.miou_interval(yt, yp, n_classes=4, random_state=3) == (low, high)
+    narrow = metrics.miou_interval(yt, yp, n_classes=4, confidence=0.5, random_state=3)
+    assert low <= narrow[0] <= narrow[1] <= high
+
+
+def test_paired_miou_test(rng):
+    yt, _ = random_maps(rng, 16, 4, void=0.05, blocky=True)
+    worse = _noisy(rng, yt, 0.4, 4)
+    better = _noisy(rng, yt, 0.1, 4)
+    res = metrics.paired_miou_test(yt, worse, better, n_classes=4, random_state=0)
+    assert res["delta"] == pytest.approx(metrics.mean_iou(yt, better, n_classes=4)
+                                         - metrics.mean_iou(yt, worse, n_classes=4))
+    assert 0 < res["ci_low"] <= res["delta"] <= res["ci_high"]
+    assert res["p_value"] < 0.01 and res["n_images"] == 16
+    back = metrics.paired_miou_test(yt, better, worse, n_classes=4, random_state=0)
+    assert back["delta"] == pytest.approx(-res["delta"])
+    same = metrics.paired_miou_test(yt, worse, worse, n_classes=4)
+    assert same["delta"] == 0 and same["ci_low"] == same["ci_high"] == 0
+    assert same["p_value"] == 1.0
+    # a tiny difference on noisy images is not significant
+    slightly = [p.copy() for p in worse]
+    slightly[0][0, 0] = yt[0][0, 0] if yt[0][0, 0] != 255 else 0
+    assert metrics.paired_miou_test(yt, worse, slightly, n_classes=4)["p_value"] > 0.5
+
+
+def test_bootstrap_bad_input(rng):
+    t = np.zeros((4, 4), np.uint8)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        metrics.miou_interval([t], [t], n_classes=2)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        metrics.paired_miou_test([t], [t], [t], n_classes=2)
+    with pytest.raises(ValueError, match="n_boot"):
+        metrics.miou_interval([t, t], [t, t], n_classes=2, n_boot=10)
+    with pytest.raises(ValueError, match="confidence"):
+        metrics.miou_interval([t, t], [t, t], n_classes=2, confidence=95)
+    with pytest.raises(ValueError, match="one prediction per image"):
+        metrics.paired_miou_test([t, t], [t, t], [t], n_classes=2)
