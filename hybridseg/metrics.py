@@ -282,12 +282,11 @@ def _fw_iou(cm):
 
 # --------------------------------------------------------------------------- uncertainty
 def _image_counts(y_true, y_pred, n_classes, ignore_index):
-    """Per image: intersections, true and predicted pixel counts per class, (N, K) each."""
+    """Per image: intersections, true and predicted pixel counts per class, (N, K) each:
+    what the intervals and paired tests resample."""
     ignore_index = check_ignore_index(ignore_index)
     t_maps, p_maps = _paired_maps(y_true, y_pred)
     n_classes = check_n_classes(n_classes)
-    if len(t_maps) < 2:
-        raise ValueError(f"a bootstrap over images needs at least 2 images, got {len(t_maps)}")
     inter = np.zeros((len(t_maps), n_classes))
     true = np.zeros_like(inter)
     pred = np.zeros_like(inter)
@@ -311,7 +310,9 @@ def _pooled_miou(*parts):
     return out
 
 
-def _check_resampling(confidence, n_boot, random_state):
+def _check_resampling(confidence, n_boot, random_state, n_images):
+    if n_images < 2:
+        raise ValueError(f"a bootstrap over images needs at least 2 images, got {n_images}")
     if not (isinstance(confidence, numbers.Real) and 0 < confidence < 1):
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if (isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, numbers.Integral)
@@ -353,8 +354,13 @@ def miou_interval(y_true, y_pred, *, n_classes, ignore_index=255, confidence=0.9
     -------
     low, high : float
     """
-    rng = _check_resampling(confidence, n_boot, random_state)
     counts = _image_counts(y_true, y_pred, n_classes, ignore_index)
+    return _interval_from_counts(counts, confidence, n_boot, random_state)
+
+
+def _interval_from_counts(counts, confidence=0.95, n_boot=2000, random_state=0):
+    """``miou_interval`` from ``_image_counts``'s per-image counts."""
+    rng = _check_resampling(confidence, n_boot, random_state, len(counts[0]))
     draws = _pooled_miou((_resampling_weights(rng, n_boot, len(counts[0])), counts))
     tail = 50 * (1 - confidence)
     low, high = np.nanpercentile(draws, [tail, 100 - tail])
@@ -388,10 +394,18 @@ def paired_miou_test(y_true, y_pred_a, y_pred_b, *, n_classes, ignore_index=255,
         ``delta`` (mIoU of ``b`` minus that of ``a``), ``ci_low``, ``ci_high``,
         ``p_value`` and ``n_images``.
     """
-    rng = _check_resampling(confidence, n_boot, random_state)
     a = _image_counts(y_true, y_pred_a, n_classes, ignore_index)
     b = _image_counts(y_true, y_pred_b, n_classes, ignore_index)
+    return _paired_from_counts(a, b, confidence, n_boot, random_state)
+
+
+def _paired_from_counts(a, b, confidence=0.95, n_boot=2000, random_state=0):
+    """``paired_miou_test`` from the two methods' ``_image_counts`` on the same images."""
     n = len(a[0])
+    if len(b[0]) != n:
+        raise ValueError(f"the two methods were scored on {n} and {len(b[0])} images: a "
+                         "paired test needs the same images")
+    rng = _check_resampling(confidence, n_boot, random_state, n)
     ones = np.ones((1, n))
     delta = float(_pooled_miou((ones, b))[0] - _pooled_miou((ones, a))[0])
     weights = _resampling_weights(rng, n_boot, n)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import N_SHOWN, _slug, _spread, _write_json
+from ._common import BOUNDARY_WIDTHS, CONFIDENCE, N_SHOWN, _slug, _spread, _write_json
 from ._registry import _base_estimator, _parse, _refiner, describe, is_network
 
 __all__ = ["ComparisonResult", "compare", "load_data"]
@@ -252,8 +252,13 @@ def _evaluate(model, data, k, verbose, name):
                boundary_f1=float(metrics.boundary_f1(y, preds, n_classes=k,
                                                      ignore_index=ignore)),
                predict_seconds_per_image=per_image)
+    bands = metrics._boundary_mious(list(y), preds, k, BOUNDARY_WIDTHS, ignore)
+    row.update({f"boundary_miou_{w}px": float(v) for w, v in zip(BOUNDARY_WIDTHS, bands)})
     row.update({f"iou_{c}": float(v) for c, v in zip(data["class_names"], iou)})
-    return row, preds
+    # per test image: intersections, true and predicted pixels of each class, kept for
+    # the intervals and the paired tests the parent draws across methods
+    counts = metrics._image_counts(y, preds, k, ignore)
+    return row, preds, counts
 
 
 def _run_method(label, name, estimator, config, out, verbose, data=None):
@@ -275,13 +280,15 @@ def _run_method(label, name, estimator, config, out, verbose, data=None):
     k = len(data["class_names"])
     model, fit_seconds, fit_peak, notes = _fit_method(
         label if estimator is not None else name, estimator, data, config, out, verbose)
-    row, preds = _evaluate(model, data, k, verbose, label)
+    row, preds, counts = _evaluate(model, data, k, verbose, label)
     row = {"method": label, **row, "fit_seconds": fit_seconds,
            "peak_memory_mb": max(fit_peak, _peak_mb())}
     shown = _spread(len(preds), N_SHOWN)
     dtype = np.uint8 if k <= 255 else np.uint16
     np.savez_compressed(out / "methods" / f"{_slug(label)}.npz",
-                        **{f"p{i}": preds[i].astype(dtype) for i in shown})
+                        **{f"p{i}": preds[i].astype(dtype) for i in shown},
+                        **{f"counts_{name}": c for name, c in
+                           zip(("inter", "true", "pred"), counts)})
     record = dict(config=config, spec=_spec(name, estimator), row=row, notes=notes)
     _write_json(out / "methods" / f"{_slug(label)}.json", record)
     return record
@@ -350,14 +357,103 @@ class ComparisonResult:
             self.to_markdown()
 
 
+def _base_of(name):
+    """The method a registry name refines (``pixel`` for ``pixel+dense``, ``unet`` for
+    ``crfrnn:unet``), or None."""
+    if name is None:
+        return None
+    if name == "crfrnn":
+        return "unet"
+    if name.startswith("crfrnn:"):
+        return name[len("crfrnn:"):]
+    try:
+        base, refine = _parse(name)
+    except ValueError:
+        return None
+    return base if refine else None
+
+
+def _load_counts(out, label):
+    f = Path(out) / "methods" / f"{_slug(label)}.npz"
+    if not f.is_file():
+        return None
+    with np.load(f) as z:
+        if "counts_inter" not in z.files:  # a result written before the counts were kept
+            return None
+        return tuple(z[f"counts_{name}"] for name in ("inter", "true", "pred"))
+
+
+def _add_statistics(rows, items, out, seed):
+    """Each row's bootstrap interval of its mIoU (over test images), and for a method
+    that refines another of the run (``X+dense``, ``crfrnn:X``) the paired test against
+    it: the mIoU difference, its interval and a permutation p-value. Empty where they do
+    not apply (one test image, a base not in the run, a result from an older run)."""
+    from .. import metrics
+
+    registry = {label: reg for label, reg, _ in items}
+    counts = {r["method"]: _load_counts(out, r["method"]) for r in rows}
+    for r in rows:
+        label = r["method"]
+        r.update(miou_ci_low=None, miou_ci_high=None, base=None, delta_vs_base=None,
+                 delta_ci_low=None, delta_ci_high=None, p_vs_base=None)
+        c = counts[label]
+        if c is None or len(c[0]) < 2:
+            continue
+        r["miou_ci_low"], r["miou_ci_high"] = metrics._interval_from_counts(
+            c, CONFIDENCE, random_state=seed)
+        base = _base_of(registry.get(label))
+        if base is None or base not in counts:
+            continue
+        r["base"] = base
+        if counts[base] is None or len(counts[base][0]) != len(c[0]):
+            continue
+        test = metrics._paired_from_counts(counts[base], c, CONFIDENCE, random_state=seed)
+        r.update(delta_vs_base=test["delta"], delta_ci_low=test["ci_low"],
+                 delta_ci_high=test["ci_high"], p_vs_base=test["p_value"])
+
+
+def _pct(v, digits=1):
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else \
+        f"{100 * v:.{digits}f}"
+
+
 def _main_table(rows):
-    head = ("| method | mIoU | pixel acc. | boundary F1 | fit s | predict s/image | "
-            "peak MB |\n|---|---:|---:|---:|---:|---:|---:|\n")
-    return head + "".join(
-        f"| {r['method']} | {100 * r['miou']:.1f} | {100 * r['pixel_accuracy']:.1f} | "
-        f"{100 * r['boundary_f1']:.1f} | {r['fit_seconds']:.0f} | "
-        f"{r['predict_seconds_per_image']:.3f} | {r['peak_memory_mb']:.0f} |\n"
-        for r in rows)
+    head = (f"| method | mIoU [{100 * CONFIDENCE:.0f}% interval] | vs base: difference "
+            "[interval], p | boundary mIoU 4/8/16 px | pixel acc. | boundary F1 | fit s | "
+            "predict s/image | peak MB |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for r in rows:
+        miou = _pct(r["miou"])
+        if r.get("miou_ci_low") is not None:
+            miou += f" [{_pct(r['miou_ci_low'])}, {_pct(r['miou_ci_high'])}]"
+        vs = ""
+        if r.get("delta_vs_base") is not None:
+            vs = (f"{100 * r['delta_vs_base']:+.1f} [{100 * r['delta_ci_low']:+.1f}, "
+                  f"{100 * r['delta_ci_high']:+.1f}] vs {r['base']}, p = "
+                  f"{r['p_vs_base']:.3g}")
+        bands = " / ".join(_pct(r.get(f"boundary_miou_{w}px")) for w in BOUNDARY_WIDTHS)
+        lines.append(
+            f"| {r['method']} | {miou} | {vs} | {bands} | {_pct(r['pixel_accuracy'])} | "
+            f"{_pct(r['boundary_f1'])} | {r['fit_seconds']:.0f} | "
+            f"{r['predict_seconds_per_image']:.3f} | {r['peak_memory_mb']:.0f} |\n")
+    return head + "".join(lines)
+
+
+def significance_lines(rows, alpha=0.05):
+    """In words, which refinements changed the mIoU of their base significantly."""
+    out = []
+    for r in rows:
+        if r.get("p_vs_base") is None:
+            continue
+        d, p = 100 * r["delta_vs_base"], r["p_vs_base"]
+        if p < alpha:
+            word = "improves on" if d > 0 else "is worse than"
+            out.append(f"{r['method']} {word} {r['base']} by {abs(d):.1f} mIoU points "
+                       f"(p = {p:.3g}, significant at {alpha:g})")
+        else:
+            out.append(f"{r['method']} against {r['base']}: {d:+.1f} mIoU points, not "
+                       f"significant (p = {p:.3g}); the test images cannot tell them apart")
+    return out
 
 
 # ---------------------------------------------------------------------------- public
@@ -537,6 +633,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
                   f"{r['predict_seconds_per_image']:.3f} s/image, "
                   f"{r['peak_memory_mb']:.0f} MB", file=sys.stderr)
     rows = [records[label]["row"] for label, _, _ in items if label in records]
+    _add_statistics(rows, items, out, config["seed"])
     notes = {label: records[label].get("notes", {}) for label in records}
     result = ComparisonResult(rows, failed, out, data["class_names"], notes)
     if rows:

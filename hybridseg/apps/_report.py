@@ -132,13 +132,25 @@ def _notes_md(result):
                      for method, notes in result.notes.items() if notes)
 
 
+def _significance_md(rows):
+    from ._compare import significance_lines
+
+    lines = significance_lines(rows)
+    return (["## Differences", "", *(f"- {line}" for line in lines), ""] if lines else [])
+
+
 def _markdown(result, data, config):
     parts = ["# Comparison on " + os.path.basename(config["dataset"]), "",
              *(f"- {line}" for line in _config_lines(config, data)), "",
              "mIoU, pixel accuracy and boundary F1 in percent on the test split; fit seconds "
              "include the tuning of a CRF stage on val and the fit of the base a method "
              "shares with others; peak memory is the resident set of the process the "
-             "method ran in.", "", result.to_markdown(), "", "## IoU per class", "",
+             "method ran in. Intervals are 95% bootstrap intervals over the test images "
+             "(resampled, seeded); a refinement is tested against its base on the same "
+             "images (paired bootstrap interval of the difference, permutation p-value). "
+             "Boundary mIoU is the mIoU within 4, 8 and 16 pixels of the true boundaries.",
+             "", result.to_markdown(), "", *_significance_md(result.rows),
+             "## IoU per class", "",
              _per_class_md(result.rows, result.class_names), "## Methods", ""]
     command = command_line(config, [r["method"] for r in result.rows])
     parts += [f"- **{r['method']}**: {_describe(r['method'])}" for r in result.rows]

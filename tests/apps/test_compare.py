@@ -97,14 +97,18 @@ def test_the_output_folder_holds_the_report(run):
     names = load_sample().class_names
     assert list(rows[0]) == [*COLUMNS, *(f"iou_{c}" for c in names)]
     for row in rows:
-        for key in ("miou", "pixel_accuracy", "boundary_f1"):
+        for key in ("miou", "pixel_accuracy", "boundary_f1", "boundary_miou_16px"):
             assert 0 <= float(row[key]) <= 1
         assert float(row["fit_seconds"]) >= 0 and float(row["peak_memory_mb"]) > 0
+        # the interval holds the estimate; no base among the user's own estimators
+        assert float(row["miou_ci_low"]) <= float(row["miou"]) <= float(row["miou_ci_high"])
+        assert row["base"] == row["delta_vs_base"] == row["p_vs_base"] == ""
     summary = _strict_json(out / "results.json")
     assert [r["method"] for r in summary["results"]] == ["prior", "split"]
     assert summary["n_images"] == {"train": 3, "val": 1, "test": 2}
     md = (out / "report.md").read_text()
-    assert "| method | mIoU |" in md and "figure.png" in md and "## IoU per class" in md
+    assert "| method | mIoU [95% interval] |" in md and "figure.png" in md
+    assert "## IoU per class" in md and "bootstrap" in md
     fig = np.asarray(Image.open(out / "figure.png"))
     assert fig.ndim == 3 and fig.shape[0] > 100
 
@@ -342,3 +346,29 @@ def test_a_saved_network_compared_as_it_is_and_with_a_crf(tmp_path, capsys):
         f"model:{wrong}"]
     with pytest.raises(ValueError, match="CUDA is not available"):
         hybridseg.compare("splitmerge", "sample", out=tmp_path / "c", device="cuda")
+
+
+def test_statistics_of_a_refinement_against_its_base(tmp_path):
+    from hybridseg.apps._compare import _add_statistics, _base_of, significance_lines
+
+    assert _base_of("pixel+dense") == "pixel" and _base_of("crfrnn:unet") == "unet"
+    assert _base_of("pixel") is None and _base_of(None) is None
+    rng = np.random.default_rng(0)
+    (tmp_path / "methods").mkdir()
+    true = rng.integers(50, 100, (20, 3)).astype(float)
+    inter = {"pixel": true * 0.5, "pixel-plus-dense": true * 0.8, "grid": true * 0.5}
+    for slug, i in inter.items():
+        np.savez(tmp_path / "methods" / f"{slug}.npz", counts_inter=i, counts_true=true,
+                 counts_pred=true)
+    rows = [{"method": m} for m in ("pixel", "pixel+dense", "grid", "mine")]
+    items = [("pixel", "pixel", None), ("pixel+dense", "pixel+dense", None),
+             ("grid", "grid", None), ("mine", None, object())]
+    _add_statistics(rows, items, tmp_path, seed=0)
+    base, dense, grid, mine = rows
+    assert base["base"] is None and base["miou_ci_low"] <= base["miou_ci_high"]
+    assert dense["base"] == "pixel" and dense["delta_vs_base"] > 0
+    assert 0 < dense["delta_ci_low"] <= dense["delta_vs_base"] <= dense["delta_ci_high"]
+    assert dense["p_vs_base"] < 0.01
+    assert grid["base"] is None and mine["miou_ci_low"] is None  # no counts on disk
+    lines = significance_lines(rows)
+    assert len(lines) == 1 and "pixel+dense improves on pixel" in lines[0]
