@@ -5,6 +5,9 @@ Every loader returns a ``Dataset`` record (a dict read by attribute too) with
 set to ``ignore_index``), ``class_names``, ``ignore_index``, ``name``, ``filenames``,
 ``colors`` and ``description``.
 
+``load_voc``, ``load_cityscapes`` and ``load_ade20k`` read the field's benchmark data sets
+from their official layouts (downloaded by the user under each data set's terms).
+
 ``load_splits`` gives the train, val and test splits of a data set (CamVid, the ISBI 2012
 stack, the embedded samples, a folder), defined once for compare, the pipeline scripts and
 the benchmarks.
@@ -14,6 +17,14 @@ experiments with refiners.
 """
 
 from ._base import Dataset, clear_data_home, get_data_home
+from ._benchmarks import (
+    ADE20K_CLASSES,
+    CITYSCAPES_CLASSES,
+    VOC_CLASSES,
+    load_ade20k,
+    load_cityscapes,
+    load_voc,
+)
 from ._camvid import CAMVID_CLASSES, fetch_camvid, load_camvid
 from ._folder import load_folder
 from ._isbi import ISBI_CLASSES, load_isbi_membrane
@@ -22,16 +33,22 @@ from ._splits import load_splits
 from ._synthetic import make_noisy_scores
 
 __all__ = [
+    "ADE20K_CLASSES",
     "CAMVID_CLASSES",
+    "CITYSCAPES_CLASSES",
     "ISBI_CLASSES",
+    "VOC_CLASSES",
     "Dataset",
     "clear_data_home",
     "fetch_camvid",
     "get_data_home",
+    "load_ade20k",
     "load_camvid",
+    "load_cityscapes",
     "load_folder",
     "load_isbi_membrane",
     "load_sample",
     "load_splits",
+    "load_voc",
     "make_noisy_scores",
 ]
