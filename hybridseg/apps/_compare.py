@@ -46,8 +46,9 @@ def load_data(dataset, data_root=None, *, limit_train=None, limit_test=None, see
     Parameters
     ----------
     dataset : str or path-like
-        ``"camvid"``, ``"isbi"``, ``"sample"``, ``"sample:camvid"``, ``"sample:membrane"``
-        or a folder: see ``hybridseg.datasets.load_splits``.
+        ``"camvid"``, ``"isbi"``, ``"voc"``, ``"cityscapes"``, ``"ade20k"``, ``"sample"``,
+        ``"sample:camvid"``, ``"sample:membrane"`` or a folder: see
+        ``hybridseg.datasets.load_splits``.
     data_root : str or path-like, optional
         Where CamVid or ISBI lie.
     limit_train, limit_test : int, optional
@@ -63,11 +64,15 @@ def load_data(dataset, data_root=None, *, limit_train=None, limit_test=None, see
         ``colors`` ((K, 3) uint8), ``ignore_index``, ``name``.
     """
     from ..datasets import load_splits
+    from ..datasets._splits import BENCHMARKS
 
     name = str(dataset)
     if name == "isbi" and data_root is None:
         raise ValueError("dataset 'isbi' needs --data-root: the folder with image/ "
                          "and label/ (0.png ... 29.png)")
+    if name in BENCHMARKS and data_root is None:
+        raise ValueError(f"dataset {name!r} needs --data-root: the data set's folder in its "
+                         f"official layout (see hybridseg.datasets.load_{name})")
     parts = load_splits(name, data_root, limit_train=limit_train, limit_test=limit_test,
                         seed=seed)
     splits = {s: (list(d.images), list(d.labels), list(d.filenames))

@@ -66,11 +66,13 @@ def _configure_compare(parser):
     from pathlib import Path
 
     parser.add_argument("--dataset", required=True, metavar="NAME|PATH",
-                        help="camvid, isbi, sample (sample:membrane), or a folder with "
-                             "train/ trainannot/ test/ testannot/ [val/ valannot/]")
+                        help="camvid, isbi, voc, cityscapes, ade20k, sample "
+                             "(sample:membrane), or a folder with train/ trainannot/ test/ "
+                             "testannot/ [val/ valannot/]; voc, cityscapes and ade20k are "
+                             "tested on their official val")
     parser.add_argument("--data-root", type=Path, default=None, metavar="DIR",
-                        help="where CamVid (default: the fetch_camvid copy) or the ISBI "
-                             "stack (image/, label/) lies")
+                        help="where CamVid (default: the fetch_camvid copy), the ISBI "
+                             "stack (image/, label/) or a benchmark's official tree lies")
     parser.add_argument("--methods", required=True, metavar="LIST",
                         help="comma-separated: splitmerge, pixel, pixel+grid, pixel+dense, "
                              "unet, fcn, segnet, deconvnet, parsenet, dilatednet, "

@@ -17,8 +17,11 @@ __all__ = ["load_splits"]
 ISBI_SPLITS = {"train": (0, 20), "val": (20, 25), "test": (25, 30)}
 #: The embedded samples by data set name (``"sample"`` is the CamVid one).
 SAMPLES = {"sample": "camvid", "sample:camvid": "camvid", "sample:membrane": "membrane"}
+#: The field's benchmarks, read from the official layout under ``root``: their labelled
+#: splits are train and val (test labels are withheld).
+BENCHMARKS = ("voc", "cityscapes", "ade20k")
 #: Every data set ``load_splits`` knows by name (anything else is a folder).
-NAMED_DATASETS = ("camvid", "isbi", *SAMPLES)
+NAMED_DATASETS = ("camvid", "isbi", *BENCHMARKS, *SAMPLES)
 
 Splits = namedtuple("Splits", ["train", "val", "test"])
 Splits.__doc__ = "The ``(train, val, test)`` Datasets of one data set."
@@ -41,6 +44,11 @@ def load_splits(name, root=None, *, limit_train=None, limit_test=None, seed=0,
       scored: this is the split ``hybridseg compare`` has used from the start, and the
       results in ``benchmarks/results/compare_isbi`` were made on it. A stack of fewer than
       30 slices is cut in about the same proportions (two thirds, one sixth, one sixth).
+    - ``"voc"``, ``"cityscapes"``, ``"ade20k"``: the benchmarks' official train and val
+      splits from ``root`` (``load_voc``, ``load_cityscapes``, ``load_ade20k``). Their test
+      labels are withheld, so the official val is the test split here, as the field reports
+      it, and a fifth of train (at least 1 image, at most 20), drawn with ``seed``, is set
+      aside as val for tuning.
     - ``"sample"`` or ``"sample:camvid"``, ``"sample:membrane"``: the embedded samples
       (``load_sample``). Their images are marked train or test; having no val of their
       own, the last training image is set aside as val (4 + 2 CamVid images give 3 train,
@@ -56,7 +64,8 @@ def load_splits(name, root=None, *, limit_train=None, limit_test=None, seed=0,
 
     Parameters
     ----------
-    name : {"camvid", "isbi", "sample", "sample:camvid", "sample:membrane"} or path-like
+    name : {"camvid", "isbi", "voc", "cityscapes", "ade20k", "sample", "sample:camvid", \
+"sample:membrane"} or path-like
         The data set, or a folder.
     root : str or path-like, optional
         Where CamVid lies (default: the copy ``fetch_camvid`` downloaded) or the ISBI
@@ -109,6 +118,17 @@ def load_splits(name, root=None, *, limit_train=None, limit_test=None, seed=0,
                 else (max(1, n * 2 // 3 - 1), max(2, n * 5 // 6)))
         parts = [_subset(data, range(0, a), "train"), _subset(data, range(a, b), "val"),
                  _subset(data, range(b, n), "test")]
+    elif name in BENCHMARKS:
+        from . import _benchmarks
+
+        if root is None:
+            raise ValueError(f"dataset {name!r} needs root: the data set's folder in its "
+                             f"official layout (see hybridseg.datasets.load_{name})")
+        loader = getattr(_benchmarks, f"load_{name}")
+        train = loader(root, "train", n_jobs=n_jobs)
+        test = loader(root, "val", limit=limit_test, n_jobs=n_jobs)
+        train, val = _carve(train, seed)
+        parts = [train, val, test]
     elif name in SAMPLES:
         data = load_sample(SAMPLES[name])
         train = [i for i, s in enumerate(data.split) if s == "train"]

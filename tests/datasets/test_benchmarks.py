@@ -149,3 +149,19 @@ def test_ade20k_shifts_ids_and_voids_other(tmp_path, rng):
         ds.load_ade20k(root, split="val")
     with pytest.raises(FileNotFoundError, match="images/ and annotations/"):
         ds.load_ade20k(tmp_path, split="train")
+
+
+def test_benchmark_splits_for_compare(voc):
+    from hybridseg.apps._compare import load_data
+
+    root = voc[0]
+    train, val, test = ds.load_splits("voc", root)
+    # the official val is the test split; a fifth of train (at least one) is set aside
+    assert len(test.images) == 1 and len(train.images) + len(val.images) == 2
+    assert test.name == "voc-val" and len(val.images) == 1
+    data = load_data("voc", root)
+    assert len(data["class_names"]) == 21 and data["ignore_index"] == 255
+    with pytest.raises(ValueError, match="needs --data-root"):
+        load_data("voc")
+    with pytest.raises(ValueError, match="needs root"):
+        ds.load_splits("cityscapes")
