@@ -5,7 +5,9 @@
 - ``figure_grid(rows, titles)``: tiles laid out in rows under column titles, each with a
   caption;
 - ``comparison_figure(images, y_true, predictions, colors=...)``: the grid every
-  comparison draws: each image, its truth and each method's labels with their mean IoU;
+  comparison draws: each image, its truth and each method's labels with their mean IoU,
+  and a legend of the class colours with ``class_names``;
+- ``legend(colors, class_names, width)``: that legend alone, a strip of named swatches;
 - ``save_png(image, path)``: write a PNG through a temporary file and a rename, so that a
   half-written file is never left behind and a link at ``path`` is replaced, not followed.
 """
@@ -16,7 +18,8 @@ import numpy as np
 
 from .utils._io import write_atomic
 
-__all__ = ["as_rgb", "colorize", "comparison_figure", "figure_grid", "save_png", "tile"]
+__all__ = ["as_rgb", "colorize", "comparison_figure", "figure_grid", "legend", "save_png",
+           "tile"]
 
 TILE = (240, 180)  # default width, height of each tile
 _PAD = 8  # blank pixels between tiles
@@ -131,8 +134,49 @@ def as_rgb(image):
     return np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im[..., :3]
 
 
+def legend(colors, class_names, width, *, void_color=(0, 0, 0), void_name="void"):
+    """A strip of colour swatches with the class names, wrapped to ``width`` pixels.
+
+    Parameters
+    ----------
+    colors : (K, 3) array_like of uint8
+    class_names : sequence of str
+        K names.
+    width : int
+        Width of the strip in pixels.
+    void_color : (3,) tuple or None, default=(0, 0, 0)
+        Drawn last as ``void_name``; None leaves it out.
+
+    Returns
+    -------
+    strip : PIL.Image.Image
+        RGB, white background.
+    """
+    from PIL import Image, ImageDraw
+
+    font = _font()
+    entries = [(tuple(int(v) for v in c), str(n)) for c, n in zip(colors, class_names)]
+    if void_color is not None:
+        entries.append((tuple(void_color), void_name))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    swatch, gap, line = 12, 14, 18
+    x, y, places = _PAD, _PAD // 2, []
+    for color, name in entries:
+        w = swatch + 4 + int(probe.textlength(name, font=font)) + gap
+        if x + w > width - _PAD and x > _PAD:
+            x, y = _PAD, y + line
+        places.append((x, y, color, name))
+        x += w
+    strip = Image.new("RGB", (width, y + line + _PAD // 2), "white")
+    draw = ImageDraw.Draw(strip)
+    for x, y, color, name in places:
+        draw.rectangle([x, y + 2, x + swatch, y + 2 + swatch], fill=color, outline="gray")
+        draw.text((x + swatch + 4, y), name, fill="black", font=font)
+    return strip
+
+
 def comparison_figure(images, y_true, predictions, *, colors, names=None, titles=None,
-                      n_classes=None, ignore_index=255):
+                      n_classes=None, ignore_index=255, class_names=None):
     """Each image, its truth and each method's labels with their mean IoU, one row an image.
 
     Parameters
@@ -152,6 +196,8 @@ def comparison_figure(images, y_true, predictions, *, colors, names=None, titles
     n_classes : int, optional
         K for the mean IoU; ``len(colors)`` by default.
     ignore_index : int or None, default=255
+    class_names : sequence of str, optional
+        The classes' names: a legend of the colours under the grid (void in black).
 
     Returns
     -------
@@ -182,7 +228,16 @@ def comparison_figure(images, y_true, predictions, *, colors, names=None, titles
             miou = mean_iou([truth], [pred], n_classes=k, ignore_index=ignore_index)
             row.append((tile(colorize(pred, colors), labels=True), f"mIoU {100 * miou:.1f}"))
         rows.append(row)
-    return figure_grid(rows, ["image", "truth", *(titles.get(m, m) for m in predictions)])
+    grid = figure_grid(rows, ["image", "truth", *(titles.get(m, m) for m in predictions)])
+    if class_names is None:
+        return grid
+    from PIL import Image
+
+    strip = legend(colors, class_names, grid.width)
+    out = Image.new("RGB", (grid.width, grid.height + strip.height), "white")
+    out.paste(grid, (0, 0))
+    out.paste(strip, (0, grid.height))
+    return out
 
 
 def save_png(image, path):

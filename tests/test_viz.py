@@ -52,3 +52,23 @@ def test_colorize_refuses_negative_or_float_labels():
         colorize(np.array([[-1, 0]]), [[0, 0, 0]])
     with pytest.raises(ValueError, match="non-negative integer"):
         colorize(np.array([[0.5]]), [[0, 0, 0]])
+
+
+def test_comparison_figure_draws_a_legend_of_the_classes():
+    import numpy as np
+
+    from hybridseg.viz import comparison_figure, legend
+
+    colors = np.array([(200, 10, 10), (10, 200, 10), (10, 10, 200)], np.uint8)
+    truth = np.zeros((6, 9), np.uint8)
+    truth[:, 3:6], truth[:, 6:] = 1, 2
+    plain = comparison_figure([truth], [truth], {"m": [truth]}, colors=colors)
+    fig = comparison_figure([truth], [truth], {"m": [truth]}, colors=colors,
+                            class_names=["red", "green", "blue"])
+    assert fig.width == plain.width and fig.height > plain.height
+    strip = np.asarray(fig)[plain.height:]
+    for c in colors:  # every class's swatch is drawn under the grid
+        assert (strip == c).all(-1).any()
+    narrow = legend(colors, ["a long class name"] * 3, 120)
+    wide = legend(colors, ["a long class name"] * 3, 2000)
+    assert narrow.height > wide.height and narrow.width == 120  # wrapped to the width

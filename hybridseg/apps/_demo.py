@@ -212,4 +212,5 @@ def _figure(data, X_test, y_test, names, predictions, results, out):
     methods = [r["method"] for r in results]
     save_png(comparison_figure(X_test, y_test, {m: predictions[m] for m in methods},
                                colors=data.colors, names=[Path(f).stem for f in names],
-                               titles=_TITLES, n_classes=len(data.class_names)), out)
+                               titles=_TITLES, n_classes=len(data.class_names),
+                               class_names=data.class_names), out)

@@ -43,7 +43,7 @@ def _figure(result, data, shown, path):
         [s[0] for s in shown], [s[1] for s in shown],
         {m: [s[3].get(m) for s in shown] for m in methods}, colors=data["colors"],
         names=[s[2] for s in shown], n_classes=len(data["class_names"]),
-        ignore_index=data["ignore_index"])
+        ignore_index=data["ignore_index"], class_names=data["class_names"])
     save_png(figure, path)
 
 
