@@ -503,7 +503,7 @@ def _check_methods(methods):
 
 def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
             limit_test=None, budget=None, seed=0, n_jobs=None, isolate=True, device=None,
-            verbose=True):
+            scheduler=None, verbose=True):
     """Fit, score and measure segmentation methods side by side on one data set.
 
     Each method is fitted on the training split, its CRF stage (if any) tuned on the
@@ -556,6 +556,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     device : str, optional
         Where the networks train and run (``"cpu"``, ``"cuda"``, ``"auto"``); by default
         ``"auto"`` for the zoo and a saved model's own setting.
+    scheduler : str or distributed.Client, optional
+        Run the methods on a Dask cluster, each method a task: ``"local:N"`` starts a local
+        cluster of N worker processes, ``"tcp://HOST:8786"`` joins a running one (its
+        workers must read the data set and write ``out`` at the same paths). The results
+        are those of a local run.
     verbose : bool, default=True
         Progress bars and a line per method on stderr.
 
@@ -605,7 +610,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         print(f"compare on {name}: {n['train']} train, {n['val']} val, {n['test']} test "
               f"images, {len(data['class_names'])} classes; out {out}", file=sys.stderr)
     records, failed = {}, {}
+    if scheduler is not None:
+        _run_on_cluster(scheduler, items, config, out, verbose, records, failed)
     for i, (label, registry, est) in enumerate(items, 1):
+        if label in records or label in failed:
+            continue
         method = registry if est is None else label
         done = out / "methods" / f"{_slug(label)}.json"
         if done.is_file():
@@ -646,6 +655,54 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
 
         write_report(result, data, config)
     return result
+
+
+def _run_on_cluster(scheduler, items, config, out, verbose, records, failed):
+    """Each method not finished earlier as a task on a Dask cluster (the worker reads the
+    data set itself and writes its files into ``out``); fills ``records`` and
+    ``failed``. Methods whose estimator does not pickle are left to the local loop."""
+    import contextlib
+    import pickle
+
+    from ._segment import _dask_client
+
+    with contextlib.ExitStack() as stack:
+        client = _dask_client(scheduler, stack)
+        futures = {}
+        for label, registry, est in items:
+            method = registry if est is None else label
+            done = out / "methods" / f"{_slug(label)}.json"
+            if done.is_file():
+                rec = json.loads(done.read_text())
+                if rec.get("config") == config and rec.get("spec") == _spec(method, est):
+                    continue  # the local loop keeps it
+            if est is not None:
+                try:
+                    pickle.dumps(est)
+                except Exception:
+                    continue
+            (out / "methods" / f"{_slug(label)}.error").unlink(missing_ok=True)
+            futures[label] = client.submit(_run_method, label, registry, est, config,
+                                           str(out), False, pure=False,
+                                           key=f"compare-{_slug(label)}-{os.getpid()}")
+        if verbose and futures:
+            print(f"  {len(futures)} methods sent to {client.scheduler.address}",
+                  file=sys.stderr)
+        for label, future in futures.items():
+            try:
+                rec = future.result()
+            except Exception as exc:  # one method failing does not stop the rest
+                failed[label] = f"{type(exc).__name__}: {exc}"
+                if verbose:
+                    print(f"  {label} failed on the cluster: {failed[label]}",
+                          file=sys.stderr)
+                continue
+            rec["row"]["method"] = label
+            records[label] = rec
+            if verbose:
+                r = rec["row"]
+                print(f"  {label}: mIoU {100 * r['miou']:.1f} (on the cluster)",
+                      file=sys.stderr)
 
 
 def _claim(out, config):

@@ -95,6 +95,12 @@ def _configure_compare(parser):
     parser.add_argument("--budget", type=float, default=None, metavar="MINUTES",
                         help="training minutes each network may take")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the methods on a Dask cluster, one task each: "
+                             "tcp://HOST:PORT of a running scheduler (its workers must read "
+                             "the data set and write --out at the same paths), or local:N "
+                             "to start N worker processes here; needs pip install "
+                             "'hybridseg[dask]'")
     parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
                         help="parallel jobs of the stages that take them")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -134,7 +140,7 @@ def _compare(args):
     result = compare(args.methods, args.dataset, data_root=args.data_root, out=args.out,
                      limit_train=args.limit_train, limit_test=args.limit_test,
                      budget=args.budget, seed=args.seed, n_jobs=args.n_jobs,
-                     device=args.device, verbose=not args.quiet)
+                     device=args.device, scheduler=args.scheduler, verbose=not args.quiet)
     print(result.to_markdown())
     for method, message in result.failed.items():
         print(f"{method} failed: {message}", file=sys.stderr)

@@ -372,3 +372,20 @@ def test_statistics_of_a_refinement_against_its_base(tmp_path):
     assert grid["base"] is None and mine["miou_ci_low"] is None  # no counts on disk
     lines = significance_lines(rows)
     assert len(lines) == 1 and "pixel+dense improves on pixel" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_local_results(run, tmp_path):
+    pytest.importorskip("distributed")
+    result, _ = run
+    on_cluster = hybridseg.compare(FAST, "sample", out=tmp_path / "dask",
+                                   scheduler="local:2", verbose=False)
+    assert not on_cluster.failed
+    for method in FAST:
+        local, remote = result[method], on_cluster[method]
+        for key in ("miou", "miou_ci_low", "miou_ci_high", "boundary_miou_8px",
+                    "pixel_accuracy"):
+            assert remote[key] == local[key], (method, key)
+    with pytest.raises(ValueError, match="local:N"):
+        hybridseg.compare(FAST, "sample", out=tmp_path / "bad", scheduler="local:x",
+                          verbose=False)
