@@ -79,9 +79,9 @@ def _describe(method):
         return "your estimator"
 
 
-def command_line(config, methods):
-    """The ``hybridseg compare`` command that reruns a configuration (None when a method
-    is the user's own estimator, which no command can name)."""
+def command_line(config, methods, out=None):
+    """The ``hybridseg compare`` command that reruns a configuration, into ``out`` when
+    given (None when a method is the user's own estimator, which no command can name)."""
     try:
         for m in methods:
             _parse(m)
@@ -97,6 +97,8 @@ def command_line(config, methods):
     if config.get("device") is not None:
         parts.append(f"--device {config['device']}")
     parts.append(f"--seed {config['seed']}")
+    if out is not None:
+        parts.append(f"--out {out}")
     return " ".join(parts)
 
 
@@ -152,7 +154,7 @@ def _markdown(result, data, config):
              "", result.to_markdown(), "", *_significance_md(result.rows),
              "## IoU per class", "",
              _per_class_md(result.rows, result.class_names), "## Methods", ""]
-    command = command_line(config, [r["method"] for r in result.rows])
+    command = command_line(config, [r["method"] for r in result.rows], result.out)
     parts += [f"- **{r['method']}**: {_describe(r['method'])}" for r in result.rows]
     if command:
         parts += ["", "Rerun (finished methods are kept; a fresh --out starts over):", "",

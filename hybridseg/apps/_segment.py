@@ -456,9 +456,25 @@ def _predict(model, refiner, image):
 
 
 def _save_png(labels):
+    """A label map as PNG: 8-bit labels as a palette image (the pixel values are the class
+    ids, the palette VOC's colours, so that a viewer shows the classes instead of near
+    black), wider ones as 16-bit gray."""
     from PIL import Image
 
-    return lambda f: Image.fromarray(labels).save(f, format="PNG")
+    if labels.dtype != np.uint8:
+        return lambda f: Image.fromarray(labels).save(f, format="PNG")
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(_PALETTE)
+    return lambda f: image.save(f, format="PNG")
+
+
+def _voc_palette():
+    from ..datasets._benchmarks import voc_colormap
+
+    return voc_colormap().ravel().tolist()
+
+
+_PALETTE = _voc_palette()
 
 
 def _save_npy(proba):
@@ -595,7 +611,8 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     ``output``.
 
     Each image ``input/<rel>.<ext>`` becomes ``output/<rel>.png``, a label map ``(H, W)``
-    of uint8 (uint16 when the model has more than 255 classes), the argmax of the
+    of uint8 (a palette PNG whose values are the class ids; uint16 gray when the model
+    has more than 255 classes), the argmax of the
     model's ``(H, W, K)`` probabilities, i.e. what ``model.predict`` gives. The run
     streams: each worker reads, segments and writes one image at a time and sends back
     only a small status, so memory does not grow with the number of images.

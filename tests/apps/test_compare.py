@@ -262,6 +262,8 @@ def test_the_command_line(tmp_path, capsys):
     assert "| splitmerge |" in captured.out and "report.html" in captured.out
     rows = list(csv.DictReader(open(out / "results.csv", newline="")))
     assert [c for c in rows[0] if c.startswith("iou_")] == ["iou_membrane", "iou_cell"]
+    # the report's rerun command writes to the same folder
+    assert f"--seed 0 --out {out}" in (out / "report.md").read_text()
     assert main(["compare", "--dataset", "sample", "--methods", "nope", "--out",
                  str(tmp_path / "x")]) == 1
     assert "unknown method 'nope'" in capsys.readouterr().err
