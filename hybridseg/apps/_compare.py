@@ -444,23 +444,6 @@ def _main_table(rows):
     return head + "".join(lines)
 
 
-def significance_lines(rows, alpha=0.05):
-    """In words, which refinements changed the mIoU of their base significantly."""
-    out = []
-    for r in rows:
-        if r.get("p_vs_base") is None:
-            continue
-        d, p = 100 * r["delta_vs_base"], r["p_vs_base"]
-        if p < alpha:
-            word = "improves on" if d > 0 else "is worse than"
-            out.append(f"{r['method']} {word} {r['base']} by {abs(d):.1f} mIoU points "
-                       f"(p = {p:.3g}, significant at {alpha:g})")
-        else:
-            out.append(f"{r['method']} against {r['base']}: {d:+.1f} mIoU points, not "
-                       f"significant (p = {p:.3g}); the test images cannot tell them apart")
-    return out
-
-
 # ---------------------------------------------------------------------------- public
 def _check_methods(methods):
     if isinstance(methods, str):

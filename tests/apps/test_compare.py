@@ -351,7 +351,8 @@ def test_a_saved_network_compared_as_it_is_and_with_a_crf(tmp_path, capsys):
 
 
 def test_statistics_of_a_refinement_against_its_base(tmp_path):
-    from hybridseg.apps._compare import _add_statistics, _base_of, significance_lines
+    from hybridseg.apps._compare import _add_statistics, _base_of
+    from hybridseg.apps._report import significance_lines
 
     assert _base_of("pixel+dense") == "pixel" and _base_of("crfrnn:unet") == "unet"
     assert _base_of("pixel") is None and _base_of(None) is None
