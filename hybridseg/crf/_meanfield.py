@@ -139,7 +139,7 @@ def _slice_rows8(out, i, n_lat, offsets, weights, lattices, coefs):
     kp = out.shape[0]
     for t in range(n_lat):
         for c0 in range(0, kp, 8):
-            _slice8(out, c0, lattices[t], offsets[t], weights[t], i, coefs[t], c0)
+            _slice8(out, lattices[t], offsets[t], weights[t], i, coefs[t], c0)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -300,7 +300,7 @@ def _backward_pass(g_in, q_prev, n_lat, offsets, weights, lattices, alphas, coef
                 for t in range(n_lat):
                     for c0 in range(0, kp, 8):
                         _fill8(s_row, c0, np.float32(0.0))
-                        _slice8(s_row, c0, lattices[t], offsets[t], weights[t], i,
+                        _slice8(s_row, lattices[t], offsets[t], weights[t], i,
                                 np.float32(1.0), c0)
                     d = 0.0
                     for c0 in range(0, kp, 8):

@@ -194,7 +194,8 @@ def _combine8(typingctx, dst, di, mat, mi, stride, x, n, scale):
 def _outer4(typingctx, part, cols, c, count, rows, start, c0):
     """``part[c + u, c0:c0 + 8] -= sum_{j < count} cols[c + u, j] rows[start + j,
     c0:c0 + 8]`` for ``u = 0 .. 3``: four rows of a ``S^T Q`` product, each row of ``rows``
-    loaded once for the four (``part`` and ``rows`` flat, ``kp`` wide; ``cols`` 2-D)."""
+    loaded once for the four (``part`` and ``rows`` flat, ``kp`` wide; ``cols`` (kp, R),
+    ``S`` transposed)."""
     sig = types.void(part, cols, c, count, rows, start, c0)
 
     def codegen(context, builder, signature, args):
@@ -204,9 +205,7 @@ def _outer4(typingctx, part, cols, c, count, rows, start, c0):
         rows_arr = context.make_array(tys[4])(context, builder, args[4])
         c_v, n_v, start_v, c0_v = (_as_intp(context, builder, args[j], tys[j])
                                    for j in (2, 3, 5, 6))
-        kp = cgutils.unpack_tuple(builder, p_arr.shape, 1)[0]
-        kp = builder.sdiv(kp, cgutils.unpack_tuple(builder, cols_arr.shape, 2)[0])
-        width = cgutils.unpack_tuple(builder, cols_arr.shape, 2)[1]
+        kp, width = cgutils.unpack_tuple(builder, cols_arr.shape, 2)
         zero = ir.Constant(_V8, [0.0] * 8)
         accs = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
         with cgutils.for_range(builder, n_v) as loop:
@@ -230,25 +229,24 @@ def _outer4(typingctx, part, cols, c, count, rows, start, c0):
 
 
 @intrinsic
-def _slice8(typingctx, dst, di, lat, off, w, i, cf, c0):
-    """``dst.flat[di:di + 8] += cf * sum_r w[i, r] lat[off[i, r], c0:c0 + 8]``: 8 labels
-    of one point's slice of one lattice (all ``off.shape[1]`` simplex corners), summed in
-    a register from the loaded chunk of ``dst``."""
-    sig = types.void(dst, di, lat, off, w, i, cf, c0)
+def _slice8(typingctx, dst, lat, off, w, i, cf, c0):
+    """``dst[c0:c0 + 8] += cf * sum_r w[i, r] lat[off[i, r], c0:c0 + 8]``: 8 labels of
+    one point's slice of one lattice (all ``off.shape[1]`` simplex corners) into the
+    point's row ``dst``, summed in a register from the loaded chunk of ``dst``."""
+    sig = types.void(dst, lat, off, w, i, cf, c0)
 
     def codegen(context, builder, signature, args):
         tys = signature.args
-        lat_arr = context.make_array(tys[2])(context, builder, args[2])
-        off_arr = context.make_array(tys[3])(context, builder, args[3])
-        w_arr = context.make_array(tys[4])(context, builder, args[4])
-        di_v = _as_intp(context, builder, args[1], tys[1])
-        i_v = _as_intp(context, builder, args[5], tys[5])
-        c0_v = _as_intp(context, builder, args[7], tys[7])
-        cf_v = context.cast(builder, args[6], tys[6], types.float32)
+        lat_arr = context.make_array(tys[1])(context, builder, args[1])
+        off_arr = context.make_array(tys[2])(context, builder, args[2])
+        w_arr = context.make_array(tys[3])(context, builder, args[3])
+        i_v = _as_intp(context, builder, args[4], tys[4])
+        c0_v = _as_intp(context, builder, args[6], tys[6])
+        cf_v = context.cast(builder, args[5], tys[5], types.float32)
         kp = cgutils.unpack_tuple(builder, lat_arr.shape, 2)[1]
         dp1 = cgutils.unpack_tuple(builder, off_arr.shape, 2)[1]
         row0 = builder.mul(i_v, dp1)
-        d_ptr = _vec_ptr(context, builder, tys[0], args[0], di_v)
+        d_ptr = _arg_ptr(context, builder, signature, args, 0, 6)
         acc = cgutils.alloca_once_value(builder, builder.load(d_ptr, align=4))
         with cgutils.for_range(builder, dp1) as loop:
             at = builder.add(row0, loop.index)
@@ -283,7 +281,7 @@ def _splat8(typingctx, acc, rows, w, i, src, si, scale):
         kp = cgutils.unpack_tuple(builder, acc_arr.shape, 2)[1]
         dp1 = cgutils.unpack_tuple(builder, rows_arr.shape, 2)[1]
         row0 = builder.mul(i_v, dp1)
-        chunk = builder.load(_vec_ptr(context, builder, tys[4], args[4], si_v), align=4)
+        chunk = builder.load(_arg_ptr(context, builder, signature, args, 4, 5), align=4)
         with cgutils.for_range(builder, dp1) as loop:
             at = builder.add(row0, loop.index)
             o = builder.sext(builder.load(builder.gep(rows_arr.data, [at])), kp.type)

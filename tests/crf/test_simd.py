@@ -27,7 +27,7 @@ def rng():
 @numba.njit
 def _slice_point(dst, lat, off, w, i, cf):
     for c0 in range(0, lat.shape[1], 8):
-        _slice8(dst, c0, lat, off, w, i, cf, c0)
+        _slice8(dst, lat, off, w, i, cf, c0)
 
 
 @numba.njit
