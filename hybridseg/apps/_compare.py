@@ -250,7 +250,12 @@ def _evaluate(model, data, k, verbose, name):
             bar.update(len(part))
     per_image = (time.perf_counter() - t0) / len(X)
     ignore = data["ignore_index"]
-    iou = metrics.per_class_iou(y, preds, n_classes=k, ignore_index=ignore)
+    # per test image: intersections, true and predicted pixels of each class, kept for
+    # the intervals and the paired tests the parent draws across methods; pooled, the
+    # per-class IoU
+    counts = metrics._image_counts(y, preds, k, ignore)
+    inter, true, pred = (c.sum(0) for c in counts)
+    iou = metrics._safe_div(inter, true + pred - inter)
     row = dict(miou=float(np.nanmean(iou)),
                pixel_accuracy=float(metrics.pixel_accuracy(y, preds, n_classes=k,
                                                            ignore_index=ignore)),
@@ -260,9 +265,6 @@ def _evaluate(model, data, k, verbose, name):
     bands = metrics._boundary_mious(list(y), preds, k, BOUNDARY_WIDTHS, ignore)
     row.update({f"boundary_miou_{w}px": float(v) for w, v in zip(BOUNDARY_WIDTHS, bands)})
     row.update({f"iou_{c}": float(v) for c, v in zip(data["class_names"], iou)})
-    # per test image: intersections, true and predicted pixels of each class, kept for
-    # the intervals and the paired tests the parent draws across methods
-    counts = metrics._image_counts(y, preds, k, ignore)
     return row, preds, counts
 
 
@@ -599,15 +601,12 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         if label in records or label in failed:
             continue
         method = registry if est is None else label
-        done = out / "methods" / f"{_slug(label)}.json"
-        if done.is_file():
-            rec = json.loads(done.read_text())
-            if rec.get("config") == config and rec.get("spec") == _spec(method, est):
-                if verbose:
-                    print(f"[{i}/{len(items)}] {label}: done earlier, kept",
-                          file=sys.stderr)
-                records[label] = rec
-                continue
+        rec = _kept_record(out, label, method, est, config)
+        if rec is not None:
+            if verbose:
+                print(f"[{i}/{len(items)}] {label}: done earlier, kept", file=sys.stderr)
+            records[label] = rec
+            continue
         if verbose:
             print(f"[{i}/{len(items)}] {label}: {describe(method) if est is None else 'yours'}",
                   file=sys.stderr)
@@ -640,6 +639,18 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     return result
 
 
+def _kept_record(out, label, method, est, config):
+    """The record a finished earlier run of this method left in ``out``, when its
+    configuration and its method are this run's; else None."""
+    done = out / "methods" / f"{_slug(label)}.json"
+    if not done.is_file():
+        return None
+    rec = json.loads(done.read_text())
+    if rec.get("config") == config and rec.get("spec") == _spec(method, est):
+        return rec
+    return None
+
+
 def _run_on_cluster(scheduler, items, config, out, verbose, records, failed):
     """Each method not finished earlier as a task on a Dask cluster (the worker reads the
     data set itself and writes its files into ``out``); fills ``records`` and
@@ -653,12 +664,9 @@ def _run_on_cluster(scheduler, items, config, out, verbose, records, failed):
         client = _dask_client(scheduler, stack)
         futures = {}
         for label, registry, est in items:
-            method = registry if est is None else label
-            done = out / "methods" / f"{_slug(label)}.json"
-            if done.is_file():
-                rec = json.loads(done.read_text())
-                if rec.get("config") == config and rec.get("spec") == _spec(method, est):
-                    continue  # the local loop keeps it
+            if _kept_record(out, label, registry if est is None else label, est,
+                            config) is not None:
+                continue  # the local loop keeps it
             if est is not None:
                 try:
                     pickle.dumps(est)
