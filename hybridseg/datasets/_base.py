@@ -144,8 +144,11 @@ def check_limit(limit, name="limit"):
     return int(limit)
 
 
-def check_dir(path, what):
+def check_dir(path, what, expected=None):
+    """``path`` as a Path, or FileNotFoundError naming ``what`` (and the ``expected``
+    layout, when given)."""
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} {str(path)!r} is not a folder")
+        hint = f"; expected {expected}" if expected else ""
+        raise FileNotFoundError(f"{what} {str(path)!r} is not a folder{hint}")
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils._parallel import parallel_map
-from ._base import Dataset, check_limit, read_image, read_label_png
+from ._base import Dataset, check_dir, check_limit, read_image, read_label_png
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -78,13 +78,6 @@ def _spread_colors(k, seed):
     """``k`` distinct colours for classes without official ones."""
     rng = np.random.default_rng(seed)
     return rng.integers(40, 256, (k, 3)).astype(np.uint8)
-
-
-def _layout_dir(path, what, expected):
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"{what} {str(path)!r} is not a folder; expected {expected}")
-    return path
 
 
 def _check_choice(value, name, choices):
@@ -178,16 +171,16 @@ def load_voc(root, split="train", *, sbd_root=None, limit=None, n_jobs=None,
     limit = check_limit(limit)
     expected = "the VOC2012 folder of the official archive (JPEGImages/, SegmentationClass/, "
     expected += "ImageSets/Segmentation/)"
-    root = _layout_dir(root, "VOC root", expected)
-    images = _layout_dir(root / "JPEGImages", "VOC folder", expected)
-    classes = _layout_dir(root / "SegmentationClass", "VOC folder", expected)
-    sets = _layout_dir(root / "ImageSets" / "Segmentation", "VOC folder", expected)
+    root = check_dir(root, "VOC root", expected)
+    images = check_dir(root / "JPEGImages", "VOC folder", expected)
+    classes = check_dir(root / "SegmentationClass", "VOC folder", expected)
+    sets = check_dir(root / "ImageSets" / "Segmentation", "VOC folder", expected)
     pairs = []
     if split == "train_aug":
         if sbd_root is None:
             raise ValueError("split='train_aug' needs sbd_root, SBD's dataset folder "
                              "(cls/, train.txt, val.txt)")
-        sbd = _layout_dir(sbd_root, "SBD root", "SBD's dataset folder (cls/, train.txt, "
+        sbd = check_dir(sbd_root, "SBD root", "SBD's dataset folder (cls/, train.txt, "
                           "val.txt)")
         val = set(_ids(sets / "val.txt"))
         ids = list(dict.fromkeys(_ids(sets / "train.txt") + _ids(sbd / "train.txt")
@@ -259,9 +252,9 @@ def load_cityscapes(root, split="train", *, limit=None, n_jobs=None, return_X_y=
     expected = ("a folder with leftImg8bit/<split>/<city>/*_leftImg8bit.png and "
                 "gtFine/<split>/<city>/*_gtFine_labelIds.png (download by hand after logging "
                 "in at https://www.cityscapes-dataset.com)")
-    root = _layout_dir(root, "Cityscapes root", expected)
-    img_root = _layout_dir(root / "leftImg8bit" / split, "Cityscapes folder", expected)
-    gt_root = _layout_dir(root / "gtFine" / split, "Cityscapes folder", expected)
+    root = check_dir(root, "Cityscapes root", expected)
+    img_root = check_dir(root / "leftImg8bit" / split, "Cityscapes folder", expected)
+    gt_root = check_dir(root / "gtFine" / split, "Cityscapes folder", expected)
     pairs = []
     for img in sorted(img_root.glob("*/*_leftImg8bit.png")):
         stem = img.name[: -len("_leftImg8bit.png")]
@@ -309,9 +302,9 @@ def load_ade20k(root, split="train", *, limit=None, n_jobs=None, return_X_y=Fals
     expected = ("ADEChallengeData2016 with images/ and annotations/, each holding "
                 "training/ and validation/")
     folder = {"train": "training", "val": "validation"}[split]
-    root = _layout_dir(root, "ADE20K root", expected)
-    img_dir = _layout_dir(root / "images" / folder, "ADE20K folder", expected)
-    ann_dir = _layout_dir(root / "annotations" / folder, "ADE20K folder", expected)
+    root = check_dir(root, "ADE20K root", expected)
+    img_dir = check_dir(root / "images" / folder, "ADE20K folder", expected)
+    ann_dir = check_dir(root / "annotations" / folder, "ADE20K folder", expected)
     pairs = []
     for img in sorted(img_dir.glob("*.jpg")):
         lab = ann_dir / f"{img.stem}.png"
