@@ -14,6 +14,8 @@ indices. Nothing here checks bounds: the callers' indices come from the lattice.
 
 from __future__ import annotations
 
+import contextlib
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -228,6 +230,32 @@ def _outer4(typingctx, part, cols, c, count, rows, start, c0):
     return sig, codegen
 
 
+@contextlib.contextmanager
+def _corners(context, builder, signature, args, table, rows, w, i, c0, scale):
+    """Loop over the simplex corners ``r`` of point ``args[i]``, yielding ``(ptr, wr)``:
+    the ``<8 x float>`` pointer to columns ``c0:c0 + 8`` of row ``rows[i, r]`` of the
+    2-D table ``args[table]``, and the corner's weight ``args[w][i, r] * args[scale]``.
+    The argument positions of the slice and the splat differ; the walk is the same."""
+    tys = signature.args
+    table_arr = context.make_array(tys[table])(context, builder, args[table])
+    rows_arr = context.make_array(tys[rows])(context, builder, args[rows])
+    w_arr = context.make_array(tys[w])(context, builder, args[w])
+    i_v = _as_intp(context, builder, args[i], tys[i])
+    c0_v = _as_intp(context, builder, args[c0], tys[c0])
+    scale_v = context.cast(builder, args[scale], tys[scale], types.float32)
+    kp = cgutils.unpack_tuple(builder, table_arr.shape, 2)[1]
+    dp1 = cgutils.unpack_tuple(builder, rows_arr.shape, 2)[1]
+    row0 = builder.mul(i_v, dp1)
+    with cgutils.for_range(builder, dp1) as loop:
+        at = builder.add(row0, loop.index)
+        o = builder.sext(builder.load(builder.gep(rows_arr.data, [at])), kp.type)
+        wr = builder.fmul(builder.load(builder.gep(w_arr.data, [at])), scale_v)
+        ptr = builder.bitcast(builder.gep(table_arr.data,
+                                          [builder.add(builder.mul(o, kp), c0_v)]),
+                              _V8.as_pointer())
+        yield ptr, _splat(builder, wr)
+
+
 @intrinsic
 def _slice8(typingctx, dst, lat, off, w, i, cf, c0):
     """``dst[c0:c0 + 8] += cf * sum_r w[i, r] lat[off[i, r], c0:c0 + 8]``: 8 labels of
@@ -236,26 +264,10 @@ def _slice8(typingctx, dst, lat, off, w, i, cf, c0):
     sig = types.void(dst, lat, off, w, i, cf, c0)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        lat_arr = context.make_array(tys[1])(context, builder, args[1])
-        off_arr = context.make_array(tys[2])(context, builder, args[2])
-        w_arr = context.make_array(tys[3])(context, builder, args[3])
-        i_v = _as_intp(context, builder, args[4], tys[4])
-        c0_v = _as_intp(context, builder, args[6], tys[6])
-        cf_v = context.cast(builder, args[5], tys[5], types.float32)
-        kp = cgutils.unpack_tuple(builder, lat_arr.shape, 2)[1]
-        dp1 = cgutils.unpack_tuple(builder, off_arr.shape, 2)[1]
-        row0 = builder.mul(i_v, dp1)
         d_ptr = _arg_ptr(context, builder, signature, args, 0, 6)
         acc = cgutils.alloca_once_value(builder, builder.load(d_ptr, align=4))
-        with cgutils.for_range(builder, dp1) as loop:
-            at = builder.add(row0, loop.index)
-            o = builder.sext(builder.load(builder.gep(off_arr.data, [at])), kp.type)
-            wr = builder.fmul(builder.load(builder.gep(w_arr.data, [at])), cf_v)
-            v_ptr = builder.bitcast(builder.gep(lat_arr.data,
-                                                [builder.add(builder.mul(o, kp), c0_v)]),
-                                    _V8.as_pointer())
-            builder.store(_fma(builder, _splat(builder, wr), builder.load(v_ptr, align=4),
+        with _corners(context, builder, signature, args, 1, 2, 3, 4, 6, 5) as (v_ptr, wr):
+            builder.store(_fma(builder, wr, builder.load(v_ptr, align=4),
                                builder.load(acc)), acc)
         builder.store(builder.load(acc), d_ptr, align=4)
         return context.get_dummy_value()
@@ -266,31 +278,15 @@ def _slice8(typingctx, dst, lat, off, w, i, cf, c0):
 @intrinsic
 def _splat8(typingctx, acc, rows, w, i, src, si, scale):
     """``acc[rows[i, r], si:si + 8] += scale w[i, r] src.flat[si:si + 8]`` for every
-    corner ``r`` of point ``i``: the chunk of ``src`` is loaded and scaled once, then one
-    fused multiply-add per corner."""
+    corner ``r`` of point ``i``: the chunk of ``src`` is loaded once, then one fused
+    multiply-add per corner."""
     sig = types.void(acc, rows, w, i, src, si, scale)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        acc_arr = context.make_array(tys[0])(context, builder, args[0])
-        rows_arr = context.make_array(tys[1])(context, builder, args[1])
-        w_arr = context.make_array(tys[2])(context, builder, args[2])
-        i_v = _as_intp(context, builder, args[3], tys[3])
-        si_v = _as_intp(context, builder, args[5], tys[5])
-        scale_v = context.cast(builder, args[6], tys[6], types.float32)
-        kp = cgutils.unpack_tuple(builder, acc_arr.shape, 2)[1]
-        dp1 = cgutils.unpack_tuple(builder, rows_arr.shape, 2)[1]
-        row0 = builder.mul(i_v, dp1)
         chunk = builder.load(_arg_ptr(context, builder, signature, args, 4, 5), align=4)
-        with cgutils.for_range(builder, dp1) as loop:
-            at = builder.add(row0, loop.index)
-            o = builder.sext(builder.load(builder.gep(rows_arr.data, [at])), kp.type)
-            wr = builder.fmul(builder.load(builder.gep(w_arr.data, [at])), scale_v)
-            a_ptr = builder.bitcast(builder.gep(acc_arr.data,
-                                                [builder.add(builder.mul(o, kp), si_v)]),
-                                    _V8.as_pointer())
-            builder.store(_fma(builder, _splat(builder, wr), chunk,
-                               builder.load(a_ptr, align=4)), a_ptr, align=4)
+        with _corners(context, builder, signature, args, 0, 1, 2, 3, 5, 6) as (a_ptr, wr):
+            builder.store(_fma(builder, wr, chunk, builder.load(a_ptr, align=4)), a_ptr,
+                          align=4)
         return context.get_dummy_value()
 
     return sig, codegen
