@@ -252,7 +252,13 @@ class RefinerMixin(_ParamsMixin):
         """
         U = self._check_predict_unaries(U)
         return parallel_map(lambda pair: self.refine(*pair, kind=U.kind), U,
-                            getattr(self, "n_jobs", None), numba_kernels=True)
+                            getattr(self, "n_jobs", None),
+                            numba_kernels=self._launches_parallel_kernels())
+
+    def _launches_parallel_kernels(self):
+        """Whether ``refine`` launches numba's parallel kernels (then ``predict_proba``
+        lets the first image run alone: see ``parallel_map``)."""
+        return True
 
     def predict(self, U):
         """Refined label maps.

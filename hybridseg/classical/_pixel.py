@@ -481,6 +481,16 @@ class PixelClassifier(BaseSegmenter):
             The images with their out-of-fold ``(H, W, K)`` probabilities,
             ``kind="proba"``.
         """
+        U, (images, labels, k, sigmas, n_channels, seed) = self._cross_fit(X, y)
+        clf = self._fit_model(images, labels, k, sigmas, seed)
+        self._set_fitted(clf, k, sigmas, n_channels, images)
+        return U
+
+    def _cross_fit(self, X, y):
+        """``fit_transform``'s out-of-fold probabilities without its final fit (self is
+        not touched): the same folds and seeds, so ``_cross_fit(X, y)`` then
+        ``fit(X, y)`` is ``fit_transform(X, y)``. Also returns what the final fit needs:
+        the checked images, labels, K, sigmas, channel count and seed."""
         sigmas = self._check_params()
         originals = check_images(X, name="X")
         images, labels, k, n_channels = self._check_fit_input(originals, y)
@@ -497,9 +507,8 @@ class PixelClassifier(BaseSegmenter):
             )
             for i, p in zip(test, probas):
                 oof[i] = p
-        clf = self._fit_model(images, labels, k, sigmas, seeds[0])
-        self._set_fitted(clf, k, sigmas, n_channels, images)
-        return Unaries._from_checked(originals, oof, "proba")
+        U = Unaries._from_checked(originals, oof, "proba")
+        return U, (images, labels, k, sigmas, n_channels, seeds[0])
 
     def predict_proba(self, X):
         """Class probabilities of every pixel.

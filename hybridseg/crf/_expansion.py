@@ -16,12 +16,14 @@ capacity of the arc ``p -> q``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ._grid_graph import labelling_energy
-from ._maxflow import min_cut
+from ._maxflow import _SINK, _bk_maxflow, min_cut
 
-__all__ = ["alpha_beta_swap", "alpha_expansion", "check_metric", "check_semimetric"]
+__all__ = ["ExpansionFlows", "alpha_beta_swap", "alpha_expansion", "check_metric",
+           "check_semimetric"]
 
 
 def _semimetric_problems(mu):
@@ -93,7 +95,7 @@ def check_metric(mu, *, method="expansion"):
         )
 
 
-def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
+def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20, state=None):
     """Minimise ``sum_i cost[i, x_i] + sum_e w_e mu[x_a, x_b]`` by alpha-expansion moves.
 
     Parameters
@@ -109,6 +111,10 @@ def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
         Start; by default each pixel's cheapest label.
     max_cycles : int, default=20
         Passes over all labels at most (it usually stops after 2 to 4).
+    state : ExpansionFlows, optional
+        Flows kept from an earlier call on the same graph (other costs or weights are
+        fine): each move starts from its label's last flow instead of from zero. The
+        labels are the same as without it; the cuts are faster.
 
     Returns
     -------
@@ -117,22 +123,192 @@ def alpha_expansion(cost, edges, w, mu, *, labels=None, max_cycles=20):
         The energy at the start and after each cycle.
     """
     cost = np.ascontiguousarray(cost, np.float64)
-    mu = np.asarray(mu, np.float64)
+    mu = np.ascontiguousarray(mu, np.float64)
     check_metric(mu)
-    w = np.asarray(w, np.float64)
     n, k = cost.shape
     x = cost.argmin(1) if labels is None else np.array(labels, dtype=np.int64)
-    x = x.astype(np.int64)
-    a_idx, b_idx = edges[:, 0], edges[:, 1]
-    rows = np.arange(n)
+    x = np.ascontiguousarray(x, np.int64)
+    edges = np.ascontiguousarray(np.asarray(edges, np.int64).reshape(-1, 2))
+    w = np.ascontiguousarray(w, np.float64)
+    if state is None:
+        state = ExpansionFlows(n, edges, k)
+    elif state.shape != (n, edges.shape[0], k):
+        raise ValueError(f"state was made for (N, E, K) = {state.shape}, not "
+                         f"{(n, edges.shape[0], k)}")
+    energies = np.empty(int(max_cycles) + 1)
+    n_done = _expand(cost, edges, w, mu, x, int(max_cycles), state.ptr, state.head,
+                     state.rev, state.forward, state.flow, state.phi, energies)
+    return x, [float(e) for e in energies[:n_done + 1]]
 
-    def expand(x, alpha):
-        la, lb = x[a_idx], x[b_idx]
-        switch = _two_label_cut(cost[rows, x], cost[:, alpha], edges, w * mu[la, lb],
-                                w * mu[la, alpha], w * mu[alpha, lb], w * mu[alpha, alpha])
-        return np.where(switch, alpha, x) if switch.any() else None
 
-    return _descend(cost, edges, w, mu, x, max_cycles, range(k), expand)
+class ExpansionFlows:
+    """The flows of alpha-expansion's moves, one per label, kept between calls.
+
+    Each move's minimum cut is a max-flow problem. Between two moves with the same
+    ``alpha`` only a few pixels' labels change (and between two weights only the
+    capacities), so the last flow of that ``alpha``, its capacities updated, is nearly
+    maximal already: the cut then costs one sweep instead of pushing all the flow again
+    (the "recycling" of Alahari, Kohli & Torr, CVPR 2008). The minimum cut the
+    Boykov-Kolmogorov search reports (the nodes that can still reach the sink) is the
+    same for every maximum flow, so the labels do not depend on the starting flow.
+
+    Memory: ``8 K (N + E)`` bytes (about 46 MB for a 4-connected 360x480 grid with K = 11);
+    above ``max_bytes`` one shared slot is used and each move starts from zero flow.
+    """
+
+    def __init__(self, n, edges, k, *, max_bytes=512 * 2**20):
+        edges = np.ascontiguousarray(np.asarray(edges, np.int64).reshape(-1, 2))
+        m = edges.shape[0]
+        index = np.int32 if max(2 * m, n) < np.iinfo(np.int32).max else np.int64
+        self.ptr, self.head, self.rev, self.forward = _arcs(n, edges, index)
+        slots = k if 8 * k * (n + m) <= max_bytes else 1
+        self.flow = np.zeros((slots, m))
+        self.phi = np.zeros((slots, n))
+        self.shape = (n, m, k)
+
+
+@numba.njit(cache=True, nogil=True)
+def _arcs(n, edges, index):
+    """CSR arcs of the edges: ``(ptr, head, rev, forward)``, ``forward[e]`` the arc
+    ``a -> b`` of edge ``e`` (-1 for a self-loop), its reverse ``rev[forward[e]]``."""
+    m = edges.shape[0]
+    ptr = np.zeros(n + 1, np.int64)
+    for e in range(m):
+        if edges[e, 0] != edges[e, 1]:
+            ptr[edges[e, 0] + 1] += 1
+            ptr[edges[e, 1] + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    head = np.empty(ptr[n], index)
+    rev = np.empty(ptr[n], index)
+    forward = np.full(m, -1, np.int64)
+    fill = ptr[:n].copy()
+    for e in range(m):
+        a = edges[e, 0]
+        b = edges[e, 1]
+        if a == b:
+            continue
+        pa = fill[a]
+        pb = fill[b]
+        fill[a] = pa + 1
+        fill[b] = pb + 1
+        head[pa] = b
+        rev[pa] = pb
+        head[pb] = a
+        rev[pb] = pa
+        forward[e] = pa
+    return ptr, head, rev, forward
+
+
+@numba.njit(cache=True, nogil=True)
+def _energy(cost, x, edges, w, mu):
+    total = 0.0
+    for i in range(cost.shape[0]):
+        total += cost[i, x[i]]
+    for e in range(edges.shape[0]):
+        total += w[e] * mu[x[edges[e, 0]], x[edges[e, 1]]]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _expand(cost, edges, w, mu, x, max_cycles, ptr, head, rev, forward, flow, phi,
+            energies):
+    """Alpha-expansion in place on ``x``; fills ``energies``, returns the cycles run.
+
+    The move of ``alpha`` from ``x`` is the two-label problem "keep (z = 0) or switch to
+    alpha (z = 1)": for an edge with labels ``(a, b)`` and weight ``w``, ``A = w mu(a, b)``,
+    ``B = w mu(a, alpha)``, ``C = w mu(alpha, b)``, ``D = w mu(alpha, alpha)`` equal
+    ``A + (C - A) z_p + (D - C) z_q + (B + C - A - D) (1 - z_p) z_q``; the linear parts go
+    to the pixels' terminal residuals ``theta`` and ``kappa = B + C - A - D >= 0`` is the
+    capacity of the arc ``p -> q``.
+
+    Each label's slot keeps its last flow as ``flow`` (per edge, ``0 <= f <= kappa``) and
+    ``phi`` (the terminal residual less ``theta``). With new capacities the residual is
+    ``kappa - f`` forward and ``f`` back; where ``f > kappa`` the excess ``d`` is moved to
+    the terminals (``-d (1 - z_p) z_q = -d (1 - z_q) z_p - d z_q + d z_p``), which leaves
+    the cut's energy unchanged up to a constant.
+
+    A label is not tried again while no move has changed ``x`` since its last try (its
+    cut would be the same); a cycle that changes nothing ends the descent.
+    """
+    n, k = cost.shape
+    m = edges.shape[0]
+    theta = np.empty(n)
+    kappa = np.empty(m)
+    cap = np.empty(head.shape[0])
+    tr = np.empty(n)
+    tree = np.empty(n, np.int8)
+    trial = np.empty(n, np.int64)
+    tried = np.full(k, -1, np.int64)
+    changes = 0
+    energy = _energy(cost, x, edges, w, mu)
+    energies[0] = energy
+    reuse = flow.shape[0] == k
+    cycles = 0
+    for _ in range(max_cycles):
+        improved = False
+        for alpha in range(k):
+            if tried[alpha] == changes:
+                continue
+            slot = alpha if reuse else 0
+            if not reuse:
+                flow[0, :] = 0.0
+                phi[0, :] = 0.0
+            for i in range(n):
+                theta[i] = cost[i, alpha] - cost[i, x[i]]
+            for e in range(m):
+                p = edges[e, 0]
+                q = edges[e, 1]
+                lp = x[p]
+                lq = x[q]
+                big_a = w[e] * mu[lp, lq]
+                big_b = w[e] * mu[lp, alpha]
+                big_c = w[e] * mu[alpha, lq]
+                big_d = w[e] * mu[alpha, alpha]
+                theta[p] += big_c - big_a
+                theta[q] += big_d - big_c
+                kap = big_b + big_c - big_a - big_d
+                kappa[e] = kap if kap > 0.0 else 0.0
+                f = forward[e]
+                if f < 0:
+                    continue
+                fl = flow[slot, e]
+                if fl > kappa[e]:
+                    excess = fl - kappa[e]
+                    fl = kappa[e]
+                    flow[slot, e] = fl
+                    phi[slot, p] += excess
+                    phi[slot, q] -= excess
+                cap[f] = kappa[e] - fl
+                cap[rev[f]] = fl
+            for i in range(n):
+                tr[i] = theta[i] + phi[slot, i]
+            _bk_maxflow(ptr, head, rev, cap, tr, tree, False)
+            for e in range(m):
+                if forward[e] >= 0:
+                    flow[slot, e] = cap[rev[forward[e]]]
+            for i in range(n):
+                phi[slot, i] = tr[i] - theta[i]
+            switched = False
+            for i in range(n):
+                if tree[i] == _SINK and x[i] != alpha:
+                    trial[i] = alpha
+                    switched = True
+                else:
+                    trial[i] = x[i]
+            if switched:
+                new_energy = _energy(cost, trial, edges, w, mu)
+                if new_energy < energy - 1e-9 * max(1.0, abs(energy)):
+                    x[:] = trial
+                    energy = new_energy
+                    improved = True
+                    changes += 1
+            tried[alpha] = changes
+        cycles += 1
+        energies[cycles] = energy
+        if not improved:
+            break
+    return cycles
 
 
 def check_semimetric(mu, *, method="swap"):

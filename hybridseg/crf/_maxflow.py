@@ -62,7 +62,7 @@ def _enqueue(queue, start, length, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def _bk_maxflow(ptr, head, rev, cap, tr, tree):
+def _bk_maxflow(ptr, head, rev, cap, tr, tree, grow_source=True):
     """Boykov-Kolmogorov max-flow on a CSR residual graph, in place.
 
     Parameters
@@ -110,6 +110,8 @@ def _bk_maxflow(ptr, head, rev, cap, tr, tree):
             continue
         parent[i] = _TERMINAL
         dist[i] = 1
+        if tree[i] == _SOURCE and not grow_source:
+            continue
         queued[i] = True
         q_pos = q_head + q_len
         queue[q_pos - n if q_pos >= n else q_pos] = i
@@ -282,9 +284,17 @@ def _bk_maxflow(ptr, head, rev, cap, tr, tree):
             for a in range(ptr[v], ptr[v + 1]):
                 j = head[a]
                 if tree[j] != t_v:
+                    # Only the sink tree grows: a sink node that v can send to must
+                    # come back to claim it.
+                    if (not grow_source and t_v == _SOURCE and tree[j] == _SINK
+                            and cap[a] > 0.0 and not queued[j]):
+                        queued[j] = True
+                        q_pos = q_head + q_len
+                        queue[q_pos - n if q_pos >= n else q_pos] = j
+                        q_len += 1
                     continue
                 c = cap[rev[a]] if t_v == _SOURCE else cap[a]
-                if c > 0.0 and not queued[j]:
+                if c > 0.0 and not queued[j] and (grow_source or t_v == _SINK):
                     queued[j] = True
                     q_pos = q_head + q_len
                     queue[q_pos - n if q_pos >= n else q_pos] = j

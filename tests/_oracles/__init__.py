@@ -4,8 +4,8 @@ on tiny and random inputs.
 
 - ``dense``: Gaussian kernels by brute force over all pixel pairs, and the dense CRF's mean
   field with a hand-written backward (``DenseCRF``, ``CRFRNN``, ``crf._learn``).
-- ``grid``: grid CRF energies, their minimum by enumeration, the grid mean field's free
-  energy, minimum cuts by trying every cut.
+- ``grid``: grid CRF energies, their minimum by enumeration, alpha-expansion move by
+  move, the grid mean field's free energy, minimum cuts by trying every cut.
 - ``metrics``: confusion matrix, IoU family, boundary F1 and boundary-band mIoU by pixel
   loops.
 - ``losses``: log-softmax and labelled pixels for the segmentation losses.
@@ -43,6 +43,7 @@ from .grid import (
     brute_force_min,
     brute_min_cut,
     cut_value,
+    expansion_oracle,
     grid_energy,
     kl_free_energy,
     tiny_grid,
@@ -65,6 +66,7 @@ __all__ = [
     "cut_value",
     "dense",
     "dense_crf_features",
+    "expansion_oracle",
     "free_energy",
     "gaussian_filter",
     "gaussian_kernel",

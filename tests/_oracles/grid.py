@@ -1,5 +1,6 @@
 """Oracles of the grid CRF kernels: labelling energies, their minimum by enumeration, the
-grid mean field's free energy, and minimum cuts by trying every cut (tiny graphs only)."""
+grid mean field's free energy, minimum cuts by trying every cut (tiny graphs only), and
+alpha-expansion one plain-numpy move at a time."""
 
 import itertools
 
@@ -80,3 +81,39 @@ def brute_binary_energy(cost0, cost1, edges, w):
     enumeration: the oracle of ``hybridseg.crf._maxflow.binary_energy_min``."""
     cost = np.stack([cost0, cost1], 1)
     return brute_force_min(cost, edges, w, 1.0 - np.eye(2))
+
+
+def expansion_oracle(cost, edges, w, mu, labels=None, max_cycles=20):
+    """Alpha-expansion in plain numpy: every cycle tries every label, each move a fresh
+    min cut (``hybridseg.crf._maxflow.min_cut``, itself held to brute force and
+    PyMaxflow) of the two-label problem; a move is kept when it lowers the energy.
+    Returns the labels and the energy after each cycle."""
+    from hybridseg.crf._maxflow import min_cut
+
+    x = (cost.argmin(1) if labels is None else np.asarray(labels)).astype(np.int64)
+    n, k = cost.shape
+    rows = np.arange(n)
+    a, b = edges[:, 0], edges[:, 1]
+    energy = grid_energy(cost, x, edges, w, mu)
+    energies = [energy]
+    for _ in range(max_cycles):
+        improved = False
+        for alpha in range(k):
+            big_a, big_b = w * mu[x[a], x[b]], w * mu[x[a], alpha]
+            big_c, big_d = w * mu[alpha, x[b]], w * mu[alpha, alpha]
+            keep = cost[rows, x]
+            switch = (cost[:, alpha] + np.bincount(a, big_c - big_a, n)
+                      + np.bincount(b, big_d - big_c, n))
+            low = np.minimum(keep, switch)
+            kappa = np.maximum(big_b + big_c - big_a - big_d, 0.0)
+            sink = min_cut(switch - low, keep - low, edges, kappa, np.zeros_like(kappa))[1]
+            if not sink.any():
+                continue
+            proposal = np.where(sink, alpha, x)
+            new = grid_energy(cost, proposal, edges, w, mu)
+            if new < energy - 1e-9 * max(1.0, abs(energy)):
+                x, energy, improved = proposal, new, True
+        energies.append(energy)
+        if not improved:
+            break
+    return x, energies

@@ -113,5 +113,28 @@ def test_a_dangling_link_is_not_a_free_name(tmp_path):
 def test_table_notes_the_shared_pixel_classifier():
     rows = [dict(method=m, miou=0.5, pixel_accuracy=0.5, boundary_f1=0.5, fit_seconds=1.0,
                  predict_seconds_per_image=0.1) for m in ("pixel+grid", "pixel+dense")]
-    assert "shared with pixel+grid" in format_table(rows)
-    assert "shared" not in format_table(rows[:1])
+    assert "which pixel+grid's time includes, once" in format_table(rows)
+    assert "once" not in format_table(rows[:1])
+    assert "the pixel row's" in format_table([*rows, dict(rows[0], method="pixel")])
+    assert "with the classifier's fit" in format_table(rows)
+
+
+def test_crf_rows_are_the_pipelines_fit_would_give():
+    # The demo's sharing (out-of-fold probabilities once, the pixel row's classifier)
+    # gives the labels of make_classical_pipeline(...).fit on a fresh pipeline.
+    from hybridseg.apps._demo import _estimator
+    from hybridseg.classical import make_classical_pipeline
+    from hybridseg.datasets import load_splits
+
+    train, val, test = load_splits("sample:membrane")
+    X = [im[:96, :96] for im in train.images + val.images]
+    y = [lab[:96, :96] for lab in train.labels + val.labels]
+    shared = {}
+    pixel = _estimator("pixel", shared, random_state=0, n_jobs=1).fit(X, y)
+    shared["pixel"] = pixel.named_steps["pixel"]
+    ours = _estimator("pixel+grid", shared, random_state=0, n_jobs=1).fit(X, y)
+    plain = make_classical_pipeline("pixel+grid", random_state=0, n_jobs=1).fit(X, y)
+    assert ours.pipeline.named_steps["crf"].weight_ == plain.named_steps["crf"].weight_
+    for a, b in zip(ours.predict([im[:96, :96] for im in test.images]),
+                    plain.predict([im[:96, :96] for im in test.images])):
+        np.testing.assert_array_equal(a, b)

@@ -105,3 +105,61 @@ def test_swap_refuses_what_is_not_a_semimetric():
 
     with pytest.raises(ValueError, match="trws"):
         check_semimetric(np.array([[0.0, -1.0], [-1.0, 0.0]]))
+
+
+# --------------------------------------------------------------------------- the engine
+def potts_problem(rng, shape, k, weight, connectivity=4):
+    truth = rng.integers(0, k, (shape[0] // 4 + 1, shape[1] // 4 + 1)).repeat(4, 0).repeat(4, 1)
+    truth = truth[:shape[0], :shape[1]].ravel()
+    cost = rng.uniform(0, 2, (truth.size, k)) + 1.5 * (1 - np.eye(k)[truth])
+    edges, dist = grid_edges(shape, connectivity)
+    return cost, edges, weight * rng.uniform(0.2, 1.0, len(edges)) / dist
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 6), st.sampled_from([4, 8]),
+       st.floats(0.05, 4.0))
+def test_same_labels_and_energies_as_the_move_by_move_oracle(seed, k, conn, weight):
+    from _oracles import expansion_oracle
+
+    rng = np.random.default_rng(seed)
+    cost, edges, w = potts_problem(rng, (13, 17), k, weight, conn)
+    levels = np.arange(k)
+    for mu in (1 - np.eye(k), np.minimum(np.abs(levels[:, None] - levels), 2.0)):
+        lab, energies = alpha_expansion(cost, edges, w, mu)
+        ref, ref_energies = expansion_oracle(cost, edges, w, mu)
+        np.testing.assert_array_equal(lab, ref)
+        np.testing.assert_allclose(energies, ref_energies, rtol=1e-12)
+
+
+def test_flows_kept_across_calls_change_nothing_but_the_time(rng):
+    # One ExpansionFlows through several weights and cost sets, warm and cold starts, and
+    # the one-slot fallback: the labels are the oracle's every time.
+    from _oracles import expansion_oracle
+
+    from hybridseg.crf._expansion import ExpansionFlows
+
+    k = 5
+    cost, edges, w = potts_problem(rng, (40, 50), k, 1.0)
+    mu = 1 - np.eye(k)
+    kept = ExpansionFlows(cost.shape[0], edges, k)
+    one_slot = ExpansionFlows(cost.shape[0], edges, k, max_bytes=0)
+    assert kept.flow.shape == (k, len(edges)) and one_slot.flow.shape == (1, len(edges))
+    start = None
+    for weight in (0.0, 0.3, 2.5, 0.8, 6.0):
+        c = cost + rng.normal(0, 0.3, cost.shape) * (weight > 1)
+        ref, _ = expansion_oracle(c, edges, weight * w, mu, labels=start)
+        for state in (kept, one_slot, None):
+            lab, _ = alpha_expansion(c, edges, weight * w, mu, labels=start, state=state)
+            np.testing.assert_array_equal(lab, ref)
+        start = ref
+
+
+def test_flows_of_another_problem_are_refused(rng):
+    from hybridseg.crf._expansion import ExpansionFlows
+
+    cost, edges, w = potts_problem(rng, (8, 8), 3, 1.0)
+    with pytest.raises(ValueError, match=r"state was made for \(N, E, K\)"):
+        alpha_expansion(cost, edges, w, 1 - np.eye(3),
+                        state=ExpansionFlows(cost.shape[0], edges, 4))
+

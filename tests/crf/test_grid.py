@@ -91,6 +91,64 @@ def test_fit_chooses_a_weight_that_beats_the_unaries(rng):
         assert not np.allclose(base, used)
 
 
+
+@pytest.mark.parametrize("method", ["expansion", "icm"])
+def test_search_scores_are_the_mean_iou_of_refine(rng, method):
+    pairs = [problem(rng, 16 + 2 * i, 20) for i in range(3)]
+    U = Unaries([p[0] for p in pairs], [p[1] for p in pairs], kind="logits")
+    y = [p[2] for p in pairs]
+    crf = GridCRF(pairwise="contrast", method=method, search="exhaustive", n_jobs=2,
+                  weight_grid=[0.0, 0.4, 2.0]).fit(U, y)
+    assert sorted(crf.cv_scores_) == [0.0, 0.4, 2.0]
+    assert sorted(crf.beta_scores_) == [0.25, 0.5, 1.0, 2.0, 4.0]
+    for weight, score in crf.cv_scores_.items():
+        by_hand = GridCRF(pairwise="contrast", method=method, weight=weight)
+        by_hand.beta_scale_ = 1.0
+        pred = [by_hand.refine(im, s, kind="logits").argmax(-1) for im, s in U]
+        assert score == pytest.approx(mean_iou(y, pred, n_classes=3), abs=1e-12)
+
+
+def scripted_scores(monkeypatch, weight_curve, beta_curve):
+    """Make ``fit`` read its mean IoUs as ``weight_curve(w) + beta_curve(f)`` (with
+    ``beta_curve(1) = 0``), recording what it asks for."""
+    asked = []
+
+    def fake(self, U, labels, k, settings):
+        asked.extend(settings)
+        return [weight_curve(w) + beta_curve(f) for w, f in settings]
+
+    monkeypatch.setattr(GridCRF, "_search_scores", fake)
+    return asked
+
+
+@pytest.mark.parametrize("peak", range(14))
+def test_coarse_to_fine_finds_the_peak_of_a_single_peaked_curve(rng, monkeypatch, peak):
+    image, logits, truth = problem(rng)
+    U = Unaries([image], [logits], kind="logits")
+    grid = np.concatenate([[0.0], np.geomspace(0.05, 20.0, 13)])
+    asked = scripted_scores(monkeypatch, lambda w: -abs(np.searchsorted(grid, w) - peak),
+                            lambda f: 1 - abs(np.log2(f) - 1))
+    crf = GridCRF(pairwise="contrast").fit(U, [truth])
+    assert crf.weight_ == grid[peak]
+    n_weights = sum(f == 1.0 for _, f in asked)
+    assert n_weights <= 10 and len(crf.cv_scores_) == n_weights
+    if peak > 0:  # beta: 0.5 and 2, then 4, which is no better than 2
+        assert crf.beta_scale_ == 2.0
+        assert sorted(crf.beta_scores_) == [0.5, 1.0, 2.0, 4.0]
+    exhaustive = GridCRF(pairwise="contrast", search="exhaustive").fit(U, [truth])
+    assert exhaustive.weight_ == crf.weight_
+    assert len(exhaustive.cv_scores_) == 14
+
+
+def test_ties_choose_the_smaller_weight_and_beta_one(rng, monkeypatch):
+    image, logits, truth = problem(rng)
+    U = Unaries([image], [logits], kind="logits")
+    scripted_scores(monkeypatch, lambda w: 0.5, lambda f: 0.0)
+    for search in ("exhaustive", "coarse_to_fine"):
+        crf = GridCRF(pairwise="contrast", search=search,
+                      weight_grid=[3.0, 1.0, 2.0]).fit(U, [truth])
+        assert crf.weight_ == 1.0 and crf.beta_scale_ == 1.0
+
 def test_bad_input(rng):
     image, logits, _ = problem(rng)
     with pytest.raises(ValueError, match="'weight'"):
@@ -112,6 +170,9 @@ def test_bad_input(rng):
         GridCRF().energy(image, logits, np.full(logits.shape[:2], 3), kind="logits")
     with pytest.raises(ValueError, match="pairwise"):
         GridCRF(pairwise=np.eye(2)).refine(image, logits, kind="logits")
+    with pytest.raises(ValueError, match="'search'"):
+        GridCRF(search="golden").fit(Unaries([image], [logits], kind="logits"),
+                                     [np.zeros(logits.shape[:2], np.uint8)])
 
 
 def test_lower_bound_brackets_every_method(rng):

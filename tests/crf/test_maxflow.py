@@ -279,3 +279,25 @@ def test_bad_input(args, error):
         min_cut(*args)
     with pytest.raises(ValueError):
         binary_energy_min([0.0, 1.0], [0.0], [[0, 1]], [1.0])
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 40), st.integers(0, 120), st.integers(0, 2**31 - 1))
+def test_growing_the_sink_tree_alone_finds_the_same_cut(n, m, seed):
+    # Alpha-expansion grows only the sink tree (its source side is most of the image):
+    # the flow and the sink side (the nodes that can still reach the sink) are the same.
+    from hybridseg.crf._maxflow import _SINK, _bk_maxflow, _residual_graph
+
+    rng = np.random.default_rng(seed)
+    edges = rng.integers(0, n, (m, 2))
+    sc, tc, wf, wb = random_problem(rng, n, m, integer=bool(seed % 2), sparsity=0.3)
+    out = []
+    for grow_source in (True, False):
+        ptr, head, rev, cap = _residual_graph(n, edges, wf, wb, np.int32)
+        tree = np.zeros(n, np.int8)
+        flow = _bk_maxflow(ptr, head, rev, cap, sc - tc, tree, grow_source)
+        out.append((flow + np.minimum(sc, tc).sum(), tree == _SINK))
+    assert out[1][0] == pytest.approx(out[0][0], abs=1e-9)
+    np.testing.assert_array_equal(out[1][1], out[0][1])
+    if n <= 10:
+        assert out[1][0] == pytest.approx(brute_min_cut(sc, tc, edges, wf, wb), abs=1e-9)
