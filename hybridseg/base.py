@@ -22,6 +22,8 @@ Label maps that estimators return are uint8 when ``K <= 255`` and int32 otherwis
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -39,10 +41,20 @@ from .utils._validation import (
 __all__ = [
     "BaseRefiner",
     "BaseSegmenter",
+    "InSampleScoresWarning",
     "RefinerMixin",
     "SegmenterMixin",
     "numba_threads_safe",
 ]
+
+
+class InSampleScoresWarning(UserWarning):
+    """A refiner's ``fit`` was given scores of the segmenter's own training images
+    (``Unaries.in_sample``) and did not tune on them."""
+
+
+def _in_sample(U):
+    return bool(getattr(U, "in_sample", False))  # Unaries pickled before it existed
 
 
 def labels_from_proba(proba, *, wide_dtype=np.int32):
@@ -154,6 +166,25 @@ class SegmenterMixin(_ParamsMixin):
         images = check_images(X)
         return Unaries(images, self.predict_proba(images), kind="proba")
 
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X, y)``, then ``transform(X)``: the training images with the fitted
+        stage's scores, marked ``in_sample`` (a refiner does not tune on them).
+
+        Parameters
+        ----------
+        X : sequence of images
+        y : sequence of (H, W) label maps
+        **fit_params
+            Passed to ``fit``.
+
+        Returns
+        -------
+        U : Unaries
+        """
+        U = self.fit(X, y, **fit_params).transform(X)
+        U.in_sample = True
+        return U
+
     def score(self, X, y):
         """Mean IoU of ``predict(X)`` against ``y`` (void pixels, ``ignore_index``, skipped).
 
@@ -188,6 +219,23 @@ class RefinerMixin(_ParamsMixin):
     through joblib, with the estimator's ``n_jobs`` if it has one, so that
     ``joblib.parallel_config(backend="dask")`` moves the work to a cluster.
     """
+
+    def _tunes_on(self, U, y):
+        """Whether ``fit`` may tune parameters on ``U`` and ``y``: not on scores a stage
+        computed on its own training images (``U.in_sample``), which are overconfident;
+        then it warns and says how to tune on held-out scores."""
+        if y is None or not _in_sample(U):
+            return y is not None
+        name = type(self).__name__
+        warnings.warn(
+            f"{name}.fit was given scores that the segmenter computed on its own training "
+            "images (fit_transform without cross-fitting): they are overconfident, and "
+            f"parameters tuned on them trust the unaries too much. The {name} keeps its "
+            "parameters as given, untuned. To tune it, fit it on held-out images "
+            "(crf.fit(segmenter.transform(X_val), y_val)), or let the segmenter cross-fit "
+            "(e.g. CNNSegmenter(cv=3)), so that Pipeline.fit passes it out-of-fold scores.",
+            InSampleScoresWarning, stacklevel=3)
+        return False
 
     def _check_unaries(self, U, name="U"):
         if not isinstance(U, Unaries):
@@ -282,7 +330,7 @@ class RefinerMixin(_ParamsMixin):
             ``kind="proba"``.
         """
         proba = self.predict_proba(U)
-        return Unaries._from_checked(U.images, proba, "proba")
+        return Unaries._from_checked(U.images, proba, "proba", _in_sample(U))
 
     def score(self, U, y):
         """Mean IoU of ``predict(U)`` against ``y``."""

@@ -195,3 +195,34 @@ def test_refiner_serialises_on_numbas_workqueue_layer(rng, monkeypatch):
     assert len(refiner.predict_proba(U)) == 3
     monkeypatch.setattr(numba, "threading_layer", lambda: "omp")
     assert numba_threads_safe()
+
+
+def test_refiners_do_not_tune_on_in_sample_scores(sample):
+    # A segmenter's plain fit_transform marks its scores in_sample; the CRFs then warn,
+    # say how to tune on held-out scores, and keep their parameters as given.
+    from hybridseg.base import InSampleScoresWarning
+    from hybridseg.crf import DenseCRF, GridCRF
+
+    Xtr, ytr, Xte, _ = _split(sample)
+    seg = DummySegmenter("spatial_prior", n_classes=11)
+    U = seg.fit_transform(Xtr, ytr)
+    assert U.in_sample and U[:1].in_sample and U.to_logits().in_sample
+    assert not seg.transform(Xte).in_sample
+    for crf in (GridCRF(weight=2.0), DenseCRF(n_iter=1)):
+        pipe = Pipeline([("seg", DummySegmenter("spatial_prior", n_classes=11)),
+                         ("crf", crf)])
+        with pytest.warns(InSampleScoresWarning, match=r"held-out images.*cv=3"):
+            pipe.fit(Xtr, ytr)
+        fitted = pipe.named_steps["crf"]
+        assert fitted.n_classes_ == 11
+        assert not hasattr(fitted, "weight_") and not hasattr(fitted, "kernel_weights_")
+        assert fitted.transform(U).in_sample
+    with pytest.raises(ValueError, match=r"compat='learn'.*held-out"), pytest.warns(
+            InSampleScoresWarning):
+        DenseCRF(compat="learn", n_iter=1).fit(U, ytr)
+    # Held-out scores are tuned on, without a word.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InSampleScoresWarning)
+        GridCRF(weight_grid=[0.0, 1.0]).fit(seg.transform(Xtr), ytr)

@@ -19,11 +19,13 @@ from ..utils._io import write_text_atomic
 COLUMNS = ("method", "miou", "miou_ci_low", "miou_ci_high", "base", "delta_vs_base",
            "delta_ci_low", "delta_ci_high", "p_vs_base", "pixel_accuracy", "boundary_f1",
            "boundary_miou_4px", "boundary_miou_8px", "boundary_miou_16px", "fit_seconds",
-           "predict_seconds_per_image", "peak_memory_mb")
+           "predict_seconds_per_image", "peak_memory_mb", "flag")
 #: Half-widths in pixels of the boundary bands of ``results.csv``.
 BOUNDARY_WIDTHS = (4, 8, 16)
 #: Confidence of the intervals of ``results.csv`` (bootstrap over test images).
 CONFIDENCE = 0.95
+#: Optimiser steps below which a network is flagged as barely trained.
+FEW_STEPS = 100
 #: Test images shown in the figures.
 N_SHOWN = 4
 

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import BOUNDARY_WIDTHS, CONFIDENCE, N_SHOWN, _slug, _spread, _write_json
+from ._common import (
+    BOUNDARY_WIDTHS,
+    CONFIDENCE,
+    FEW_STEPS,
+    N_SHOWN,
+    _slug,
+    _spread,
+    _write_json,
+)
 from ._registry import _base_estimator, _parse, _refiner, describe, is_network
 
 __all__ = ["ComparisonResult", "compare", "load_data"]
@@ -98,12 +106,16 @@ def _palette(k):
 
 
 # --------------------------------------------------------------------------- methods
-def _tune_on_val(kind, segmenter, deep, data, n_jobs):
+def _tune_on_val(kind, segmenter, deep, data, n_jobs, verbose=False, label=None):
     """A ``kind`` CRF stage fitted on ``segmenter``'s scores of val images (at most
-    ``MAX_TUNE_IMAGES[kind]``, spread evenly), with the images used and the seconds."""
+    ``MAX_TUNE_IMAGES[kind]``, spread evenly), with the images used and the seconds; with
+    ``verbose``, the CRF prints each setting it scores."""
     Xv, yv, _ = data["val"]
     idx = _spread(len(Xv), MAX_TUNE_IMAGES[kind])
-    crf = _refiner(kind, deep, n_jobs)
+    crf = _refiner(kind, deep, n_jobs).set_params(verbose=int(verbose))
+    if verbose:
+        print(f"  {label}: tuning the {kind} CRF on {len(idx)} val images",
+              file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     crf.fit(segmenter.transform([Xv[i] for i in idx]), [yv[i] for i in idx])
     return crf, len(idx), time.perf_counter() - t0
@@ -146,7 +158,7 @@ def _fit_base(base, data, config, out, verbose):
         # scores chose on val (as for <arch>+dense), not from the defaults, which were made
         # for road scenes and can smooth away thin structures (ISBI's membranes) more than
         # a few epochs of training win back.
-        tuned, _, _ = _tune_on_val("dense", start, True, data, n_jobs)
+        tuned, _, _ = _tune_on_val("dense", start, True, data, n_jobs, verbose, base)
         crf_params = dict(gaussian_weight=float(tuned.gaussian_weight_),
                           bilateral_weight=float(tuned.bilateral_weight_))
         notes["crf_start"] = {k: round(v, 3) for k, v in crf_params.items()}
@@ -172,7 +184,8 @@ def _fit_base(base, data, config, out, verbose):
         seconds = time.perf_counter() - t0
         peak = _peak_mb()
     if hasattr(est, "n_epochs_"):
-        notes.update(epochs=int(est.n_epochs_), best_epoch=int(est.best_epoch_),
+        notes.update(epochs=int(est.n_epochs_), steps=int(getattr(est, "n_steps_", -1)),
+                     best_epoch=int(est.best_epoch_),
                      best_val_miou=round(float(est.best_validation_score_), 4))
     plan = getattr(est, "training_plan_", None)
     if plan is not None:  # what the budget chose (CNNSegmenter under --budget)
@@ -224,7 +237,8 @@ def _fit_method(name, estimator, data, config, out, verbose):
             meta["notes"]
     from sklearn.pipeline import Pipeline
 
-    crf, n_tuned, tune = _tune_on_val(refine, est, is_network(base), data, config["n_jobs"])
+    crf, n_tuned, tune = _tune_on_val(refine, est, is_network(base), data, config["n_jobs"],
+                                      verbose, name)
     pipe = Pipeline([("segmenter", est), ("crf", crf)])
     save(pipe, out / "models" / f"{_slug(name)}.hseg", overwrite=True)
     notes = dict(meta["notes"], crf_tuned_seconds=round(tune, 1),
@@ -419,6 +433,35 @@ def _add_statistics(rows, items, out, seed):
                  delta_ci_high=test["ci_high"], p_vs_base=test["p_value"])
 
 
+def _prior_miou(data):
+    """Test mIoU of the label-prior baseline (``DummySegmenter("spatial_prior")``: class
+    frequencies by image position, no pixel read), fitted on train."""
+    from .. import metrics
+    from ..dummy import DummySegmenter
+
+    X, y, _ = data["train"]
+    Xt, yt, _ = data["test"]
+    k, ignore = len(data["class_names"]), data["ignore_index"]
+    prior = DummySegmenter("spatial_prior", n_classes=k, ignore_index=ignore).fit(X, y)
+    return float(metrics.mean_iou(yt, prior.predict(Xt), n_classes=k, ignore_index=ignore))
+
+
+def _add_flags(rows, notes, prior_miou):
+    """``flag``: what makes a row suspect, in words: an mIoU below the label-prior
+    baseline, or a network (or the network under a CRF) trained for only a handful of
+    optimiser steps; empty otherwise."""
+    for r in rows:
+        flags = []
+        if prior_miou is not None and r["miou"] < prior_miou:
+            flags.append(f"below the label-prior baseline ({100 * prior_miou:.1f} mIoU), "
+                         "which reads no pixel")
+        steps = notes.get(r["method"], {}).get("steps")
+        if steps is not None and 0 <= steps < FEW_STEPS:
+            flags.append(f"its network trained for only {steps} optimiser steps: give it "
+                         "a larger --budget")
+        r["flag"] = "; ".join(flags)
+
+
 def _pct(v, digits=1):
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else \
         f"{100 * v:.{digits}f}"
@@ -439,8 +482,9 @@ def _main_table(rows):
                   f"{100 * r['delta_ci_high']:+.1f}] vs {r['base']}, p = "
                   f"{r['p_vs_base']:.3g}")
         bands = " / ".join(_pct(r.get(f"boundary_miou_{w}px")) for w in BOUNDARY_WIDTHS)
+        name = r["method"] + (" ⚠" if r.get("flag") else "")
         lines.append(
-            f"| {r['method']} | {miou} | {vs} | {bands} | {_pct(r['pixel_accuracy'])} | "
+            f"| {name} | {miou} | {vs} | {bands} | {_pct(r['pixel_accuracy'])} | "
             f"{_pct(r['boundary_f1'])} | {r['fit_seconds']:.0f} | "
             f"{r['predict_seconds_per_image']:.3f} | {r['peak_memory_mb']:.0f} |\n")
     return head + "".join(lines)
@@ -631,6 +675,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     rows = [records[label]["row"] for label, _, _ in items if label in records]
     _add_statistics(rows, items, out, config["seed"])
     notes = {label: records[label].get("notes", {}) for label in records}
+    data["prior_miou"] = _prior_miou(data) if rows else None
+    _add_flags(rows, notes, data["prior_miou"])
+    for r in rows:
+        if r["flag"] and verbose:
+            print(f"  warning: {r['method']}: {r['flag']}", file=sys.stderr)
     result = ComparisonResult(rows, failed, out, data["class_names"], notes)
     if rows:
         from ._report import write_report

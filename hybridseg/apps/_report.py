@@ -72,6 +72,33 @@ def _per_class_md(rows, class_names):
             for c in class_names) + " |\n" for r in rows)
 
 
+def _deltas(rows, class_names):
+    """Rows that refine another of the run: their per-class IoU minus the base's."""
+    by_name = {r["method"]: r for r in rows}
+    out = []
+    for r in rows:
+        base = by_name.get(r.get("base"))
+        if base is not None:
+            out.append((r, [r[f"iou_{c}"] - base[f"iou_{c}"] for c in class_names]))
+    return out
+
+
+def _deltas_md(rows, class_names):
+    deltas = _deltas(rows, class_names)
+    if not deltas:
+        return []
+    head = "| method | vs | " + " | ".join(class_names) + " |\n"
+    head += "|---|---|" + "---:|" * len(class_names) + "\n"
+    return ["## IoU per class, difference from the base", "", head + "".join(
+        f"| {r['method']} | {r['base']} | " + " | ".join(
+            "n/a" if np.isnan(d) else f"{100 * d:+.1f}" for d in ds) + " |\n"
+        for r, ds in deltas)]
+
+
+def _warnings(rows):
+    return [(r["method"], r["flag"]) for r in rows if r.get("flag")]
+
+
 def _describe(method):
     try:
         return describe(method)
@@ -111,6 +138,9 @@ def _config_lines(config, data):
         f"images: {n['train']} train, {n['val']} val, {n['test']} test; "
         f"{len(data['class_names'])} classes",
         f"training budget: {budget}; seed {config['seed']}",
+        *([] if data.get("prior_miou") is None else [
+            f"label-prior baseline (class frequencies by position, no pixel read): "
+            f"{100 * data['prior_miou']:.1f} mIoU"]),
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}",
     ]
@@ -166,9 +196,13 @@ def _markdown(result, data, config):
              "(resampled, seeded); a refinement is tested against its base on the same "
              "images (paired bootstrap interval of the difference, permutation p-value). "
              "Boundary mIoU is the mIoU within 4, 8 and 16 pixels of the true boundaries.",
-             "", result.to_markdown(), "", *_significance_md(result.rows),
-             "## IoU per class", "",
-             _per_class_md(result.rows, result.class_names), "## Methods", ""]
+             "", result.to_markdown(), ""]
+    flagged = _warnings(result.rows)
+    if flagged:
+        parts += ["## Warnings", "", *(f"- ⚠ **{m}**: {flag}" for m, flag in flagged), ""]
+    parts += [*_significance_md(result.rows), "## IoU per class", "",
+              _per_class_md(result.rows, result.class_names),
+              *_deltas_md(result.rows, result.class_names), "## Methods", ""]
     command = command_line(config, [r["method"] for r in result.rows], result.out)
     parts += [f"- **{r['method']}**: {_describe(r['method'])}" for r in result.rows]
     if command:
@@ -192,6 +226,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f2f2f2}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.best{font-weight:bold;background:#e8f4e8}
+td.up{color:#1a7f37}td.down{color:#b42318}.flag{color:#b54708}
 .grid td{border:none;padding:2px;text-align:center;font-size:.8em;vertical-align:top}
 .grid img{display:block}
 .legend span{display:inline-block;margin-right:1.2em}
@@ -203,20 +238,90 @@ _PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#
             "#332288", "#117733", "#882255", "#999933", "#44aa99")
 
 
+def _interval(r, low, high):
+    return ("" if r.get(low) is None else
+            f"[{100 * r[low]:.1f}, {100 * r[high]:.1f}]")
+
+
 def _html_table(rows):
     cols = [("mIoU", "miou", 100, 1, max), ("pixel acc.", "pixel_accuracy", 100, 1, max),
             ("boundary F1", "boundary_f1", 100, 1, max), ("fit s", "fit_seconds", 1, 0, min),
             ("predict s/image", "predict_seconds_per_image", 1, 3, min),
             ("peak MB", "peak_memory_mb", 1, 0, min)]
     best = {key: pick(r[key] for r in rows) for _, key, _, _, pick in cols}
-    out = ["<table><tr><th>method</th>" + "".join(f"<th>{t}</th>" for t, *_ in cols)
-           + "</tr>"]
+    out = ["<table><tr><th>method</th>" + "".join(f"<th>{t}</th>" for t, *_ in cols[:1])
+           + "<th>95% interval</th><th>vs base: difference [interval], p</th>"
+           + "".join(f"<th>{t}</th>" for t, *_ in cols[1:]) + "</tr>"]
     for r in rows:
-        cells = "".join(
+        cells = [
             f'<td class="num{" best" if r[key] == best[key] and len(rows) > 1 else ""}">'
-            f"{scale * r[key]:.{digits}f}</td>" for _, key, scale, digits, _ in cols)
-        out.append(f"<tr><td>{html.escape(r['method'])}</td>{cells}</tr>")
+            f"{scale * r[key]:.{digits}f}</td>" for _, key, scale, digits, _ in cols]
+        vs = ""
+        if r.get("delta_vs_base") is not None:
+            vs = (f"{100 * r['delta_vs_base']:+.1f} "
+                  f"{_interval(r, 'delta_ci_low', 'delta_ci_high')} vs "
+                  f"{html.escape(r['base'])}, p = {r['p_vs_base']:.3g}")
+        name = html.escape(r["method"]) + (
+            f' <span class="flag" title="{html.escape(r["flag"])}">⚠</span>'
+            if r.get("flag") else "")
+        out.append(f"<tr><td>{name}</td>{cells[0]}"
+                   f'<td class="num">{_interval(r, "miou_ci_low", "miou_ci_high")}</td>'
+                   f"<td>{vs}</td>{''.join(cells[1:])}</tr>")
     return "\n".join(out) + "</table>"
+
+
+def _svg_intervals(rows):
+    """mIoU of each method as a dot with its 95% bootstrap interval as an error bar."""
+    label_w, plot_w, row_h = 170, 520, 22
+    values = [v for r in rows for v in (r["miou"], r.get("miou_ci_low"),
+                                         r.get("miou_ci_high")) if v is not None]
+    lo = max(0.0, np.floor(20 * min(values)) / 20 - 0.05)
+    hi = min(1.0, np.ceil(20 * max(values)) / 20 + 0.05)
+
+    def x(v):
+        return label_w + plot_w * (v - lo) / (hi - lo)
+
+    height = len(rows) * row_h + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 40}" '
+             f'height="{height}" role="img" aria-label="mIoU with 95% intervals">']
+    for t in np.arange(lo, hi + 1e-9, 0.05):
+        parts.append(f'<line x1="{x(t):.1f}" y1="8" x2="{x(t):.1f}" y2="{height - 25}" '
+                     f'stroke="#ddd"/><text x="{x(t):.1f}" y="{height - 10}" '
+                     f'font-size="11" text-anchor="middle">{100 * t:.0f}</text>')
+    for i, r in enumerate(rows):
+        y = 18 + i * row_h
+        colour = _PALETTE[i % len(_PALETTE)]
+        parts.append(f'<text x="{label_w - 8}" y="{y + 4}" font-size="12" '
+                     f'text-anchor="end">{html.escape(r["method"])}</text>')
+        title = f"{r['method']}: {100 * r['miou']:.1f}"
+        if r.get("miou_ci_low") is not None:
+            a, b = x(r["miou_ci_low"]), x(r["miou_ci_high"])
+            title += f" {_interval(r, 'miou_ci_low', 'miou_ci_high')}"
+            parts.append(f'<line class="errorbar" x1="{a:.1f}" y1="{y}" x2="{b:.1f}" '
+                         f'y2="{y}" stroke="{colour}" stroke-width="2"/>'
+                         f'<line x1="{a:.1f}" y1="{y - 5}" x2="{a:.1f}" y2="{y + 5}" '
+                         f'stroke="{colour}" stroke-width="2"/>'
+                         f'<line x1="{b:.1f}" y1="{y - 5}" x2="{b:.1f}" y2="{y + 5}" '
+                         f'stroke="{colour}" stroke-width="2"/>')
+        parts.append(f'<circle cx="{x(r["miou"]):.1f}" cy="{y}" r="4" fill="{colour}">'
+                     f"<title>{html.escape(title)}</title></circle>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_deltas(rows, class_names):
+    deltas = _deltas(rows, class_names)
+    if not deltas:
+        return []
+    out = ["<table><tr><th>method</th><th>vs</th>" + "".join(
+        f"<th>{html.escape(c)}</th>" for c in class_names) + "</tr>"]
+    for r, ds in deltas:
+        out.append(f"<tr><td>{html.escape(r['method'])}</td><td>{html.escape(r['base'])}"
+                   "</td>" + "".join(
+                       '<td class="num">n/a</td>' if np.isnan(d) else
+                       f'<td class="num {"up" if d > 0 else "down" if d < 0 else ""}">'
+                       f"{100 * d:+.1f}</td>" for d in ds) + "</tr>")
+    return ["<h2>IoU per class, difference from the base</h2>", "\n".join(out) + "</table>"]
 
 
 def _html_per_class(rows, class_names):
@@ -290,9 +395,26 @@ def _html(result, data, config, shown):
     body += ["</ul>", "<p>mIoU, pixel accuracy and boundary F1 in percent on the test "
              "split (best in green); fit seconds include tuning a CRF stage on val; peak "
              "memory is the resident set of the process the method ran in.</p>",
-             _html_table(result.rows), "<h2>IoU per class</h2>",
-             _svg_chart(result.rows, result.class_names),
+             _html_table(result.rows)]
+    flagged = _warnings(result.rows)
+    if flagged:
+        body.append('<h2>Warnings</h2><ul class="warnings">')
+        body += [f"<li>⚠ <b>{html.escape(m)}</b>: {html.escape(flag)}</li>"
+                 for m, flag in flagged]
+        body.append("</ul>")
+    body += ["<h2>mIoU with 95% intervals</h2>",
+             "<p>Dots: mIoU on the test split; bars: 95% bootstrap intervals over the "
+             "test images.</p>", _svg_intervals(result.rows)]
+    words = significance_lines(result.rows)
+    if words:
+        body.append("<h2>Differences</h2><p>A refinement is tested against its base on "
+                    "the same test images (paired bootstrap interval of the difference, "
+                    "permutation p-value).</p><ul>")
+        body += [f"<li>{html.escape(line)}</li>" for line in words]
+        body.append("</ul>")
+    body += ["<h2>IoU per class</h2>", _svg_chart(result.rows, result.class_names),
              _html_per_class(result.rows, result.class_names),
+             *_html_deltas(result.rows, result.class_names),
              "<h2>Test images</h2>", _html_grid(result, data, shown)]
     notes = [(m, n) for m, n in result.notes.items() if n]
     if notes:

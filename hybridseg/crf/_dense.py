@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,12 +17,18 @@ from ..utils._param_validation import Interval, StrOptions
 from ..utils._scores import log_proba, softmax
 from ..utils._validation import check_image_and_scores, check_kind, check_label_maps
 from ._kernels import DENSE_CRF_DEFAULTS, Kernel, builtin_kernels, compat_matrix, kernel_features
+from ._tuning import Tuning
 
 # A pairwise weight: beyond 1e6 the labels are constant anyway, and messages of a larger
 # one overflow float32 into NaN.
 _WEIGHT = Interval(numbers.Real, 0, 1e6)
 
 __all__ = ["DenseCRF", "Kernel", "MeanFieldTrace"]
+
+
+class _OutOfTime(Exception):
+    """Raised inside ``fit``'s objective when ``max_time`` has passed."""
+
 
 @dataclass
 class MeanFieldTrace:
@@ -126,6 +133,13 @@ class DenseCRF(BaseRefiner):
     class_weight : None, "balanced" or (K,) array_like, default=None
         Weight of each class's pixels in the log loss ``fit`` minimises. ``"balanced"``
         weighs classes inversely to their pixel counts, which favours mean IoU.
+    max_time : float, optional
+        Seconds ``fit`` may spend learning: L-BFGS then stops at the best parameters it
+        has evaluated, and the grid search scores no more candidates (the first is always
+        scored) and keeps the best of those scored; either warns.
+    verbose : int, default=0
+        ``fit`` prints a line per L-BFGS iteration (the loss) or per candidate scored
+        (its mean IoU) on stderr, with the seconds taken.
     n_jobs : int, optional
         Images refined (and, in ``fit``, differentiated) in parallel (joblib threads; the
         numba kernels release the GIL and are themselves parallel).
@@ -192,6 +206,8 @@ class DenseCRF(BaseRefiner):
         "max_iter": [Interval(numbers.Integral, 0, None)],
         "alpha": [Interval(numbers.Real, 0, None)],
         "class_weight": [None, StrOptions({"balanced"}), "array-like"],
+        "max_time": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "verbose": [Interval(numbers.Integral, 0, None), "boolean"],
         "n_jobs": [None, numbers.Integral],
     }
 
@@ -213,6 +229,8 @@ class DenseCRF(BaseRefiner):
         max_iter=30,
         alpha=1e-4,
         class_weight=None,
+        max_time=None,
+        verbose=0,
         n_jobs=None,
     ):
         self.n_iter = n_iter
@@ -231,6 +249,8 @@ class DenseCRF(BaseRefiner):
         self.max_iter = max_iter
         self.alpha = alpha
         self.class_weight = class_weight
+        self.max_time = max_time
+        self.verbose = verbose
         self.n_jobs = n_jobs
 
     def _validate_params(self):
@@ -520,7 +540,8 @@ class DenseCRF(BaseRefiner):
         U : Unaries
             Images with class scores that the unary stage did not see in training (its
             scores on its own training images are overconfident, and a CRF fitted on them
-            learns to trust them too much).
+            learns to trust them too much: with ``U.in_sample`` set, ``fit`` warns and
+            keeps the weights as given).
         y : sequence of (H, W) label maps, optional
             Their labels; 255 marks void pixels, which are left out.
 
@@ -535,6 +556,11 @@ class DenseCRF(BaseRefiner):
         if learning and (y is None or self.learn != "weights"):
             raise ValueError("compat='learn' needs fit(U, y) with labels and learn='weights'")
         if y is None or self.learn == "none" or self.n_iter == 0 or U.n_classes == 1:
+            return super().fit(U, y)
+        if not self._tunes_on(U, y):
+            if learning:
+                raise ValueError("compat='learn' cannot be learned from in-sample scores "
+                                 "(U.in_sample): fit on held-out images")
             return super().fit(U, y)
         if self.backend == "pydensecrf":
             raise ValueError("fit learns with backend='numba' or 'exact', not 'pydensecrf'")
@@ -567,13 +593,15 @@ class DenseCRF(BaseRefiner):
         if not any((lab != 255).any() for lab in labels):
             raise ValueError("y has no labelled pixels (all void) to choose weights on")
         self.n_classes_ = k
-        scores = {}
+        tuning = Tuning(type(self).__name__, self.max_time, self.verbose)
+
+        def compute(g, b):
+            self.kernel_weights_ = np.concatenate([[g, b], given[2:]])
+            return mean_iou(labels, self.predict(U), n_classes=k)
 
         def score(g, b):
-            if (g, b) not in scores:
-                self.kernel_weights_ = np.concatenate([[g, b], given[2:]])
-                scores[(g, b)] = mean_iou(labels, self.predict(U), n_classes=k)
-            return scores[(g, b)]
+            return tuning((g, b), lambda: compute(g, b),
+                          f"gaussian weight {g:g}, bilateral weight {b:g}")
 
         def best(candidates):  # ties go to the smaller weights
             return max(candidates, key=lambda gb: (score(*gb), -gb[0] - gb[1]))
@@ -588,7 +616,8 @@ class DenseCRF(BaseRefiner):
         self.extra_weights_ = weights[2:].copy()
         mu = self._mu(k)
         self.compat_ = (1.0 - np.eye(k)) if mu is None else np.array(mu, dtype=np.float64)
-        self.cv_scores_ = scores
+        self.cv_scores_ = dict(tuning.scores)
+        tuning.finish(f"gaussian weight {g:g}, bilateral weight {b:g}")
 
     def _class_weights(self, labels, k):
         if self.class_weight is None:
@@ -641,6 +670,8 @@ class DenseCRF(BaseRefiner):
         alpha = float(self.alpha)
         curve = []
         last = {}
+        best = {"f": np.inf}
+        tuning = Tuning(type(self).__name__, self.max_time, self.verbose)
 
         def unpack(theta):
             if not learning:
@@ -649,6 +680,9 @@ class DenseCRF(BaseRefiner):
             return theta[:m], 0.5 * (half + half.T)
 
         def objective(theta):
+            if self.max_time is not None and best["f"] < np.inf and (
+                    tuning.elapsed() > self.max_time):
+                raise _OutOfTime
             w, mu = unpack(theta)
             loss, g_w, g_mu = loss_and_gradient(problems, w, mu, self.n_iter, class_weights,
                                                 learning, self.n_jobs)
@@ -659,18 +693,31 @@ class DenseCRF(BaseRefiner):
                 g = g_mu / total + alpha * (mu - mu0)
                 grad.append((0.5 * (g + g.T)).ravel())
             last["x"], last["f"] = theta.copy(), value
+            if value < best["f"]:
+                best["x"], best["f"] = theta.copy(), value
             return value, np.concatenate(grad)
 
         theta0 = np.concatenate([w0, mu0.ravel()]) if learning else w0.copy()
         curve.append(objective(theta0)[0])
 
+        tuning.say(f"start: loss {curve[0]:.5f}")
+
         def record(xk):
             curve.append(last["f"] if np.array_equal(last.get("x"), xk) else objective(xk)[0])
+            tuning.say(f"iteration {len(curve) - 1}: loss {curve[-1]:.5f} "
+                       f"({tuning.elapsed():.1f} s)")
 
         bounds = [(0.0, None)] * m + [(None, None)] * (k * k if learning else 0)
-        result = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                          callback=record, options={"maxiter": int(self.max_iter)})
-        w, mu = unpack(result.x)
+        try:
+            theta = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                             callback=record, options={"maxiter": int(self.max_iter)}).x
+        except _OutOfTime:
+            theta = best["x"]
+            warnings.warn(
+                f"{type(self).__name__}.fit reached max_time={self.max_time:g} s after "
+                f"{len(curve) - 1} L-BFGS iterations: it keeps the best parameters "
+                f"evaluated (loss {best['f']:.5f})", UserWarning, stacklevel=3)
+        w, mu = unpack(theta)
         weights = np.zeros(len(given))
         weights[active] = w
         self.kernel_weights_ = weights

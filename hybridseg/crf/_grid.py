@@ -17,6 +17,7 @@ from ..utils._validation import (
     check_labelled,
 )
 from ._dense import _WEIGHT
+from ._tuning import Tuning
 
 __all__ = ["GridCRF"]
 
@@ -63,6 +64,12 @@ class GridCRF(BaseRefiner):
         beta the factors 0.5 and 2, then outwards from the better one while it improves
         (``benchmarks/bench_grid_fit.py`` measures how often the two choose alike, and
         the time saved).
+    max_time : float, optional
+        Seconds ``fit`` may spend scoring settings: once they have passed it scores no
+        more (the first setting is always scored), chooses the best of those scored and
+        warns.
+    verbose : int, default=0
+        ``fit`` prints a line per setting scored (its mean IoU and seconds) on stderr.
     n_jobs : int, optional
         Images refined in parallel (joblib threads).
 
@@ -93,12 +100,14 @@ class GridCRF(BaseRefiner):
         "n_iter": [Interval(numbers.Integral, 1, None)],
         "weight_grid": [None, "array-like"],
         "search": [StrOptions({"coarse_to_fine", "exhaustive"})],
+        "max_time": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "verbose": [Interval(numbers.Integral, 0, None), "boolean"],
         "n_jobs": [None, numbers.Integral],
     }
 
     def __init__(self, connectivity=4, pairwise="potts", weight=1.0, beta="auto",
                  method="expansion", n_iter=10, weight_grid=None, search="coarse_to_fine",
-                 n_jobs=None):
+                 max_time=None, verbose=0, n_jobs=None):
         self.connectivity = connectivity
         self.pairwise = pairwise
         self.weight = weight
@@ -107,6 +116,8 @@ class GridCRF(BaseRefiner):
         self.n_iter = n_iter
         self.weight_grid = weight_grid
         self.search = search
+        self.max_time = max_time
+        self.verbose = verbose
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ model
@@ -249,37 +260,22 @@ class GridCRF(BaseRefiner):
         return labelling_energy(cost, lab.ravel().astype(np.int64), edges, w, mu)
 
     # ------------------------------------------------------------------ learning
-    def _search_scores(self, U, labels, k, settings):
-        """Mean IoU over ``U``'s images of each ``(weight, beta_scale)`` in ``settings``.
-
-        One task per image (joblib threads: the kernels release the GIL) solves every
-        setting in turn; alpha-expansion keeps its flows from one setting to the next.
-        """
-        from ._expansion import ExpansionFlows
-        from ._grid_graph import grid_edges
-
-        def image_counts(pair, truth):
-            image, s = pair
-            flows = None
-            if self.method == "expansion":
-                edges, _ = grid_edges(s.shape[:-1], self.connectivity)
-                flows = ExpansionFlows(truth.size, edges, k)
+    def _search_score(self, U, labels, k, weight, beta_scale):
+        """Mean IoU over ``U``'s images at one ``(weight, beta_scale)``: the images are
+        solved in parallel (joblib threads: the kernels release the GIL)."""
+        def counts(item):
+            (image, s), truth = item
             known = truth.ravel() != 255
-            true = truth.ravel()[known].astype(np.int64)
-            out = []
-            for weight, beta_scale in settings:
-                pred = self._solve(image, s, U.kind, weight, beta_scale, flows)[0]
-                out.append(np.bincount(true * k + pred[known], minlength=k * k))
-            return out
+            pred = self._solve(image, s, U.kind, weight, beta_scale)[0][known]
+            return np.bincount(truth.ravel()[known].astype(np.int64) * k + pred,
+                               minlength=k * k)
 
-        counts = parallel_map(lambda item: image_counts(*item), zip(U, labels), self.n_jobs,
-                              numba_kernels=self._launches_parallel_kernels())
-        out = []
-        for cm in np.sum(counts, axis=0).reshape(len(settings), k, k):
-            inter = np.diag(cm).astype(np.float64)
-            union = cm.sum(0) + cm.sum(1) - inter
-            out.append(float(np.mean(inter[union > 0] / union[union > 0])))
-        return out
+        cm = np.sum(parallel_map(counts, zip(U, labels), self.n_jobs,
+                                 numba_kernels=self._launches_parallel_kernels()), axis=0)
+        cm = cm.reshape(k, k)
+        inter = np.diag(cm).astype(np.float64)
+        union = cm.sum(0) + cm.sum(1) - inter
+        return float(np.mean(inter[union > 0] / union[union > 0]))
 
     def fit(self, U, y=None):
         """Choose ``weight`` (then, for contrast, ``beta``) by mean IoU on held-out images.
@@ -291,7 +287,8 @@ class GridCRF(BaseRefiner):
         Parameters
         ----------
         U : Unaries
-            Images with scores the unary stage did not train on.
+            Images with scores the unary stage did not train on (with ``U.in_sample``
+            set, ``fit`` warns and keeps ``weight`` as given).
         y : sequence of (H, W) label maps, optional
             Without labels, only the number of classes is recorded.
 
@@ -303,8 +300,8 @@ class GridCRF(BaseRefiner):
         U = self._check_unaries(U)
         for attr in ("weight_", "cv_scores_", "beta_scale_", "beta_scores_"):
             self.__dict__.pop(attr, None)
-        if y is None:
-            return super().fit(U)
+        if not self._tunes_on(U, y):
+            return super().fit(U, y)
         k = U.n_classes
         labels = check_label_maps(y, name="y", shapes=[im.shape[:2] for im in U.images],
                                   n_classes=k, ignore_index=255)
@@ -315,48 +312,50 @@ class GridCRF(BaseRefiner):
             raise ValueError("weight_grid must hold one or more finite weights >= 0")
         grid = np.unique(grid)
         contrast = isinstance(self.pairwise, str) and self.pairwise == "contrast"
-        scores = {}  # (weight, beta_scale) -> mean IoU
+        tuning = Tuning(type(self).__name__, self.max_time, self.verbose)
 
-        def evaluate(settings):
-            settings = [s for s in settings if s not in scores]
-            if settings:
-                scores.update(zip(settings, self._search_scores(U, labels, k, settings)))
+        def score(weight, beta_scale=1.0):
+            return tuning((float(weight), beta_scale),
+                          lambda: self._search_score(U, labels, k, weight, beta_scale),
+                          f"weight {weight:.4g}, beta x{beta_scale:g}")
 
         if self.search == "exhaustive":
-            evaluate([(float(wt), 1.0) for wt in grid])
+            for wt in grid:
+                score(wt)
         else:
             # Every third candidate and the last; then the ones between the best of
             # those and its coarse neighbours.
             coarse = sorted(set(range(0, grid.size, 3)) | {grid.size - 1})
-            evaluate([(float(grid[i]), 1.0) for i in coarse])
-            best = max(coarse, key=lambda i: (scores[float(grid[i]), 1.0], -grid[i]))
+            best = max(coarse, key=lambda i: (score(grid[i]), -grid[i]))
             at = coarse.index(best)
             low = coarse[at - 1] if at > 0 else best
             high = coarse[at + 1] if at + 1 < len(coarse) else best
-            evaluate([(float(grid[i]), 1.0) for i in range(low + 1, high)])
+            for i in range(low + 1, high):
+                score(grid[i])
+        scores = tuning.scores
         self.cv_scores_ = {wt: sc for (wt, f), sc in sorted(scores.items()) if f == 1.0}
         self.weight_ = max(self.cv_scores_, key=lambda wt: (self.cv_scores_[wt], -wt))
+        choice = f"weight {self.weight_:.4g}"
         if contrast and self.weight_ > 0:
             # Then beta, around the weight found: a coordinate step, not a full grid.
             factors = (0.25, 0.5, 1.0, 2.0, 4.0)
-
-            def beta_score(f):
-                return scores[self.weight_, f]
-
             if self.search == "exhaustive":
-                evaluate([(self.weight_, f) for f in factors])
+                for f in factors:
+                    score(self.weight_, f)
             else:
                 # Both neighbours of 1, then outwards from the better one while it
                 # keeps improving.
-                evaluate([(self.weight_, 0.5), (self.weight_, 2.0)])
-                step = -1 if beta_score(0.5) > beta_score(2.0) else 1
+                step = -1 if score(self.weight_, 0.5) > score(self.weight_, 2.0) else 1
                 i = 2 + step
-                while (0 <= i + step < len(factors)
-                       and beta_score(factors[i]) > beta_score(factors[i - step])):
-                    evaluate([(self.weight_, factors[i + step])])
+                while (0 <= i + step < len(factors) and score(self.weight_, factors[i])
+                       > score(self.weight_, factors[i - step])):
+                    score(self.weight_, factors[i + step])
                     i += step
-            at_weight = {f: beta_score(f) for f in factors if (self.weight_, f) in scores}
+            at_weight = {f: sc for (wt, f), sc in sorted(scores.items())
+                         if wt == self.weight_}
             self.beta_scores_ = at_weight
             self.beta_scale_ = max(at_weight, key=lambda f: (at_weight[f], f == 1.0))
+            choice += f", beta x{self.beta_scale_:g}"
+        tuning.finish(choice)
         self.n_classes_ = k
         return self

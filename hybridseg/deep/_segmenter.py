@@ -224,7 +224,8 @@ class _NetworkSegmenter(BaseSegmenter):
     def fit_transform(self, X, y, **fit_params):
         """Fit, and give the training images with scores for a refiner after this stage.
 
-        With ``cv=None`` the scores of the fitted network on its own training images;
+        With ``cv=None`` the scores of the fitted network on its own training images
+        (marked ``in_sample``: a refiner's ``fit`` does not tune on them);
         with ``cv=k``, out-of-fold scores: the images are split into ``k`` folds (in
         order, as CamVid's videos should be, so that neighbouring frames share a fold) and
         each fold is scored by a clone trained on the others. The estimator ends fitted on
@@ -245,7 +246,9 @@ class _NetworkSegmenter(BaseSegmenter):
         images = check_images(X)
         s = self._settings()
         if s.cv is None:
-            return self.fit(images, y, **fit_params).transform(images)
+            U = self.fit(images, y, **fit_params).transform(images)
+            U.in_sample = True
+            return U
         self._validate_params()
         labels = list(y) if y is not None else None
         if labels is None or len(labels) != len(images):
@@ -277,6 +280,7 @@ class _NetworkSegmenter(BaseSegmenter):
             self.initial_validation_score_ = h.initial_validation_score
         self.best_epoch_ = h.best_epoch
         self.n_epochs_ = h.n_epochs
+        self.n_steps_ = h.n_steps
         self.fit_time_ = h.fit_time
 
     # ---------------------------------------------------------------- persistence
@@ -584,6 +588,8 @@ class CNNSegmenter(_NetworkSegmenter):
         The epoch (from 1) whose weights were kept.
     n_epochs_ : int
         Epochs run.
+    n_steps_ : int
+        Optimiser steps run (batches).
     fit_time_ : float
         Seconds spent in training.
     scale_ : float

@@ -190,6 +190,7 @@ class History:
     n_epochs: int
     fit_time: float
     validation_epochs: list = dataclasses.field(default_factory=list)
+    n_steps: int = 0
 
 
 def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride, epochs,
@@ -364,6 +365,7 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                 bar.write(f"stopped after epoch {epoch}: max_time {max_time:g} s reached")
                 break
     h.n_epochs = len(h.loss_curve)
+    h.n_steps = step
     if stop and h.n_epochs < FEW_EPOCHS and epochs > h.n_epochs:
         warnings.warn(
             f"{desc}: max_time {max_time:g} s allowed {h.n_epochs} of {epochs} epochs; a "

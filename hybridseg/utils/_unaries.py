@@ -30,6 +30,11 @@ class Unaries:
     kind : {"proba", "logits"}, default="proba"
         Whether ``scores`` are probabilities (non-negative, summing to one over the class
         axis) or logits (any finite values).
+    in_sample : bool, default=False
+        True when the scores come from a stage fitted on these very images (a segmenter's
+        ``fit_transform`` without cross-fitting sets it): they are overconfident, so a
+        refiner's ``fit`` does not tune its parameters on them (it warns, and says how to
+        tune on held-out scores).
 
     Attributes
     ----------
@@ -39,6 +44,8 @@ class Unaries:
         The scores, C-contiguous float32 (copied only where the input was not).
     kind : str
         ``"proba"`` or ``"logits"``.
+    in_sample : bool
+        As given.
     n_classes : int
         K.
     shape : tuple of int
@@ -58,9 +65,9 @@ class Unaries:
     ((4, 5, 2), dtype('float32'))
     """
 
-    __slots__ = ("images", "kind", "scores")
+    __slots__ = ("images", "in_sample", "kind", "scores")
 
-    def __init__(self, images, scores, *, kind="proba"):
+    def __init__(self, images, scores, *, kind="proba", in_sample=False):
         check_kind(kind)
         images = check_images(images, name="images")
         if scores is None or isinstance(scores, (str, bytes)):
@@ -88,14 +95,16 @@ class Unaries:
         self.images = images
         self.scores = checked
         self.kind = kind
+        self.in_sample = bool(in_sample)
 
     @classmethod
-    def _from_checked(cls, images, scores, kind):
+    def _from_checked(cls, images, scores, kind, in_sample=False):
         # Internal: build from parts that are already validated (slicing, conversion).
         obj = cls.__new__(cls)
         obj.images = list(images)
         obj.scores = list(scores)
         obj.kind = kind
+        obj.in_sample = in_sample
         return obj
 
     @property
@@ -124,7 +133,8 @@ class Unaries:
         if isinstance(key, numbers.Integral) and not isinstance(key, (bool, np.bool_)):
             return self.images[key], self.scores[key]
         if isinstance(key, slice):
-            return Unaries._from_checked(self.images[key], self.scores[key], self.kind)
+            return Unaries._from_checked(self.images[key], self.scores[key], self.kind,
+                                         self.in_sample)
         idx = np.asarray(key)
         if idx.dtype == bool:
             if idx.shape != (len(self),):
@@ -139,7 +149,8 @@ class Unaries:
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"index out of range for Unaries of length {n}")
         return Unaries._from_checked(
-            [self.images[i] for i in idx], [self.scores[i] for i in idx], self.kind
+            [self.images[i] for i in idx], [self.scores[i] for i in idx], self.kind,
+            self.in_sample,
         )
 
     def to_proba(self):
@@ -147,7 +158,8 @@ class Unaries:
         if self.kind == "proba":
             return self
         return Unaries._from_checked(
-            self.images, [to_proba(s, "logits") for s in self.scores], "proba"
+            self.images, [to_proba(s, "logits") for s in self.scores], "proba",
+            self.in_sample,
         )
 
     def to_logits(self):
@@ -155,7 +167,8 @@ class Unaries:
         if self.kind == "logits":
             return self
         return Unaries._from_checked(
-            self.images, [to_logits(s, "proba") for s in self.scores], "logits"
+            self.images, [to_logits(s, "proba") for s in self.scores], "logits",
+            self.in_sample,
         )
 
     def __repr__(self):

@@ -109,6 +109,11 @@ def test_the_output_folder_holds_the_report(run):
     md = (out / "report.md").read_text()
     assert "| method | mIoU [95% interval] |" in md and "figure.png" in md
     assert "## IoU per class" in md and "bootstrap" in md
+    # the label-prior baseline is named; nothing here is below it
+    prior = result["prior"]["miou"]
+    assert f"label-prior baseline (class frequencies by position, no pixel read): " \
+           f"{100 * prior:.1f} mIoU" in md
+    assert all(r["flag"] == "" for r in rows) and "## Warnings" not in md
     fig = np.asarray(Image.open(out / "figure.png"))
     assert fig.ndim == 3 and fig.shape[0] > 100
 
@@ -134,6 +139,9 @@ def test_the_html_report_is_self_contained(run):
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "<svg" in page and "IoU per class" in page
     assert "<script" not in page
+    # the intervals as error bars, one per method, and in the table
+    assert "mIoU with 95% intervals" in page and "<th>95% interval</th>" in page
+    assert len(re.findall(r'class="errorbar"', page)) == 2
     # image, truth and two methods for each of the two test images
     assert len(re.findall(r"<img ", page)) == 2 * 4
 
@@ -375,6 +383,47 @@ def test_statistics_of_a_refinement_against_its_base(tmp_path):
     assert grid["base"] is None and mine["miou_ci_low"] is None  # no counts on disk
     lines = significance_lines(rows)
     assert len(lines) == 1 and "pixel+dense improves on pixel" in lines[0]
+
+
+def test_rows_below_the_prior_or_barely_trained_are_flagged(tmp_path, capsys):
+    from hybridseg.apps._compare import _add_flags
+
+    rows = [dict(method=m, miou=v) for m, v in
+            (("unet", 0.011), ("unet+dense", 0.3), ("pixel", 0.25), ("old", 0.3))]
+    notes = {"unet": {"steps": 12}, "unet+dense": {"steps": 12}, "pixel": {},
+             "old": {"steps": -1}}
+    _add_flags(rows, notes, 0.144)
+    unet, dense, pixel, old = rows
+    assert "below the label-prior baseline (14.4 mIoU)" in unet["flag"]
+    assert "only 12 optimiser steps" in unet["flag"] and "--budget" in unet["flag"]
+    assert dense["flag"].startswith("its network trained for only 12")
+    assert pixel["flag"] == old["flag"] == ""
+    # End to end: a method worse than the prior is marked in the table, the report and
+    # the console.
+    out = tmp_path / "o"
+    hybridseg.compare({"uniform": DummySegmenter(strategy="uniform"), "split": "splitmerge"},
+                      "sample", out=out, isolate=False)
+    assert "warning: uniform: below the label-prior baseline" in capsys.readouterr().err
+    md = (out / "report.md").read_text()
+    assert "| uniform ⚠ |" in md and "## Warnings" in md
+    assert "- ⚠ **uniform**: below the label-prior baseline" in md
+    page = (out / "report.html").read_text()
+    assert '<span class="flag"' in page and "<h2>Warnings</h2>" in page
+    with open(out / "results.csv", newline="") as f:
+        flags = {r["method"]: r["flag"] for r in csv.DictReader(f)}
+    assert flags["uniform"].startswith("below") and flags["split"] == ""
+
+
+def test_per_class_differences_from_the_base():
+    from hybridseg.apps._report import _deltas_md, _html_deltas
+
+    names = ["a", "b"]
+    rows = [dict(method="pixel", base=None, iou_a=0.5, iou_b=0.2),
+            dict(method="pixel+dense", base="pixel", iou_a=0.55, iou_b=float("nan"))]
+    md = "\n".join(_deltas_md(rows, names))
+    assert "| pixel+dense | pixel | +5.0 | n/a |" in md
+    assert _deltas_md(rows[:1], names) == [] and _html_deltas(rows[:1], names) == []
+    assert '<td class="num up">+5.0</td>' in "".join(_html_deltas(rows, names))
 
 
 @pytest.mark.slow

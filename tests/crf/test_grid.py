@@ -113,11 +113,11 @@ def scripted_scores(monkeypatch, weight_curve, beta_curve):
     ``beta_curve(1) = 0``), recording what it asks for."""
     asked = []
 
-    def fake(self, U, labels, k, settings):
-        asked.extend(settings)
-        return [weight_curve(w) + beta_curve(f) for w, f in settings]
+    def fake(self, U, labels, k, weight, beta_scale):
+        asked.append((weight, beta_scale))
+        return weight_curve(weight) + beta_curve(beta_scale)
 
-    monkeypatch.setattr(GridCRF, "_search_scores", fake)
+    monkeypatch.setattr(GridCRF, "_search_score", fake)
     return asked
 
 
@@ -200,3 +200,17 @@ def test_infinite_weights_and_all_void_labels_are_refused():
             GridCRF(**params).refine(im, p)
     with pytest.raises(ValueError, match="no labelled pixel"):
         GridCRF().fit(Unaries([im], [p], kind="proba"), [np.full((8, 8), 255, np.uint8)])
+
+
+def test_verbose_fit_prints_each_setting_and_max_time_stops_it(rng, capsys):
+    pairs = [problem(rng) for _ in range(2)]
+    U = Unaries([p[0] for p in pairs], [p[1] for p in pairs], kind="logits")
+    y = [p[2] for p in pairs]
+    crf = GridCRF(pairwise="contrast", verbose=1).fit(U, y)
+    lines = capsys.readouterr().err.splitlines()
+    scored = [ln for ln in lines if "mean IoU" in ln]
+    assert len(scored) == len(crf.cv_scores_) + len(crf.beta_scores_) - 1
+    assert lines[-1].startswith("GridCRF.fit: chose weight")
+    with pytest.warns(UserWarning, match=r"max_time=1e-09 s: \d+ candidate settings"):
+        short = GridCRF(pairwise="contrast", max_time=1e-9).fit(U, y)
+    assert list(short.cv_scores_) == [0.0] and short.weight_ == 0.0

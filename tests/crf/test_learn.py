@@ -230,3 +230,28 @@ def test_grid_search_picks_the_best_mean_iou_on_u(rng):
         DenseCRF(learn="grid", weight_grid=[-1.0]).fit(U, y)
     with pytest.raises(ValueError, match="learn='weights'"):
         DenseCRF(learn="grid", compat="learn").fit(U, y)
+
+
+@pytest.mark.parametrize("learn", ["weights", "grid"])
+def test_verbose_fit_says_what_it_does_and_max_time_stops_it(rng, capsys, learn):
+    U, y = toy_data(rng, n=2)
+    params = dict(n_iter=3, learn=learn, weight_grid=[0.0, 1.0], max_iter=4)
+    crf = DenseCRF(verbose=1, **params).fit(U, y)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("DenseCRF.fit: ") for line in lines)
+    if learn == "weights":
+        assert "iteration 1: loss" in lines[1]
+        assert len(lines) == len(crf.loss_curve_)
+    else:
+        assert len([ln for ln in lines if "mean IoU" in ln]) == len(crf.cv_scores_)
+    # A budget already spent: the first candidate (the start) only, and a warning.
+    with pytest.warns(UserWarning, match="max_time=1e-09 s"):
+        short = DenseCRF(max_time=1e-9, **params).fit(U, y)
+    assert capsys.readouterr().err == ""
+    if learn == "weights":
+        # Only the start was evaluated: the given weights are kept.
+        np.testing.assert_array_equal(short.kernel_weights_,
+                                      [DenseCRF().gaussian_weight, DenseCRF().bilateral_weight])
+        assert len(short.loss_curve_) == 1
+    else:
+        assert len(short.cv_scores_) == 1
