@@ -1,6 +1,7 @@
 """Figures without matplotlib: coloured label maps and grids of captioned tiles, drawn by PIL.
 
 - ``colorize(label, colors)``: a label map as an RGB image, one colour per class;
+- ``overlay(image, label, colors)``: the class colours blended on the image;
 - ``tile(rgb, size)``: an image or coloured label map resized to a tile;
 - ``figure_grid(rows, titles)``: tiles laid out in rows under column titles, each with a
   caption;
@@ -18,8 +19,8 @@ import numpy as np
 
 from .utils._io import write_atomic
 
-__all__ = ["as_rgb", "colorize", "comparison_figure", "figure_grid", "legend", "save_png",
-           "tile"]
+__all__ = ["as_rgb", "colorize", "comparison_figure", "figure_grid", "legend", "overlay",
+           "save_png", "tile"]
 
 TILE = (240, 180)  # default width, height of each tile
 _PAD = 8  # blank pixels between tiles
@@ -57,6 +58,48 @@ def colorize(label, colors, *, void_color=(0, 0, 0)):
     palette[:] = void_color
     palette[: len(colors)] = colors
     return palette[label]
+
+
+def overlay(image, label, colors, *, alpha=0.5, ignore_index=255):
+    """The class colours of a label map blended on its image.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, C) ndarray
+        The image (any range ``as_rgb`` reads).
+    label : (H, W) ndarray of int
+    colors : (K, 3) array_like of uint8
+    alpha : float, default=0.5
+        Weight of the colours (0: the image alone, 1: the flat colours).
+    ignore_index : int or None, default=255
+        Pixels with this label (and any at or beyond K) show the image alone.
+
+    Returns
+    -------
+    rgb : (H, W, 3) ndarray of uint8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridseg.viz import overlay
+    >>> im = np.full((2, 2, 3), 200, np.uint8)
+    >>> overlay(im, np.array([[0, 255], [0, 0]]), [(0, 0, 0)])[:, :, 0]
+    array([[100, 200],
+           [100, 100]], dtype=uint8)
+    """
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    rgb = as_rgb(image)
+    label = np.asarray(label)
+    if label.shape != rgb.shape[:2]:
+        raise ValueError(f"label has shape {label.shape} but image is {rgb.shape[:2]}")
+    flat = colorize(label, colors).astype(np.float32)
+    known = label < len(np.asarray(colors))
+    if ignore_index is not None:
+        known &= label != ignore_index
+    out = rgb.astype(np.float32)
+    out[known] = (1 - alpha) * out[known] + alpha * flat[known]
+    return np.rint(out).astype(np.uint8)
 
 
 def _font():
@@ -176,7 +219,8 @@ def legend(colors, class_names, width, *, void_color=(0, 0, 0), void_name="void"
 
 
 def comparison_figure(images, y_true, predictions, *, colors, names=None, titles=None,
-                      n_classes=None, ignore_index=255, class_names=None):
+                      n_classes=None, ignore_index=255, class_names=None, style="flat",
+                      alpha=0.5):
     """Each image, its truth and each method's labels with their mean IoU, one row an image.
 
     Parameters
@@ -198,6 +242,11 @@ def comparison_figure(images, y_true, predictions, *, colors, names=None, titles
     ignore_index : int or None, default=255
     class_names : sequence of str, optional
         The classes' names: a legend of the colours under the grid (void in black).
+    style : {"flat", "overlay"}, default="flat"
+        Label maps in flat colours, or blended on their image (``overlay``, with
+        ``alpha``; void shows the image).
+    alpha : float, default=0.5
+        Weight of the colours with ``style="overlay"``.
 
     Returns
     -------
@@ -215,18 +264,26 @@ def comparison_figure(images, y_true, predictions, *, colors, names=None, titles
     """
     from .metrics import mean_iou
 
+    if style not in ("flat", "overlay"):
+        raise ValueError(f"style must be 'flat' or 'overlay', got {style!r}")
     k = len(colors) if n_classes is None else n_classes
     titles = titles or {}
     rows = []
     for i, (im, truth) in enumerate(zip(images, y_true)):
+        if style == "flat":
+            def draw(lab):
+                return tile(colorize(lab, colors), labels=True)
+        else:
+            def draw(lab, im=im):
+                return tile(overlay(im, lab, colors, alpha=alpha, ignore_index=ignore_index))
         row = [(tile(as_rgb(im)), "" if names is None else names[i]),
-               (tile(colorize(truth, colors), labels=True), "truth (void black)")]
+               (draw(truth), "truth (void black)" if style == "flat" else "truth")]
         for preds in predictions.values():
             pred = preds[i]
             if pred is None:
                 continue
             miou = mean_iou([truth], [pred], n_classes=k, ignore_index=ignore_index)
-            row.append((tile(colorize(pred, colors), labels=True), f"mIoU {100 * miou:.1f}"))
+            row.append((draw(pred), f"mIoU {100 * miou:.1f}"))
         rows.append(row)
     grid = figure_grid(rows, ["image", "truth", *(titles.get(m, m) for m in predictions)])
     if class_names is None:

@@ -72,3 +72,32 @@ def test_comparison_figure_draws_a_legend_of_the_classes():
     narrow = legend(colors, ["a long class name"] * 3, 120)
     wide = legend(colors, ["a long class name"] * 3, 2000)
     assert narrow.height > wide.height and narrow.width == 120  # wrapped to the width
+
+
+def test_overlay_blends_the_colours_on_the_image_and_leaves_void_alone():
+    from hybridseg.viz import comparison_figure, overlay
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    label = np.zeros((6, 8), np.uint8)
+    label[:, 4:] = 1
+    label[0, 0] = 255
+    colors = np.array([(255, 0, 0), (0, 0, 255)], np.uint8)
+    out = overlay(image, label, colors, alpha=0.25)
+    want = np.rint(0.75 * image + 0.25 * colors[np.minimum(label, 1)]).astype(np.uint8)
+    want[0, 0] = image[0, 0]  # void shows the image
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(overlay(image, label, colors, alpha=0.0), image)
+    np.testing.assert_array_equal(overlay(image, label, colors, alpha=1.0)[1:],
+                                  colorize(label, colors)[1:])
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(image, label, colors, alpha=1.5)
+    with pytest.raises(ValueError, match="shape"):
+        overlay(image, label[:3], colors)
+    flat = comparison_figure([image], [label], {"m": [label]}, colors=colors)
+    blended = comparison_figure([image], [label], {"m": [label]}, colors=colors,
+                                style="overlay")
+    assert flat.size == blended.size
+    assert not np.array_equal(np.asarray(flat), np.asarray(blended))
+    with pytest.raises(ValueError, match="style"):
+        comparison_figure([image], [label], {"m": [label]}, colors=colors, style="3d")

@@ -54,9 +54,9 @@ def load_data(dataset, data_root=None, *, limit_train=None, limit_test=None, see
     Parameters
     ----------
     dataset : str or path-like
-        ``"camvid"``, ``"isbi"``, ``"voc"``, ``"cityscapes"``, ``"ade20k"``, ``"sample"``,
-        ``"sample:camvid"``, ``"sample:membrane"`` or a folder: see
-        ``hybridseg.datasets.load_splits``.
+        ``"camvid"``, ``"isbi"``, ``"voc"``, ``"cityscapes"``, ``"ade20k"``,
+        ``"pascal_context"``, ``"coco_stuff"``, ``"sample"``, ``"sample:camvid"``,
+        ``"sample:membrane"`` or a folder: see ``hybridseg.datasets.load_splits``.
     data_root : str or path-like, optional
         Where CamVid or ISBI lie.
     limit_train, limit_test : int, optional

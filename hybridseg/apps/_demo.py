@@ -129,7 +129,7 @@ def _estimator(name, shared, *, random_state, n_jobs):
 
 
 def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
-             n_jobs=-1, verbose=True):
+             n_jobs=-1, verbose=True, style="flat"):
     """Fit the pipelines on the embedded sample and compare them on its test images.
 
     Parameters
@@ -148,6 +148,8 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
         Parallel jobs (joblib) of every stage; -1 uses every core.
     verbose : bool, default=True
         Draw a progress bar on stderr.
+    style : {"flat", "overlay"}, default="flat"
+        The figure's label maps in flat colours or blended on the images.
 
     Returns
     -------
@@ -159,6 +161,8 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
     from ..datasets import load_splits
     from ..utils._progress import ProgressBar
 
+    if style not in ("flat", "overlay"):
+        raise ValueError(f"style must be 'flat' or 'overlay', got {style!r}")
     if methods is None:
         methods = default_methods(sample)
     unknown = [m for m in methods if m not in DEMO_METHODS]
@@ -203,7 +207,7 @@ def run_demo(sample="camvid", *, methods=None, out=None, random_state=0,
                 "predict_seconds_per_image": pred_s,
             })
     if out is not None:
-        _figure(test, X_test, y_test, test.filenames, predictions, results, out)
+        _figure(test, X_test, y_test, test.filenames, predictions, results, out, style)
     return results
 
 
@@ -239,11 +243,11 @@ def format_table(results, title=None):
     return "\n".join(lines)
 
 
-def _figure(data, X_test, y_test, names, predictions, results, out):
+def _figure(data, X_test, y_test, names, predictions, results, out, style="flat"):
     from ..viz import comparison_figure, save_png
 
     methods = [r["method"] for r in results]
     save_png(comparison_figure(X_test, y_test, {m: predictions[m] for m in methods},
                                colors=data.colors, names=[Path(f).stem for f in names],
                                titles=_TITLES, n_classes=len(data.class_names),
-                               class_names=data.class_names), out)
+                               class_names=data.class_names, style=style), out)

@@ -1,6 +1,7 @@
 """The report of ``hybridseg compare``: ``results.csv``, ``results.json``, ``report.md``,
-a self-contained ``report.html`` (styles, chart and images inline, nothing fetched) and
-``figure.png``."""
+a self-contained ``report.html`` (styles, chart and images inline, nothing fetched),
+``figure.png`` (labels in flat colours) and ``figure_overlay.png`` (blended on the
+images)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _shown(result, data):
             for i in idx]
 
 
-def _figure(result, data, shown, path):
+def _figure(result, data, shown, path, style="flat"):
     from ..viz import comparison_figure, save_png
 
     methods = [r["method"] for r in result.rows]
@@ -43,7 +44,7 @@ def _figure(result, data, shown, path):
         [s[0] for s in shown], [s[1] for s in shown],
         {m: [s[3].get(m) for s in shown] for m in methods}, colors=data["colors"],
         names=[s[2] for s in shown], n_classes=len(data["class_names"]),
-        ignore_index=data["ignore_index"], class_names=data["class_names"])
+        ignore_index=data["ignore_index"], class_names=data["class_names"], style=style)
     save_png(figure, path)
 
 
@@ -458,4 +459,5 @@ def write_report(result, data, config):
     _write_text(out / "report.md", _markdown(result, data, config))
     shown = _shown(result, data)
     _figure(result, data, shown, out / "figure.png")
+    _figure(result, data, shown, out / "figure_overlay.png", style="overlay")
     _write_text(out / "report.html", _html(result, data, config, shown))

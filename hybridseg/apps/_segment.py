@@ -62,7 +62,9 @@ class SegmentReport:
     skipped : int
         Images whose outputs existed already and were kept.
     failed : list of (str, str)
-        ``(relative path, message)`` of each image that could not be segmented.
+        ``(input path, message)`` of each image that could not be segmented: the path
+        of the image as found under the input (``INPUT/sub/x.jpg``), so that it can be
+        opened.
     seconds : float
         Wall-clock time of the run, setup included.
     """
@@ -214,7 +216,7 @@ def _output_name(rel):
 
 def _plan(pairs, output, *, save_proba, overwrite):
     """Tasks ``(source, relative .png, write png, write npy)``, the number skipped, and
-    the ``(relative path, message)`` of images whose output path is taken by something
+    the ``(input path, message)`` of images whose output path is taken by something
     that is not a file (a folder, a dangling link): failures, never skips.
 
     Refuses, before anything runs, two inputs that would write the same output, and an
@@ -240,7 +242,7 @@ def _plan(pairs, output, *, save_proba, overwrite):
                  if p is not None and os.path.lexists(p) and not os.path.isfile(p)]
         if taken:
             what = "a folder" if os.path.isdir(taken[0]) else "a link to nothing"
-            blocked.append((rel, f"the output path {taken[0]} is {what}, not a file: "
+            blocked.append((src, f"the output path {taken[0]} is {what}, not a file: "
                                  "move it away and run again"))
             continue
         write_png = overwrite or not os.path.lexists(png)
@@ -497,7 +499,7 @@ def _segment_one(task, cfg):
     Returns
     -------
     status : (str, str or None, float)
-        The relative output path, None or the error message, and the seconds spent.
+        The input's path, None or the error message, and the seconds spent.
     """
     src, rel_png, write_png, write_npy = task
     t0 = time.perf_counter()
@@ -528,8 +530,8 @@ def _segment_one(task, cfg):
             "predict": "failed in the model: ",
             "write": "cannot be written: ",
         }[stage]
-        return rel_png, what + _one_line(exc), time.perf_counter() - t0
-    return rel_png, None, time.perf_counter() - t0
+        return src, what + _one_line(exc), time.perf_counter() - t0
+    return src, None, time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------ runs
@@ -674,7 +676,7 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     Returns
     -------
     report : SegmentReport
-        ``written``, ``skipped`` and ``failed`` (``(relative path, message)`` pairs)
+        ``written``, ``skipped`` and ``failed`` (``(input path, message)`` pairs)
         counts, ``seconds`` and ``images_per_second``; ``report.ok`` is False when any
         image failed.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import time
 
 import numpy as np
 
@@ -260,22 +261,45 @@ class GridCRF(BaseRefiner):
         return labelling_energy(cost, lab.ravel().astype(np.int64), edges, w, mu)
 
     # ------------------------------------------------------------------ learning
-    def _search_score(self, U, labels, k, weight, beta_scale):
-        """Mean IoU over ``U``'s images at one ``(weight, beta_scale)``: the images are
-        solved in parallel (joblib threads: the kernels release the GIL)."""
-        def counts(item):
-            (image, s), truth = item
-            known = truth.ravel() != 255
-            pred = self._solve(image, s, U.kind, weight, beta_scale)[0][known]
-            return np.bincount(truth.ravel()[known].astype(np.int64) * k + pred,
-                               minlength=k * k)
+    def _search_scores(self, U, labels, k, settings, deadline=None):
+        """Mean IoU over ``U``'s images of each ``(weight, beta_scale)`` of ``settings``
+        (None for a setting left unfinished at ``deadline``, a ``perf_counter`` time).
 
-        cm = np.sum(parallel_map(counts, zip(U, labels), self.n_jobs,
-                                 numba_kernels=self._launches_parallel_kernels()), axis=0)
-        cm = cm.reshape(k, k)
-        inter = np.diag(cm).astype(np.float64)
-        union = cm.sum(0) + cm.sum(1) - inter
-        return float(np.mean(inter[union > 0] / union[union > 0]))
+        One task per image (joblib threads: the kernels release the GIL) solves the
+        settings in turn, alpha-expansion keeping its flows from one to the next; past
+        ``deadline`` it starts no more, but the first setting is always finished.
+        """
+        from ._expansion import ExpansionFlows
+        from ._grid_graph import grid_edges
+
+        def image_counts(item):
+            (image, s), truth = item
+            flows = None
+            if self.method == "expansion":
+                edges, _ = grid_edges(s.shape[:-1], self.connectivity)
+                flows = ExpansionFlows(truth.size, edges, k)
+            known = truth.ravel() != 255
+            true = truth.ravel()[known].astype(np.int64) * k
+            out = []
+            for j, (weight, beta_scale) in enumerate(settings):
+                if deadline is not None and j > 0 and time.perf_counter() > deadline:
+                    break
+                pred = self._solve(image, s, U.kind, weight, beta_scale, flows)[0]
+                out.append(np.bincount(true + pred[known], minlength=k * k))
+            return out
+
+        per_image = parallel_map(image_counts, zip(U, labels), self.n_jobs,
+                                 numba_kernels=self._launches_parallel_kernels())
+        out = []
+        for j in range(len(settings)):
+            if any(len(counts) <= j for counts in per_image):
+                out.append(None)
+                continue
+            cm = np.sum([counts[j] for counts in per_image], axis=0).reshape(k, k)
+            inter = np.diag(cm).astype(np.float64)
+            union = cm.sum(0) + cm.sum(1) - inter
+            out.append(float(np.mean(inter[union > 0] / union[union > 0])))
+        return out
 
     def fit(self, U, y=None):
         """Choose ``weight`` (then, for contrast, ``beta``) by mean IoU on held-out images.
@@ -314,24 +338,27 @@ class GridCRF(BaseRefiner):
         contrast = isinstance(self.pairwise, str) and self.pairwise == "contrast"
         tuning = Tuning(type(self).__name__, self.max_time, self.verbose)
 
+        def evaluate(settings):
+            settings = [(float(w), float(f)) for w, f in settings]
+            return tuning.batch(
+                settings, lambda todo, deadline: self._search_scores(
+                    U, labels, k, todo, deadline),
+                lambda key: f"weight {key[0]:.4g}, beta x{key[1]:g}")
+
         def score(weight, beta_scale=1.0):
-            return tuning((float(weight), beta_scale),
-                          lambda: self._search_score(U, labels, k, weight, beta_scale),
-                          f"weight {weight:.4g}, beta x{beta_scale:g}")
+            return evaluate([(weight, beta_scale)])[0]
 
         if self.search == "exhaustive":
-            for wt in grid:
-                score(wt)
+            evaluate([(wt, 1.0) for wt in grid])
         else:
             # Every third candidate and the last; then the ones between the best of
             # those and its coarse neighbours.
             coarse = sorted(set(range(0, grid.size, 3)) | {grid.size - 1})
-            best = max(coarse, key=lambda i: (score(grid[i]), -grid[i]))
-            at = coarse.index(best)
-            low = coarse[at - 1] if at > 0 else best
-            high = coarse[at + 1] if at + 1 < len(coarse) else best
-            for i in range(low + 1, high):
-                score(grid[i])
+            values = evaluate([(grid[i], 1.0) for i in coarse])
+            at = max(range(len(coarse)), key=lambda c: (values[c], -grid[coarse[c]]))
+            low = coarse[at - 1] if at > 0 else coarse[at]
+            high = coarse[at + 1] if at + 1 < len(coarse) else coarse[at]
+            evaluate([(grid[i], 1.0) for i in range(low + 1, high) if i not in coarse])
         scores = tuning.scores
         self.cv_scores_ = {wt: sc for (wt, f), sc in sorted(scores.items()) if f == 1.0}
         self.weight_ = max(self.cv_scores_, key=lambda wt: (self.cv_scores_[wt], -wt))
@@ -340,12 +367,12 @@ class GridCRF(BaseRefiner):
             # Then beta, around the weight found: a coordinate step, not a full grid.
             factors = (0.25, 0.5, 1.0, 2.0, 4.0)
             if self.search == "exhaustive":
-                for f in factors:
-                    score(self.weight_, f)
+                evaluate([(self.weight_, f) for f in factors])
             else:
                 # Both neighbours of 1, then outwards from the better one while it
                 # keeps improving.
-                step = -1 if score(self.weight_, 0.5) > score(self.weight_, 2.0) else 1
+                half, double = evaluate([(self.weight_, 0.5), (self.weight_, 2.0)])
+                step = -1 if half > double else 1
                 i = 2 + step
                 while (0 <= i + step < len(factors) and score(self.weight_, factors[i])
                        > score(self.weight_, factors[i - step])):

@@ -46,6 +46,28 @@ class Tuning:
         self.say(f"{describe}: mean IoU {100 * value:.2f} ({time.perf_counter() - t0:.1f} s)")
         return value
 
+    def batch(self, keys, compute, describe):
+        """Scores of ``keys``, computing those not known in one call
+        ``compute(todo, deadline)`` that returns a score, or None for one it did not
+        finish by the ``perf_counter`` time ``deadline`` (None without ``max_time``); it
+        always finishes the first. ``-inf`` for the keys left unscored."""
+        todo = [key for key in dict.fromkeys(keys) if key not in self.scores]
+        if todo and self.out_of_time():
+            self.skipped.update(todo)
+        elif todo:
+            deadline = None if self.max_time is None else self.start + self.max_time
+            t0 = time.perf_counter()
+            values = compute(todo, deadline)
+            seconds = (time.perf_counter() - t0) / len(todo)
+            for key, value in zip(todo, values):
+                if value is None:
+                    self.skipped.add(key)
+                    continue
+                self.scores[key] = float(value)
+                self.say(f"{describe(key)}: mean IoU {100 * value:.2f} "
+                         f"({seconds:.1f} s each, {len(todo)} scored together)")
+        return [self.scores.get(key, float("-inf")) for key in keys]
+
     def say(self, line):
         if self.verbose:
             print(f"{self.name}.fit: {line}", file=sys.stderr, flush=True)

@@ -1,11 +1,12 @@
 """Loaders of the field's benchmark data sets, read from their official layouts: PASCAL VOC
-2012 (with SBD's augmented training set), Cityscapes and ADE20K (SceneParsing).
+2012 (with SBD's augmented training set), Cityscapes, ADE20K (SceneParsing), PASCAL-Context
+(59 classes) and COCO-Stuff 164k (171 classes).
 
 Each returns the record ``load_camvid`` returns: ``images``, ``labels`` (uint8, void
 255), ``class_names``, ``ignore_index``, ``name``, ``filenames``, ``colors``,
-``description``. The data sets are not downloaded here: their licences ask each user to
-accept terms (VOC, ADE20K) or to log in (Cityscapes); the error for a missing or
-misplaced tree names the layout expected.
+``description``. ``fetch_dataset`` (``_fetch.py``) downloads those whose terms allow a
+direct download; Cityscapes needs a login. The error for a missing or misplaced tree names
+the layout expected.
 """
 
 from __future__ import annotations
@@ -316,3 +317,195 @@ def load_ade20k(root, split="train", *, limit=None, n_jobs=None, return_X_y=Fals
                    colors=_spread_colors(len(ADE20K_CLASSES), 150),
                    description="ADE20K SceneParsing: 150 classes of scenes and objects; "
                    "'other' is void")
+
+
+# --------------------------------------------------------------------------- PASCAL-Context
+PASCAL_CONTEXT_CLASSES = (
+    "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book",
+    "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth",
+    "computer", "cow", "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food",
+    "grass", "ground", "horse", "keyboard", "light", "motorbike", "mountain", "mouse",
+    "person", "plate", "platform", "pottedplant", "road", "rock", "sheep", "shelves",
+    "sidewalk", "sign", "sky", "snow", "sofa", "table", "track", "train", "tree", "truck",
+    "tvmonitor", "wall", "water", "window", "wood",
+)
+
+
+def _read_context_png(path):
+    lab = read_label_png(path)
+    if lab.ndim != 2:
+        raise ValueError(f"{path} is not a one-channel map of PASCAL-Context ids 0..59")
+    lab = _checked_labels(lab, path, len(PASCAL_CONTEXT_CLASSES) + 1)
+    out = lab.astype(np.int16) - 1  # 0 (background: none of the 59) is void; k -> k - 1
+    return np.where((out < 0) | (lab == 255), 255, out).astype(np.uint8)
+
+
+def _context_lookup(labels_txt):
+    """The release's 459 ids (``labels.txt``: ``"<id>: <name>"`` lines) mapped to the 59
+    classes (by name), every other id to void."""
+    lookup = np.full(65536, 255, np.uint8)
+    index = {name: i for i, name in enumerate(PASCAL_CONTEXT_CLASSES)}
+    for line in Path(labels_txt).read_text().splitlines():
+        key, _, name = line.partition(":")
+        if key.strip().isdigit() and name.strip() in index:
+            lookup[int(key)] = index[name.strip()]
+    if (lookup != 255).sum() != len(PASCAL_CONTEXT_CLASSES):
+        raise ValueError(f"{labels_txt} does not name the 59 PASCAL-Context classes "
+                         "(expected lines '<id>: <name>' of the 459-class release)")
+    return lookup
+
+
+def load_pascal_context(root, split="train", *, limit=None, n_jobs=None, return_X_y=False):
+    """Load PASCAL-Context (59 classes: the most frequent of its 459, the rest void).
+
+    Parameters
+    ----------
+    root : str or path-like
+        The ``VOC2010`` folder of ``VOCtrainval_03-May-2010.tar`` (``JPEGImages/``) with
+        the context labels in either form:
+
+        - ``SegmentationClassContext/<id>.png`` with ids 0..59 (0: none of the 59) and
+          ``ImageSets/SegmentationContext/{train,val}.txt``: the layout of the Detail
+          API's conversion that MMSegmentation and others read;
+        - the release's ``trainval/<id>.mat`` (``LabelMap`` of the 459 classes) with its
+          ``labels.txt``, the splits from ``ImageSets/SegmentationContext/`` or else
+          VOC 2010's ``ImageSets/Main/{train,val}.txt`` (4,998 and 5,105 images).
+    split : {"train", "val"}, default="train"
+    limit, n_jobs, return_X_y
+        As in ``load_camvid``.
+
+    Returns
+    -------
+    data : Dataset
+        ``labels`` uint8 with ids 0..58 and 255 void.
+    """
+    _check_choice(split, "split", ("train", "val"))
+    limit = check_limit(limit)
+    expected = ("the VOC2010 folder with JPEGImages/ and either SegmentationClassContext/ "
+                "(PNG ids 0..59) with ImageSets/SegmentationContext/, or the release's "
+                "trainval/*.mat with labels.txt")
+    root = check_dir(root, "PASCAL-Context root", expected)
+    images = check_dir(root / "JPEGImages", "PASCAL-Context folder", expected)
+    pngs, mats = root / "SegmentationClassContext", root / "trainval"
+    listing = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
+    if pngs.is_dir():
+        read, folder, suffix = _read_context_png, pngs, ".png"
+    elif mats.is_dir() and (root / "labels.txt").is_file():
+        from scipy.io import loadmat
+
+        lookup = _context_lookup(root / "labels.txt")
+
+        def read(path):
+            try:
+                ids = np.asarray(loadmat(path)["LabelMap"])
+            except (KeyError, ValueError, OSError) as exc:
+                raise ValueError(f"{path} is not a PASCAL-Context label file (LabelMap): "
+                                 f"{exc}") from exc
+            return lookup[ids.astype(np.int64).clip(0, 65535)]
+
+        folder, suffix = mats, ".mat"
+        if not listing.is_file():
+            listing = root / "ImageSets" / "Main" / f"{split}.txt"
+    else:
+        raise FileNotFoundError(f"PASCAL-Context root {str(root)!r} has no labels; "
+                                f"expected {expected}")
+    if not listing.is_file():
+        raise FileNotFoundError(f"PASCAL-Context split file {str(listing)!r} is missing; "
+                                f"expected {expected}")
+    pairs = []
+    for i in _ids(listing):
+        img, lab = images / f"{i}.jpg", folder / f"{i}{suffix}"
+        if not img.is_file() or not lab.is_file():
+            missing = img if not img.is_file() else lab
+            raise FileNotFoundError(f"PASCAL-Context {split} lists {i} but {missing} is "
+                                    "missing")
+        pairs.append((img, lab))
+    return _record(pairs, read, limit, n_jobs, return_X_y,
+                   class_names=PASCAL_CONTEXT_CLASSES, name=f"pascal_context-{split}",
+                   colors=voc_colormap(len(PASCAL_CONTEXT_CLASSES) + 1)[1:],
+                   description="PASCAL-Context: the 59 most frequent classes of whole VOC "
+                   "2010 scenes (objects and stuff); the rest is void")
+
+
+# --------------------------------------------------------------------------- COCO-Stuff
+#: COCO-Stuff's 182 label names (annotation value ``v`` is id ``v + 1``), "" for the 11
+#: thing ids COCO dropped, which no annotation uses.
+_COCO_STUFF_NAMES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "", "stop sign", "parking meter", "bench", "bird",
+    "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "",
+    "backpack", "umbrella", "", "", "handbag", "tie", "suitcase", "frisbee", "skis",
+    "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard",
+    "surfboard", "tennis racket", "bottle", "", "wine glass", "cup", "fork", "knife",
+    "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot",
+    "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "",
+    "dining table", "", "", "toilet", "", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush", "",
+    "banner", "blanket", "branch", "bridge", "building-other", "bush", "cabinet", "cage",
+    "cardboard", "carpet", "ceiling-other", "ceiling-tile", "cloth", "clothes", "clouds",
+    "counter", "cupboard", "curtain", "desk-stuff", "dirt", "door-stuff", "fence",
+    "floor-marble", "floor-other", "floor-stone", "floor-tile", "floor-wood", "flower",
+    "fog", "food-other", "fruit", "furniture-other", "grass", "gravel", "ground-other",
+    "hill", "house", "leaves", "light", "mat", "metal", "mirror-stuff", "moss", "mountain",
+    "mud", "napkin", "net", "paper", "pavement", "pillow", "plant-other", "plastic",
+    "platform", "playingfield", "railing", "railroad", "river", "road", "rock", "roof",
+    "rug", "salad", "sand", "sea", "shelf", "sky-other", "skyscraper", "snow",
+    "solid-other", "stairs", "stone", "straw", "structural-other", "table", "tent",
+    "textile-other", "towel", "tree", "vegetable", "wall-brick", "wall-concrete",
+    "wall-other", "wall-panel", "wall-stone", "wall-tile", "wall-wood", "water-other",
+    "waterdrops", "window-blind", "window-other", "wood",
+)
+COCO_STUFF_CLASSES = tuple(n for n in _COCO_STUFF_NAMES if n)
+_COCO_TO_TRAIN = np.full(256, 255, np.uint8)
+_COCO_TO_TRAIN[[i for i, n in enumerate(_COCO_STUFF_NAMES) if n]] = np.arange(
+    len(COCO_STUFF_CLASSES))
+
+
+def _read_coco_stuff_label(path):
+    lab = read_label_png(path)
+    if lab.ndim != 2:
+        raise ValueError(f"{path} is not a one-channel stuffthingmaps annotation")
+    lab = _checked_labels(lab, path, len(_COCO_STUFF_NAMES))
+    return _COCO_TO_TRAIN[lab]
+
+
+def load_coco_stuff(root, split="train", *, limit=None, n_jobs=None, return_X_y=False):
+    """Load COCO-Stuff 164k (171 classes: 80 things and 91 stuff).
+
+    Parameters
+    ----------
+    root : str or path-like
+        A folder with ``images/{train2017,val2017}/*.jpg`` (COCO's ``train2017.zip``
+        and ``val2017.zip``) and ``annotations/{train2017,val2017}/*.png``
+        (``stuffthingmaps_trainval2017.zip``: value ``v`` is COCO-Stuff id ``v + 1``, 255
+        unlabeled).
+    split : {"train", "val"}, default="train"
+    limit, n_jobs, return_X_y
+        As in ``load_camvid``.
+
+    Returns
+    -------
+    data : Dataset
+        ``labels`` uint8: the 182 ids less the 11 COCO dropped, in order, as 0..170;
+        unlabeled 255.
+    """
+    _check_choice(split, "split", ("train", "val"))
+    limit = check_limit(limit)
+    expected = ("a folder with images/{train2017,val2017}/*.jpg and "
+                "annotations/{train2017,val2017}/*.png (stuffthingmaps_trainval2017.zip)")
+    folder = f"{split}2017"
+    root = check_dir(root, "COCO-Stuff root", expected)
+    img_dir = check_dir(root / "images" / folder, "COCO-Stuff folder", expected)
+    ann_dir = check_dir(root / "annotations" / folder, "COCO-Stuff folder", expected)
+    pairs = []
+    for img in sorted(img_dir.glob("*.jpg")):
+        lab = ann_dir / f"{img.stem}.png"
+        if not lab.is_file():
+            raise FileNotFoundError(f"COCO-Stuff image {img} has no annotation {lab}")
+        pairs.append((img, lab))
+    return _record(pairs, _read_coco_stuff_label, limit, n_jobs, return_X_y,
+                   class_names=COCO_STUFF_CLASSES, name=f"coco_stuff-{split}",
+                   colors=_spread_colors(len(COCO_STUFF_CLASSES), 171),
+                   description="COCO-Stuff 164k: 80 thing and 91 stuff classes; "
+                   "unlabeled pixels are void")

@@ -19,7 +19,7 @@ ISBI_SPLITS = {"train": (0, 20), "val": (20, 25), "test": (25, 30)}
 SAMPLES = {"sample": "camvid", "sample:camvid": "camvid", "sample:membrane": "membrane"}
 #: The field's benchmarks, read from the official layout under ``root``: their labelled
 #: splits are train and val (test labels are withheld).
-BENCHMARKS = ("voc", "cityscapes", "ade20k")
+BENCHMARKS = ("voc", "cityscapes", "ade20k", "pascal_context", "coco_stuff")
 #: Every data set ``load_splits`` knows by name (anything else is a folder).
 NAMED_DATASETS = ("camvid", "isbi", *BENCHMARKS, *SAMPLES)
 
@@ -44,8 +44,10 @@ def load_splits(name, root=None, *, limit_train=None, limit_test=None, seed=0,
       scored: this is the split ``hybridseg compare`` has used from the start, and the
       results in ``benchmarks/results/compare_isbi`` were made on it. A stack of fewer than
       30 slices is cut in about the same proportions (two thirds, one sixth, one sixth).
-    - ``"voc"``, ``"cityscapes"``, ``"ade20k"``: the benchmarks' official train and val
-      splits from ``root`` (``load_voc``, ``load_cityscapes``, ``load_ade20k``). Their test
+    - ``"voc"``, ``"cityscapes"``, ``"ade20k"``, ``"pascal_context"``, ``"coco_stuff"``:
+      the benchmarks' official train and val splits from ``root`` (``load_voc``,
+      ``load_cityscapes``, ``load_ade20k``, ``load_pascal_context``,
+      ``load_coco_stuff``). Their test
       labels are withheld, so the official val is the test split here, as the field reports
       it, and a fifth of train (at least 1 image, at most 20), drawn with ``seed``, is set
       aside as val for tuning.
@@ -64,8 +66,8 @@ def load_splits(name, root=None, *, limit_train=None, limit_test=None, seed=0,
 
     Parameters
     ----------
-    name : {"camvid", "isbi", "voc", "cityscapes", "ade20k", "sample", "sample:camvid", \
-"sample:membrane"} or path-like
+    name : {"camvid", "isbi", "voc", "cityscapes", "ade20k", "pascal_context", \
+"coco_stuff", "sample", "sample:camvid", "sample:membrane"} or path-like
         The data set, or a folder.
     root : str or path-like, optional
         Where CamVid lies (default: the copy ``fetch_camvid`` downloaded) or the ISBI

@@ -90,7 +90,7 @@ def test_the_output_folder_holds_the_report(run):
     assert [r["method"] for r in result.rows] == ["prior", "split"]
     assert not result.failed
     for name in ("results.csv", "results.json", "report.md", "report.html", "figure.png",
-                 "models/prior.hseg", "models/splitmerge.hseg"):
+                 "figure_overlay.png", "models/prior.hseg", "models/splitmerge.hseg"):
         assert (out / name).is_file(), name
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))

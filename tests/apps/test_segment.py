@@ -253,7 +253,9 @@ def test_bad_inputs_reported_by_name_others_written(tmp_path, sample, unet_model
     out = tmp_path / "out"
     report = segment(src, out, unet_model, verbose=True)
     assert not report.ok and report.written == 2
-    failed = dict(report.failed)
+    # each failure names the input by its path, which can be opened as it is
+    assert all(os.path.isfile(path) for path, _ in report.failed)
+    failed = {os.path.basename(path): msg for path, msg in report.failed}
     assert sorted(failed) == ["corrupt.png", "gray.png", "text.png", "tiny.png"]
     assert failed["gray.png"] == "has 1 channel, the model takes 3"
     assert "smaller than the smallest side the model takes (16 pixels" in failed["tiny.png"]
@@ -262,8 +264,9 @@ def test_bad_inputs_reported_by_name_others_written(tmp_path, sample, unet_model
     assert _tree(out) == ["good.png", "good2.png"]
     err = capsys.readouterr().err
     for name in failed:
-        assert f"{name}: {failed[name]}" in err
-    assert "2 written, 0 skipped (existed), 4 failed: corrupt.png, gray.png" in err
+        assert f"{src / name}: {failed[name]}" in err
+    assert (f"2 written, 0 skipped (existed), 4 failed: {src / 'corrupt.png'}, "
+            f"{src / 'gray.png'}") in err
     assert "Traceback" not in err
     # The CLI: the same failures, exit status 1, nothing written again.
     before = _stamps(out)
@@ -278,7 +281,7 @@ def test_bad_inputs_classical_model(tmp_path, sample, pixel_model):
     # A classical model takes a gray image (it repeats the channel); the others fail.
     src = _bad_folder(tmp_path / "in", sample)
     report = segment(src, tmp_path / "out", pixel_model, verbose=False)
-    assert [rel for rel, _ in report.failed] == ["corrupt.png", "text.png"]
+    assert [os.path.basename(p) for p, _ in report.failed] == ["corrupt.png", "text.png"]
     assert report.written == 4
 
 

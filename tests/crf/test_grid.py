@@ -113,11 +113,11 @@ def scripted_scores(monkeypatch, weight_curve, beta_curve):
     ``beta_curve(1) = 0``), recording what it asks for."""
     asked = []
 
-    def fake(self, U, labels, k, weight, beta_scale):
-        asked.append((weight, beta_scale))
-        return weight_curve(weight) + beta_curve(beta_scale)
+    def fake(self, U, labels, k, settings, deadline=None):
+        asked.extend(settings)
+        return [weight_curve(w) + beta_curve(f) for w, f in settings]
 
-    monkeypatch.setattr(GridCRF, "_search_score", fake)
+    monkeypatch.setattr(GridCRF, "_search_scores", fake)
     return asked
 
 

@@ -165,3 +165,97 @@ def test_benchmark_splits_for_compare(voc):
         load_data("voc")
     with pytest.raises(ValueError, match="needs root"):
         ds.load_splits("cityscapes")
+
+
+def _context_tree(tmp_path, rng, form):
+    root = tmp_path / "VOCdevkit" / "VOC2010"
+    (root / "JPEGImages").mkdir(parents=True)
+    ids = ["2008_000002", "2008_000003", "2008_000007"]
+    truth = {}
+    for k, name in enumerate(ids):
+        Image.fromarray(_rgb(rng, 14, 18)).save(root / "JPEGImages" / f"{name}.jpg")
+        want = np.full((14, 18), 255, np.uint8)  # background: none of the 59
+        want[2:8, 3:10] = k          # aeroplane, bag, bed
+        want[9:, 10:] = 58           # wood
+        truth[name] = want
+        if form == "png":
+            (root / "SegmentationClassContext").mkdir(exist_ok=True)
+            ids59 = np.where(want == 255, 0, want.astype(np.int16) + 1).astype(np.uint8)
+            Image.fromarray(ids59).save(root / "SegmentationClassContext" / f"{name}.png")
+        else:  # the 459-class release: LabelMap ids into labels.txt
+            from scipy.io import savemat
+
+            (root / "trainval").mkdir(exist_ok=True)
+            ids459 = np.full((14, 18), 7, np.uint16)     # 7: a class outside the 59
+            ids459[want == 0], ids459[want == 1] = 2, 23
+            ids459[want == 2], ids459[want == 58] = 25, 459
+            savemat(root / "trainval" / f"{name}.mat", {"LabelMap": ids459})
+    if form == "png":
+        sets = root / "ImageSets" / "SegmentationContext"
+    else:
+        names = {i: f"other{i}" for i in range(1, 460)}
+        names.update({2: "aeroplane", 23: "bag", 25: "bed", 459: "wood"})
+        for i, c in enumerate(ds.PASCAL_CONTEXT_CLASSES[3:-1]):  # the rest of the 59
+            names[100 + i] = c
+        (root / "labels.txt").write_text("".join(f"{i}: {n}\n" for i, n in names.items()))
+        sets = root / "ImageSets" / "Main"
+    sets.mkdir(parents=True)
+    (sets / "train.txt").write_text("\n".join(ids[:2]) + "\n")
+    (sets / "val.txt").write_text(ids[2] + "\n")
+    return root, ids, truth
+
+
+@pytest.mark.parametrize("form", ["png", "mat"])
+def test_pascal_context_maps_to_59_classes_with_the_rest_void(tmp_path, rng, form):
+    root, ids, truth = _context_tree(tmp_path, rng, form)
+    d = ds.load_pascal_context(root, split="train")
+    assert len(d.class_names) == 59 and d.class_names[-1] == "wood"
+    assert d.ignore_index == 255 and len(d.images) == 2
+    for name, lab in zip(ids, d.labels):
+        np.testing.assert_array_equal(lab, truth[name])
+    (val,) = ds.load_pascal_context(root, split="val").labels
+    np.testing.assert_array_equal(val, truth[ids[2]])
+    with pytest.raises(FileNotFoundError, match="SegmentationClassContext/"):
+        ds.load_pascal_context(tmp_path, split="train")
+    train, _, test = ds.load_splits("pascal_context", root)
+    assert test.name == "pascal_context-val" and len(train.class_names) == 59
+
+
+def test_pascal_context_bad_labels(tmp_path, rng):
+    root, ids, _ = _context_tree(tmp_path, rng, "png")
+    Image.fromarray(np.full((14, 18), 60, np.uint8)).save(
+        root / "SegmentationClassContext" / f"{ids[0]}.png")
+    with pytest.raises(ValueError, match="holds labels 60"):
+        ds.load_pascal_context(root, split="train")
+    (root / "SegmentationClassContext" / f"{ids[1]}.png").unlink()
+    with pytest.raises(FileNotFoundError, match=f"lists {ids[1]} but .* is missing"):
+        ds.load_pascal_context(root, split="train", limit=1)
+
+
+def test_coco_stuff_maps_182_ids_to_171_classes(tmp_path, rng):
+    root = tmp_path / "cocostuff"
+    for split in ("train2017", "val2017"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        stem = "000000000009" if split == "train2017" else "000000000139"
+        Image.fromarray(_rgb(rng, 10, 12)).save(root / "images" / split / f"{stem}.jpg")
+        a = np.full((10, 12), 255, np.uint8)         # unlabeled
+        a[:, :3] = 0                                  # person (id 1)
+        a[:, 3:6] = 12                                # stop sign (id 13, after a gap)
+        a[:, 6:9] = 91                                # banner (id 92), first stuff
+        a[:, 9:] = 181                                # wood (id 182)
+        Image.fromarray(a).save(root / "annotations" / split / f"{stem}.png")
+    d = ds.load_coco_stuff(root, split="train")
+    assert len(d.class_names) == 171 and d.class_names[11] == "stop sign"
+    assert d.class_names[80] == "banner" and d.class_names[170] == "wood"
+    want = np.full((10, 12), 255, np.uint8)
+    want[:, :3], want[:, 3:6], want[:, 6:9], want[:, 9:] = 0, 11, 80, 170
+    np.testing.assert_array_equal(d.labels[0], want)
+    assert ds.load_coco_stuff(root, split="val").name == "coco_stuff-val"
+    # values past the 182 ids (and not 255) are refused, naming the file
+    bad = np.full((10, 12), 182, np.uint8)
+    Image.fromarray(bad).save(root / "annotations" / "val2017" / "000000000139.png")
+    with pytest.raises(ValueError, match="holds labels 182"):
+        ds.load_coco_stuff(root, split="val")
+    with pytest.raises(FileNotFoundError, match=r"annotations/\{train2017,val2017\}"):
+        ds.load_coco_stuff(tmp_path, split="train")

@@ -1,264 +1,137 @@
-"""fetch_camvid without a network: the shared copy served through a file:// URL."""
-
-from __future__ import annotations
+"""fetch_dataset and its downloader, against a local HTTP server: resuming a truncated
+transfer with a Range request, checksums, unpacking into place, the Cityscapes message."""
 
 import hashlib
-import shutil
+import io
+import tarfile
 import threading
-from pathlib import Path
-from types import SimpleNamespace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from PIL import Image
 
-import hybridseg.datasets._camvid as camvid_mod
-from hybridseg.datasets import fetch_camvid, load_camvid
-
-pytestmark = pytest.mark.data
-
-SUBFOLDERS = ("train", "trainannot", "val", "valannot", "test", "testannot")
-
-
-def _url(root):
-    return Path(root).as_uri() + "/"
-
-
-def _files(root):
-    root = Path(root)
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
-def _val_files(camvid_root):
-    return sorted(
-        f"{sub}/{p.name}" for sub in ("val", "valannot") for p in (camvid_root / sub).glob("*.png")
-    )
-
-
-class Spy:
-    """Wraps ``_download_one`` (or refuses every call) and records the destinations."""
-
-    def __init__(self, monkeypatch, *, forbid=False):
-        self.calls = []
-        self._lock = threading.Lock()
-        original = camvid_mod._download_one
-
-        def spy(url, dest, size, sha256, *args, **kwargs):
-            with self._lock:
-                self.calls.append((url, Path(dest)))
-            if forbid:
-                raise AssertionError(f"unexpected download of {url}")
-            return original(url, dest, size, sha256, *args, **kwargs)
-
-        monkeypatch.setattr(camvid_mod, "_download_one", spy)
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_sleep(monkeypatch):
-    # _download_one sleeps between retries; the tests need the retries, not the waiting.
-    fake_time = SimpleNamespace(sleep=lambda s: None, time=camvid_mod.time.time)
-    monkeypatch.setattr(camvid_mod, "time", fake_time)
-
-
-@pytest.fixture(scope="module")
-def camvid_val(camvid_root):
-    return load_camvid(camvid_root, "val")
-
-
-@pytest.fixture(scope="module")
-def fetched_home(tmp_path_factory, camvid_root):
-    """A data home holding the val split, fetched once (read-only for the tests)."""
-    home = tmp_path_factory.mktemp("fetched_home")
-    fetch_camvid(home, split="val", base_url=_url(camvid_root), n_jobs=2, limit=1)
-    return home
+from hybridseg import datasets as ds
+from hybridseg.datasets._fetch import Remote, download
 
 
 @pytest.fixture
-def fresh_home(tmp_path, fetched_home):
-    """A private copy of ``fetched_home`` that a test may damage."""
-    home = tmp_path / "home"
-    shutil.copytree(fetched_home, home)
-    return home
+def server():
+    """Serves ``files`` (path -> bytes), honours ``Range``; a path in ``cut`` is sent
+    once with its full Content-Length but only its first half (a dropped connection)."""
+    files, cut, ranges = {}, set(), []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            start = 0
+            header = self.headers.get("Range")
+            ranges.append(header)
+            if header:
+                start = int(header.split("=")[1].split("-")[0])
+                self.send_response(206)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            if self.path in cut:
+                cut.discard(self.path)
+                self.wfile.write(body[start:start + len(body) // 2])
+                self.wfile.flush()
+                self.connection.close()
+                return
+            self.wfile.write(body[start:])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}", files, cut, ranges
+    httpd.shutdown()
 
 
-def _assert_same(ds, ref):
-    assert [Path(f).name for f in ds.filenames] == [Path(f).name for f in ref.filenames]
-    for a, b in zip(ds.images, ref.images, strict=True):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(ds.labels, ref.labels, strict=True):
-        np.testing.assert_array_equal(a, b)
+def test_a_truncated_download_is_kept_and_resumed(server, tmp_path):
+    url, files, cut, ranges = server
+    body = np.random.default_rng(0).bytes(200_000)
+    files["/a.bin"] = body
+    cut.add("/a.bin")
+    dest = tmp_path / "a.bin"
+    with pytest.raises(OSError, match=r"truncated transfer.*run again to resume"):
+        download(url + "/a.bin", dest, progress=False)
+    part = tmp_path / "a.bin.part"
+    assert not dest.exists() and part.stat().st_size == 100_000
+    download(url + "/a.bin", dest, md5=hashlib.md5(body).hexdigest(), progress=False)
+    assert ranges[-1] == "bytes=100000-" and dest.read_bytes() == body
+    assert not part.exists()
 
 
-# --------------------------------------------------------------------------- fetching
-def test_fetch_val_downloads_exactly_the_val_files(
-    tmp_path, camvid_root, camvid_val, monkeypatch
-):
-    spy = Spy(monkeypatch)
-    ds = fetch_camvid(tmp_path, split="val", base_url=_url(camvid_root), n_jobs=2)
-    expected = _val_files(camvid_root)
-    assert len(expected) == 202
-    cache = tmp_path / "camvid"
-    assert len(spy.calls) == 202
-    assert sorted(dest.relative_to(cache).as_posix() for _, dest in spy.calls) == expected
-    assert all(url == _url(camvid_root) + dest.relative_to(cache).as_posix()
-               for url, dest in spy.calls)
-    # Exactly these files are in the cache, no temporary leftovers, byte-identical.
-    assert _files(cache) == expected
-    for rel in expected[::25]:
-        assert (cache / rel).read_bytes() == (camvid_root / rel).read_bytes()
-    assert ds.name == "camvid-val"
-    assert [Path(f).parent for f in ds.filenames] == [cache / "val"] * 101
-    _assert_same(ds, camvid_val)
+def test_checksums_catch_corrupted_files_and_keep_them(server, tmp_path):
+    url, files, _, _ = server
+    files["/b.bin"] = b"hello" * 1000
+    dest = tmp_path / "b.bin"
+    with pytest.raises(OSError, match=r"MD5 .* is not the expected 0+"):
+        download(url + "/b.bin", dest, md5="0" * 32, progress=False)
+    assert (tmp_path / "b.bin.bad").read_bytes() == files["/b.bin"] and not dest.exists()
+    # Without a published checksum the first download's SHA-256 is recorded ...
+    download(url + "/b.bin", dest, progress=False)
+    recorded = (tmp_path / "b.bin.sha256").read_text().split()[0]
+    assert recorded == hashlib.sha256(files["/b.bin"]).hexdigest()
+    download(url + "/b.bin", dest, progress=False)  # reused, checked
+    # ... and a file changed on disk afterwards is caught, not used.
+    dest.write_bytes(b"changed")
+    with pytest.raises(OSError, match="SHA-256 recorded at download"):
+        download(url + "/b.bin", dest, progress=False)
 
 
-def test_second_call_downloads_nothing(fetched_home, camvid_root, monkeypatch):
-    spy = Spy(monkeypatch, forbid=True)
-    # data_home=None reads $HYBRIDSEG_DATA_HOME.
-    monkeypatch.setenv("HYBRIDSEG_DATA_HOME", str(fetched_home))
-    ds = fetch_camvid(split="val", base_url=_url(camvid_root), n_jobs=2, limit=3)
-    assert spy.calls == []
-    ref = load_camvid(camvid_root, "val", limit=3)
-    _assert_same(ds, ref)
-    # Once cached, download_if_missing=False is fine, and return_X_y passes through.
-    X, y = fetch_camvid(
-        fetched_home, split="val", download_if_missing=False, limit=2, return_X_y=True
-    )
-    assert len(X) == len(y) == 2
-    np.testing.assert_array_equal(y[1], ref.labels[1])
-    # A split that is not cached is not silently loaded.
-    with pytest.raises(OSError, match="download_if_missing"):
-        fetch_camvid(fetched_home, split="test", download_if_missing=False)
-    assert spy.calls == []
-
-
-def test_download_if_missing_false_on_empty_home(tmp_path, camvid_root, monkeypatch):
-    spy = Spy(monkeypatch, forbid=True)
-    with pytest.raises(OSError, match="202 CamVid files"):
-        fetch_camvid(
-            tmp_path, split="val", download_if_missing=False, base_url=_url(camvid_root)
-        )
-    assert spy.calls == []
-    assert not (tmp_path / "camvid").exists() or _files(tmp_path / "camvid") == []
-
-
-def test_bad_split(tmp_path):
-    with pytest.raises(ValueError, match="split"):
-        fetch_camvid(tmp_path, split="nope", base_url=_url(tmp_path))
-
-
-# --------------------------------------------------------------------------- integrity
-def test_corrupted_source_is_rejected_and_not_kept(tmp_path, camvid_root):
-    mirror = tmp_path / "mirror"
-    for sub in ("val", "valannot"):
-        shutil.copytree(camvid_root / sub, mirror / sub)
-    victim = sorted((mirror / "valannot").glob("*.png"))[40]
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, different content
-    victim.write_bytes(bytes(data))
-    home = tmp_path / "home"
-    with pytest.raises(OSError, match="checksum") as exc:
-        fetch_camvid(home, split="val", base_url=_url(mirror), n_jobs=2)
-    assert victim.name in str(exc.value)
-    cache = home / "camvid"
-    assert not (cache / "valannot" / victim.name).exists()
-    assert [p for p in cache.rglob("*") if p.name.endswith(".part")] == []
-    # The files that did arrive are all good ones.
-    for rel in _files(cache):
-        assert (cache / rel).read_bytes() == (camvid_root / rel).read_bytes()
-
-
-def test_missing_source_file_raises(tmp_path, camvid_root):
-    mirror = tmp_path / "mirror"
-    for sub in ("val", "valannot"):
-        shutil.copytree(camvid_root / sub, mirror / sub)
-    victim = sorted((mirror / "val").glob("*.png"))[3]
-    victim.unlink()
-    with pytest.raises(OSError, match="could not download"):
-        fetch_camvid(tmp_path / "home", split="val", base_url=_url(mirror), n_jobs=2)
-    assert not (tmp_path / "home" / "camvid" / "val" / victim.name).exists()
-
-
-def test_truncated_cached_file_is_downloaded_again(fresh_home, camvid_root, monkeypatch):
-    cache = fresh_home / "camvid"
-    victim = cache / "val" / sorted(p.name for p in (cache / "val").iterdir())[10]
-    good = victim.read_bytes()
-    victim.write_bytes(good[: len(good) // 3])
-    spy = Spy(monkeypatch)
-    # A base URL without its trailing slash works as well.
-    ds = fetch_camvid(
-        fresh_home, split="val", base_url=_url(camvid_root).rstrip("/"), n_jobs=2, limit=12
-    )
-    assert [dest for _, dest in spy.calls] == [victim]
-    assert victim.read_bytes() == good
-    ref = load_camvid(camvid_root, "val", limit=12)
-    np.testing.assert_array_equal(ds.images[10], ref.images[10])
-
-
-def test_verify_rehashes_same_size_corruption(fresh_home, camvid_root, monkeypatch):
-    cache = fresh_home / "camvid"
-    victim = cache / "valannot" / sorted(p.name for p in (cache / "valannot").iterdir())[5]
-    good = victim.read_bytes()
-    bad = bytearray(good)
-    bad[-20] ^= 0x55
-    victim.write_bytes(bytes(bad))
-    # Without verify only the sizes are checked: nothing is downloaded.
-    spy = Spy(monkeypatch)
-    fetch_camvid(fresh_home, split="val", base_url=_url(camvid_root), n_jobs=2, limit=1)
-    assert spy.calls == []
-    assert victim.read_bytes() == bytes(bad)
-    # With verify the file is re-hashed, found wrong, and replaced.
-    fetch_camvid(
-        fresh_home, split="val", base_url=_url(camvid_root), n_jobs=2, limit=1, verify=True
-    )
-    assert [dest for _, dest in spy.calls] == [victim]
-    assert victim.read_bytes() == good
-    assert [p for p in cache.rglob("*") if p.name.endswith(".part")] == []
-
-
-# --------------------------------------------------------------------------- manifest
-@pytest.fixture(scope="module")
-def manifest():
-    return camvid_mod._manifest()
-
-
-def test_manifest_covers_the_shared_copy(manifest, camvid_root):
-    assert len(manifest) == 1402
-    paths = [rel for rel, _, _ in manifest]
-    assert len(set(paths)) == 1402
-    on_disk = sorted(
-        f"{sub}/{p.name}" for sub in SUBFOLDERS for p in (camvid_root / sub).glob("*.png")
-    )
-    assert sorted(paths) == on_disk
-    counts = {sub: sum(p.startswith(sub + "/") for p in paths) for sub in SUBFOLDERS}
-    assert counts == {"train": 367, "trainannot": 367, "val": 101, "valannot": 101,
-                      "test": 233, "testannot": 233}
-    for rel, size, sha in manifest:
-        assert size == (camvid_root / rel).stat().st_size, rel
-        assert len(sha) == 64 and int(sha, 16) >= 0
-
-
-def test_manifest_checksums_match_a_sample(manifest, camvid_root):
+def _ade_tarball():
     rng = np.random.default_rng(0)
-    picks = rng.choice(len(manifest), size=20, replace=False)
-    for i in [*sorted(picks.tolist()), 0, len(manifest) - 1]:
-        rel, size, sha = manifest[i]
-        data = (camvid_root / rel).read_bytes()
-        assert len(data) == size, rel
-        assert hashlib.sha256(data).hexdigest() == sha, rel
-        assert camvid_mod._sha256(camvid_root / rel) == sha
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for split, stem in (("training", "ADE_train_1"), ("validation", "ADE_val_1")):
+            for kind, array, ext in (
+                    ("images", rng.integers(0, 255, (8, 10, 3), dtype=np.uint8), "jpg"),
+                    ("annotations", np.full((8, 10), 3, np.uint8), "png")):
+                data = io.BytesIO()
+                Image.fromarray(array).save(data, format="JPEG" if ext == "jpg" else "PNG")
+                info = tarfile.TarInfo(f"ADEChallengeData2016/{kind}/{split}/{stem}.{ext}")
+                info.size = data.tell()
+                data.seek(0)
+                tar.addfile(info, data)
+    return buf.getvalue()
 
 
-def test_write_manifest_reproduces_the_shipped_rows(tmp_path, manifest, camvid_root):
-    # A small CamVid-shaped folder: write_manifest must give the shipped rows for it.
-    root = tmp_path / "CamVid"
-    for sub in ("val", "valannot"):
-        (root / sub).mkdir(parents=True)
-        for p in sorted((camvid_root / sub).glob("*.png"))[:3]:
-            shutil.copy(p, root / sub / p.name)
-    out = tmp_path / "m.csv"
-    assert camvid_mod.write_manifest(root, out) == 6
-    lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "path,size,sha256"
-    shipped = {rel: (size, sha) for rel, size, sha in manifest}
-    for line in lines[1:]:
-        rel, size, sha = line.split(",")
-        assert shipped[rel] == (int(size), sha)
+def test_fetch_dataset_unpacks_into_place_and_the_loader_reads_it(server, tmp_path):
+    url, files, _, _ = server
+    files["/ade.tar.gz"] = _ade_tarball()
+    remotes = [Remote("ade.tar.gz", url + "/ade.tar.gz")]
+    root = ds.fetch_dataset("ade20k", tmp_path, progress=False, remotes=remotes)
+    assert root == tmp_path / "ade20k" / "ADEChallengeData2016"
+    data = ds.load_ade20k(root, split="train")
+    assert len(data.images) == 1 and (data.labels[0] == 2).all()
+    # A second call finds it complete: no request, the same root.
+    files.clear()
+    assert ds.fetch_dataset("ade20k", tmp_path, progress=False, remotes=remotes) == root
+
+
+def test_an_archive_that_does_not_unpack_leaves_nothing_half_done(server, tmp_path):
+    url, files, _, _ = server
+    files["/bad.zip"] = b"PK\x03\x04 not really a zip" * 10
+    with pytest.raises(OSError, match=r"neither a zip nor a tar|unpacking"):
+        ds.fetch_dataset("ade20k", tmp_path, progress=False,
+                         remotes=[Remote("bad.zip", url + "/bad.zip")])
+    folder = tmp_path / "ade20k"
+    assert not (folder / ".complete").exists()
+    assert [p.name for p in folder.iterdir()] == []  # no temporary folder left
+    assert (tmp_path / "downloads" / "bad.zip").is_file()  # the download is kept
+
+
+def test_cityscapes_needs_a_login_and_unknown_names_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"logging in at https://www\.cityscapes"):
+        ds.fetch_dataset("cityscapes", tmp_path)
+    with pytest.raises(ValueError, match="name must be one of"):
+        ds.fetch_dataset("imagenet", tmp_path)
