@@ -230,9 +230,9 @@ td.best{font-weight:bold;background:#e8f4e8}
 td.up{color:#1a7f37}td.down{color:#b42318}.flag{color:#b54708}
 .grid td{border:none;padding:2px;text-align:center;font-size:.8em;vertical-align:top}
 .grid img{display:block}
-.legend span{display:inline-block;margin-right:1.2em}
-.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;
-vertical-align:middle}
+.legend span,.classes span{display:inline-block;margin-right:1.2em}
+.legend i,.classes i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;
+vertical-align:middle}.classes i{border:1px solid #999}
 """
 
 _PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb",
@@ -386,7 +386,12 @@ def _html_grid(result, data, shown):
         out.append("<tr>" + "".join(
             f'<td><img src="{_png_uri(t)}" width="{t.shape[1]}" height="{t.shape[0]}" '
             f'alt="{html.escape(alt)}"></td>' for t, alt in cells) + "</tr>")
-    return "\n".join(out) + "</table>"
+    swatches = [(tuple(int(v) for v in c), name)
+                for c, name in zip(colors, data["class_names"])] + [((0, 0, 0), "void")]
+    legend = '<div class="classes">' + "".join(
+        f'<span><i style="background:rgb{rgb}"></i>{html.escape(name)}</span>'
+        for rgb, name in swatches) + "</div>"
+    return "\n".join(out) + "</table>\n" + legend
 
 
 def _html(result, data, config, shown):

@@ -1,4 +1,5 @@
-"""The HTML report of hybridseg.compare, loaded in headless Chromium: every image loads.
+"""The HTML report of hybridseg.compare, loaded in headless Chromium: every image loads,
+the intervals are drawn as error bars, the chart has its legend.
 
 Skipped where no Chromium is installed (Debian: ``apt install chromium``)."""
 
@@ -21,7 +22,12 @@ window.addEventListener("load", () => {
   const p = document.createElement("p");
   p.id = "probe";
   const bars = document.querySelectorAll("svg rect").length;
-  p.textContent = `loaded ${ok} of ${imgs.length}, svg ${bars}`;
+  const errs = Array.from(document.querySelectorAll("line.errorbar"))
+    .filter(l => l.getBoundingClientRect().width > 0).length;
+  const legend = document.querySelectorAll(".legend span").length;
+  const classes = document.querySelectorAll(".classes span").length;
+  p.textContent = `loaded ${ok} of ${imgs.length}, svg ${bars}, errorbars ${errs}, ` +
+    `legend ${legend}, classes ${classes}`;
   document.body.appendChild(p);
 });
 </script>"""
@@ -39,11 +45,15 @@ def test_every_image_of_the_report_loads_in_chromium(tmp_path):
     r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                         "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
                        capture_output=True, text=True, timeout=120)
-    found = re.search(r'id="probe">loaded (\d+) of (\d+), svg (\d+)<', r.stdout)
+    found = re.search(r'id="probe">loaded (\d+) of (\d+), svg (\d+), errorbars (\d+), '
+                      r'legend (\d+), classes (\d+)<', r.stdout)
     assert found, (r.stdout[-500:], r.stderr[-500:])
-    ok, total, bars = map(int, found.groups())
+    ok, total, bars, errorbars, legend, classes = map(int, found.groups())
     assert total == 2 * 4 and ok == total  # image, truth, two methods; two test images
     assert bars == 11 * 2  # a bar per class and method
+    assert errorbars == 2  # each method's 95% interval, drawn with a visible width
+    assert legend == 2  # the chart's legend names both methods
+    assert classes == 11 + 1  # the label colours' legend: the classes and void
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1200,1600",
