@@ -362,6 +362,40 @@ class ComparisonResult:
         self.out = out
         self.class_names = class_names
         self.notes = notes
+        self.pairs = []
+        self.missing_bases = {}
+
+    def paired_test(self, a, b, *, confidence=CONFIDENCE, n_boot=2000, random_state=0):
+        """Paired test of two methods of the run on the same test images.
+
+        Parameters
+        ----------
+        a, b : str
+            Methods of the run.
+        confidence : float, default=0.95
+        n_boot : int, default=2000
+        random_state : int, default=0
+
+        Returns
+        -------
+        test : dict
+            ``delta`` (mIoU of ``b`` minus ``a``), ``ci_low``, ``ci_high`` (paired
+            bootstrap over the test images) and ``p_value`` (permutation).
+        """
+        from .. import metrics
+
+        counts = []
+        for m in (a, b):
+            if m not in {r["method"] for r in self.rows}:
+                raise ValueError(f"{m!r} is not a method of this run; it has "
+                                 f"{', '.join(r['method'] for r in self.rows)}")
+            c = _load_counts(self.out, m)
+            if c is None:
+                raise ValueError(f"{m!r} has no per-image counts in {self.out} (a result "
+                                 "of an older version): run it again in a fresh out")
+            counts.append(c)
+        return metrics._paired_from_counts(counts[0], counts[1], confidence, n_boot,
+                                           random_state)
 
     def __getitem__(self, method):
         for r in self.rows:
@@ -376,6 +410,31 @@ class ComparisonResult:
     def __repr__(self):
         return f"<ComparisonResult: {len(self.rows)} methods in {self.out}>\n" + \
             self.to_markdown()
+
+
+def _check_pairs(pairs, labels):
+    """``pairs`` as a list of ``(a, b)`` method names of the run."""
+    if pairs is None:
+        return []
+    if isinstance(pairs, str):
+        pairs = [p.strip() for p in pairs.split(",") if p.strip()]
+    out = []
+    for p in pairs:
+        if isinstance(p, str):  # names hold colons too (crfrnn:unet): split where both fit
+            cuts = [i for i, ch in enumerate(p) if ch == ":"]
+            fits = [(p[:i], p[i + 1:]) for i in cuts if p[:i] in labels and p[i + 1:] in labels]
+            a, b = fits[0] if fits else (p[:cuts[0]], p[cuts[0] + 1:]) if cuts else (None,
+                                                                                   None)
+        else:
+            a, b = tuple(p) if len(p) == 2 else (None, None)
+        if a is None:
+            raise ValueError(f"pairs must be 'A:B' strings or (A, B) pairs, got {p!r}")
+        for m in (a, b):
+            if m not in labels:
+                raise ValueError(f"pairs names {m!r}, which is not among the methods "
+                                 f"({', '.join(labels)})")
+        out.append((a, b))
+    return out
 
 
 def _base_of(name):
@@ -532,7 +591,7 @@ def _check_methods(methods):
 
 def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
             limit_test=None, budget=None, seed=0, n_jobs=None, isolate=True, device=None,
-            scheduler=None, verbose=True):
+            scheduler=None, pairs=None, verbose=True):
     """Fit, score and measure segmentation methods side by side on one data set.
 
     Each method is fitted on the training split, its CRF stage (if any) tuned on the
@@ -590,6 +649,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         cluster of N worker processes, ``"tcp://HOST:8786"`` joins a running one (its
         workers must read the data set and write ``out`` at the same paths). The results
         are those of a local run.
+    pairs : sequence of (str, str) or str, optional
+        More paired tests, between any two methods of the run (``"A:B"`` strings, comma
+        separated, or pairs): the mIoU of B minus A on the same test images, its interval
+        and p-value, in the report and ``results.json`` (``result.pairs``). Each
+        refinement is tested against its base without asking.
     verbose : bool, default=True
         Progress bars and a line per method on stderr.
 
@@ -605,6 +669,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         a comparison made with other settings.
     """
     items = _check_methods(methods)
+    pairs = _check_pairs(pairs, [label for label, _, _ in items])
     from ._common import check_device
 
     check_device(device)
@@ -681,6 +746,16 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
         if r["flag"] and verbose:
             print(f"  warning: {r['method']}: {r['flag']}", file=sys.stderr)
     result = ComparisonResult(rows, failed, out, data["class_names"], notes)
+    result.pairs = [dict(a=a, b=b, **result.paired_test(a, b, random_state=config["seed"]))
+                    for a, b in pairs if a in records and b in records]
+    for r in rows:
+        missing = r.get("base") is None and _base_of(dict(
+            (label, reg) for label, reg, _ in items).get(r["method"]))
+        if missing and missing not in records:
+            result.missing_bases[r["method"]] = missing
+            if verbose:
+                print(f"  note: {r['method']} refines {missing}, which is not in this run: "
+                      f"add {missing} to the methods for the paired test", file=sys.stderr)
     if rows:
         from ._report import write_report
 

@@ -182,8 +182,25 @@ def significance_lines(rows, alpha=0.05):
     return out
 
 
-def _significance_md(rows):
-    lines = significance_lines(rows)
+def _difference_lines(result, alpha=0.05):
+    """The refinements against their bases, the pairs asked for, and the refinements
+    whose base is not in the run, in words."""
+    lines = significance_lines(result.rows, alpha)
+    for t in getattr(result, "pairs", []):
+        d, p = 100 * t["delta"], t["p_value"]
+        verdict = (f"significant at {alpha:g}" if p < alpha else
+                   "not significant; the test images cannot tell them apart")
+        lines.append(f"{t['b']} against {t['a']} (asked for): {d:+.1f} mIoU points "
+                     f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}], p = {p:.3g}, "
+                     f"{verdict}")
+    for method, base in getattr(result, "missing_bases", {}).items():
+        lines.append(f"{method} refines {base}, which is not in this run: add {base} to "
+                     "the methods for its paired test")
+    return lines
+
+
+def _significance_md(result):
+    lines = _difference_lines(result)
     return (["## Differences", "", *(f"- {line}" for line in lines), ""] if lines else [])
 
 
@@ -201,7 +218,7 @@ def _markdown(result, data, config):
     flagged = _warnings(result.rows)
     if flagged:
         parts += ["## Warnings", "", *(f"- ⚠ **{m}**: {flag}" for m, flag in flagged), ""]
-    parts += [*_significance_md(result.rows), "## IoU per class", "",
+    parts += [*_significance_md(result), "## IoU per class", "",
               _per_class_md(result.rows, result.class_names),
               *_deltas_md(result.rows, result.class_names), "## Methods", ""]
     command = command_line(config, [r["method"] for r in result.rows], result.out)
@@ -411,7 +428,7 @@ def _html(result, data, config, shown):
     body += ["<h2>mIoU with 95% intervals</h2>",
              "<p>Dots: mIoU on the test split; bars: 95% bootstrap intervals over the "
              "test images.</p>", _svg_intervals(result.rows)]
-    words = significance_lines(result.rows)
+    words = _difference_lines(result)
     if words:
         body.append("<h2>Differences</h2><p>A refinement is tested against its base on "
                     "the same test images (paired bootstrap interval of the difference, "
@@ -459,7 +476,9 @@ def write_report(result, data, config):
                    n_images={s: len(data[s][0]) for s in ("train", "val", "test")},
                    results=[{k: None if isinstance(v, float) and np.isnan(v) else v
                              for k, v in r.items()} for r in result.rows],
-                   notes=result.notes, failed=result.failed)
+                   notes=result.notes, failed=result.failed,
+                   pairs=getattr(result, "pairs", []),
+                   missing_bases=getattr(result, "missing_bases", {}))
     _write_json(out / "results.json", summary)
     _write_text(out / "report.md", _markdown(result, data, config))
     shown = _shown(result, data)

@@ -101,6 +101,10 @@ def _configure_compare(parser):
                              "the data set and write --out at the same paths), or local:N "
                              "to start N worker processes here; needs pip install "
                              "'hybridseg[dask]'")
+    parser.add_argument("--pairs", default=None, metavar="A:B,...",
+                        help="more paired tests, between any two of the methods (B against "
+                             "A on the same test images); each refinement is tested "
+                             "against its base anyway")
     parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
                         help="parallel jobs of the stages that take them")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -140,7 +144,8 @@ def _compare(args):
     result = compare(args.methods, args.dataset, data_root=args.data_root, out=args.out,
                      limit_train=args.limit_train, limit_test=args.limit_test,
                      budget=args.budget, seed=args.seed, n_jobs=args.n_jobs,
-                     device=args.device, scheduler=args.scheduler, verbose=not args.quiet)
+                     device=args.device, scheduler=args.scheduler, pairs=args.pairs,
+                     verbose=not args.quiet)
     print(result.to_markdown())
     for method, message in result.failed.items():
         print(f"{method} failed: {message}", file=sys.stderr)

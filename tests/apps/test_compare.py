@@ -441,3 +441,31 @@ def test_a_dask_cluster_gives_the_local_results(run, tmp_path):
     with pytest.raises(ValueError, match="local:N"):
         hybridseg.compare(FAST, "sample", out=tmp_path / "bad", scheduler="local:x",
                           verbose=False)
+
+
+def test_paired_tests_on_request_and_a_missing_base(tmp_path, capsys):
+    out = tmp_path / "o"
+    result = hybridseg.compare(["splitmerge", "pixel+dense", "pixel+grid"], "sample", out=out,
+                               isolate=False, pairs="splitmerge:pixel+dense")
+    (pair,) = result.pairs
+    assert (pair["a"], pair["b"]) == ("splitmerge", "pixel+dense")
+    want = result["pixel+dense"]["miou"] - result["splitmerge"]["miou"]
+    assert pair["delta"] == pytest.approx(want, abs=1e-9)
+    assert pair["ci_low"] <= pair["delta"] <= pair["ci_high"] and 0 <= pair["p_value"] <= 1
+    assert result.paired_test("splitmerge", "pixel+dense")["delta"] == pair["delta"]
+    # pixel, the base of the two CRF rows, was not run: said, not silently dropped
+    assert result.missing_bases == {"pixel+dense": "pixel", "pixel+grid": "pixel"}
+    err = capsys.readouterr().err
+    assert "note: pixel+dense refines pixel, which is not in this run" in err
+    md = (out / "report.md").read_text()
+    assert "pixel+dense against splitmerge (asked for):" in md
+    assert "pixel+grid refines pixel, which is not in this run" in md
+    summary = _strict_json(out / "results.json")
+    assert summary["pairs"][0]["b"] == "pixel+dense"
+    with pytest.raises(ValueError, match="not a method of this run"):
+        result.paired_test("splitmerge", "unet")
+    with pytest.raises(ValueError, match="pairs names 'unet'"):
+        hybridseg.compare(["splitmerge"], "sample", out=tmp_path / "p", pairs=[("splitmerge",
+                                                                                "unet")])
+    with pytest.raises(ValueError, match="'A:B' strings"):
+        hybridseg.compare(["splitmerge"], "sample", out=tmp_path / "p", pairs=["splitmerge"])
