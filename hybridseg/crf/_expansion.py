@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from ._grid_graph import labelling_energy
-from ._maxflow import _SINK, _bk_maxflow, min_cut
+from ._maxflow import _SINK, _arcs, _bk_maxflow, min_cut
 
 __all__ = ["ExpansionFlows", "alpha_beta_swap", "alpha_expansion", "check_metric",
            "check_semimetric"]
@@ -165,39 +165,6 @@ class ExpansionFlows:
         self.flow = np.zeros((slots, m))
         self.phi = np.zeros((slots, n))
         self.shape = (n, m, k)
-
-
-@numba.njit(cache=True, nogil=True)
-def _arcs(n, edges, index):
-    """CSR arcs of the edges: ``(ptr, head, rev, forward)``, ``forward[e]`` the arc
-    ``a -> b`` of edge ``e`` (-1 for a self-loop), its reverse ``rev[forward[e]]``."""
-    m = edges.shape[0]
-    ptr = np.zeros(n + 1, np.int64)
-    for e in range(m):
-        if edges[e, 0] != edges[e, 1]:
-            ptr[edges[e, 0] + 1] += 1
-            ptr[edges[e, 1] + 1] += 1
-    for i in range(n):
-        ptr[i + 1] += ptr[i]
-    head = np.empty(ptr[n], index)
-    rev = np.empty(ptr[n], index)
-    forward = np.full(m, -1, np.int64)
-    fill = ptr[:n].copy()
-    for e in range(m):
-        a = edges[e, 0]
-        b = edges[e, 1]
-        if a == b:
-            continue
-        pa = fill[a]
-        pb = fill[b]
-        fill[a] = pa + 1
-        fill[b] = pb + 1
-        head[pa] = b
-        rev[pa] = pb
-        head[pb] = a
-        rev[pb] = pa
-        forward[e] = pa
-    return ptr, head, rev, forward
 
 
 @numba.njit(cache=True, nogil=True)

@@ -309,28 +309,20 @@ def _bk_maxflow(ptr, head, rev, cap, tr, tree, grow_source=True):
 
 
 @numba.njit(cache=True, nogil=True)
-def _residual_graph(n, edges, w_forward, w_backward, index):
-    """CSR residual graph ``(ptr, head, rev, cap)`` of the edges, self-loops dropped.
-
-    A counting sort by tail node: edge ``(a, b)`` gives the arc ``a -> b`` (capacity
-    ``w_forward``) in ``a``'s row and ``b -> a`` (``w_backward``) in ``b``'s, each the
-    other's reverse; arcs keep the order of the edges within a row. ``head`` and ``rev``
-    have the integer type ``index`` (int32 where it can number the arcs: less memory).
-    """
+def _arcs(n, edges, index):
+    """CSR arcs of the edges: ``(ptr, head, rev, forward)``, ``forward[e]`` the arc
+    ``a -> b`` of edge ``e`` (-1 for a self-loop), its reverse ``rev[forward[e]]``."""
     m = edges.shape[0]
     ptr = np.zeros(n + 1, np.int64)
     for e in range(m):
-        a = edges[e, 0]
-        b = edges[e, 1]
-        if a != b:
-            ptr[a + 1] += 1
-            ptr[b + 1] += 1
+        if edges[e, 0] != edges[e, 1]:
+            ptr[edges[e, 0] + 1] += 1
+            ptr[edges[e, 1] + 1] += 1
     for i in range(n):
         ptr[i + 1] += ptr[i]
-    n_arcs = ptr[n]
-    head = np.empty(n_arcs, index)
-    rev = np.empty(n_arcs, index)
-    cap = np.empty(n_arcs, np.float64)
+    head = np.empty(ptr[n], index)
+    rev = np.empty(ptr[n], index)
+    forward = np.full(m, -1, np.int64)
     fill = ptr[:n].copy()
     for e in range(m):
         a = edges[e, 0]
@@ -342,11 +334,29 @@ def _residual_graph(n, edges, w_forward, w_backward, index):
         fill[a] = pa + 1
         fill[b] = pb + 1
         head[pa] = b
-        cap[pa] = w_forward[e]
         rev[pa] = pb
         head[pb] = a
-        cap[pb] = w_backward[e]
         rev[pb] = pa
+        forward[e] = pa
+    return ptr, head, rev, forward
+
+
+@numba.njit(cache=True, nogil=True)
+def _residual_graph(n, edges, w_forward, w_backward, index):
+    """CSR residual graph ``(ptr, head, rev, cap)`` of the edges, self-loops dropped.
+
+    ``_arcs``'s graph with capacities: edge ``(a, b)`` gives the arc ``a -> b``
+    (``w_forward``) in ``a``'s row and ``b -> a`` (``w_backward``) in ``b``'s. ``head`` and
+    ``rev`` have the integer type ``index`` (int32 where it can number the arcs: less
+    memory).
+    """
+    ptr, head, rev, forward = _arcs(n, edges, index)
+    cap = np.empty(head.shape[0], np.float64)
+    for e in range(edges.shape[0]):
+        f = forward[e]
+        if f >= 0:
+            cap[f] = w_forward[e]
+            cap[rev[f]] = w_backward[e]
     return ptr, head, rev, cap
 
 

@@ -271,6 +271,21 @@ def load_cityscapes(root, split="train", *, limit=None, n_jobs=None, return_X_y=
 
 
 # --------------------------------------------------------------------------- ADE20K
+def _images_and_annotations(root, folder, what, expected):
+    """``(image, annotation)`` pairs of ``root/images/<folder>/*.jpg`` and
+    ``root/annotations/<folder>/<stem>.png`` (ADE20K's and COCO-Stuff's layout)."""
+    root = check_dir(root, f"{what} root", expected)
+    img_dir = check_dir(root / "images" / folder, f"{what} folder", expected)
+    ann_dir = check_dir(root / "annotations" / folder, f"{what} folder", expected)
+    pairs = []
+    for img in sorted(img_dir.glob("*.jpg")):
+        lab = ann_dir / f"{img.stem}.png"
+        if not lab.is_file():
+            raise FileNotFoundError(f"{what} image {img} has no annotation {lab}")
+        pairs.append((img, lab))
+    return pairs
+
+
 def _read_ade_label(path):
     lab = read_label_png(path)
     if lab.ndim != 2:
@@ -303,15 +318,7 @@ def load_ade20k(root, split="train", *, limit=None, n_jobs=None, return_X_y=Fals
     expected = ("ADEChallengeData2016 with images/ and annotations/, each holding "
                 "training/ and validation/")
     folder = {"train": "training", "val": "validation"}[split]
-    root = check_dir(root, "ADE20K root", expected)
-    img_dir = check_dir(root / "images" / folder, "ADE20K folder", expected)
-    ann_dir = check_dir(root / "annotations" / folder, "ADE20K folder", expected)
-    pairs = []
-    for img in sorted(img_dir.glob("*.jpg")):
-        lab = ann_dir / f"{img.stem}.png"
-        if not lab.is_file():
-            raise FileNotFoundError(f"ADE20K image {img} has no annotation {lab}")
-        pairs.append((img, lab))
+    pairs = _images_and_annotations(root, folder, "ADE20K", expected)
     return _record(pairs, _read_ade_label, limit, n_jobs, return_X_y,
                    class_names=ADE20K_CLASSES, name=f"ade20k-{split}",
                    colors=_spread_colors(len(ADE20K_CLASSES), 150),
@@ -495,15 +502,7 @@ def load_coco_stuff(root, split="train", *, limit=None, n_jobs=None, return_X_y=
     expected = ("a folder with images/{train2017,val2017}/*.jpg and "
                 "annotations/{train2017,val2017}/*.png (stuffthingmaps_trainval2017.zip)")
     folder = f"{split}2017"
-    root = check_dir(root, "COCO-Stuff root", expected)
-    img_dir = check_dir(root / "images" / folder, "COCO-Stuff folder", expected)
-    ann_dir = check_dir(root / "annotations" / folder, "COCO-Stuff folder", expected)
-    pairs = []
-    for img in sorted(img_dir.glob("*.jpg")):
-        lab = ann_dir / f"{img.stem}.png"
-        if not lab.is_file():
-            raise FileNotFoundError(f"COCO-Stuff image {img} has no annotation {lab}")
-        pairs.append((img, lab))
+    pairs = _images_and_annotations(root, folder, "COCO-Stuff", expected)
     return _record(pairs, _read_coco_stuff_label, limit, n_jobs, return_X_y,
                    class_names=COCO_STUFF_CLASSES, name=f"coco_stuff-{split}",
                    colors=_spread_colors(len(COCO_STUFF_CLASSES), 171),

@@ -42,6 +42,14 @@ def random_problem(rng, n, m, *, integer=False, sparsity=0.5):
     return draw(n, 4), draw(n, 4), draw(m, 2), draw(m, 2)
 
 
+def random_graph(seed, n, m):
+    """An arbitrary graph (repeated edges, self-loops, both orientations of a pair) and
+    its capacities: ``edges, source_cap, sink_cap, w_forward, w_backward``."""
+    rng = np.random.default_rng(seed)
+    edges = rng.integers(0, n, (m, 2))
+    return (edges, *random_problem(rng, n, m, integer=bool(seed % 2), sparsity=0.3))
+
+
 # --------------------------------------------------------------------------- brute force
 @pytest.mark.parametrize("connectivity", [4, 8])
 @pytest.mark.parametrize("integer", [False, True])
@@ -76,10 +84,7 @@ def test_flow_equals_brute_force_min_cut(rng, connectivity):
 @settings(max_examples=40)
 @given(st.integers(1, 9), st.integers(0, 20), st.integers(0, 2**31 - 1))
 def test_random_graphs_match_brute_force(n, m, seed):
-    # Arbitrary graphs: repeated edges, self-loops, both orientations of a pair.
-    rng = np.random.default_rng(seed)
-    edges = rng.integers(0, n, (m, 2))
-    sc, tc, wf, wb = random_problem(rng, n, m, integer=bool(seed % 2), sparsity=0.3)
+    edges, sc, tc, wf, wb = random_graph(seed, n, m)
     flow, sink_side = min_cut(sc, tc, edges, wf, wb)
     assert flow == pytest.approx(brute_min_cut(sc, tc, edges, wf, wb), abs=1e-9)
     assert cut_value(sc, tc, edges, wf, wb, sink_side) == pytest.approx(flow, abs=1e-9)
@@ -288,9 +293,7 @@ def test_growing_the_sink_tree_alone_finds_the_same_cut(n, m, seed):
     # the flow and the sink side (the nodes that can still reach the sink) are the same.
     from hybridseg.crf._maxflow import _SINK, _bk_maxflow, _residual_graph
 
-    rng = np.random.default_rng(seed)
-    edges = rng.integers(0, n, (m, 2))
-    sc, tc, wf, wb = random_problem(rng, n, m, integer=bool(seed % 2), sparsity=0.3)
+    edges, sc, tc, wf, wb = random_graph(seed, n, m)
     out = []
     for grow_source in (True, False):
         ptr, head, rev, cap = _residual_graph(n, edges, wf, wb, np.int32)
