@@ -100,7 +100,7 @@ def main(argv=None):
     for name, pred in rows.items():
         print(f"{name:<12} mIoU {100 * metrics.mean_iou(truth, pred, n_classes=k):5.1f}")
     if out:
-        from hybridseg.viz import colorize, figure_grid, save_png, tile
+        from hybridseg.viz import colorize, figure_grid, save_png, tile, with_legend
 
         if os.path.lexists(out):
             raise SystemExit(f"{out} exists: choose another --out")
@@ -108,7 +108,8 @@ def main(argv=None):
                + [(tile(colorize(p[i], data.colors), labels=True), name)
                   for name, p in rows.items()]
                for i, (im, t) in enumerate(zip(images, truth))]
-        save_png(figure_grid(fig, ["image", "truth", *rows]), out)
+        save_png(with_legend(figure_grid(fig, ["image", "truth", *rows]), data.colors,
+                             data.class_names), out)
         print(f"figure: {os.path.basename(out)}")
     return rows
 

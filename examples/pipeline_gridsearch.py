@@ -72,6 +72,7 @@ cache.cleanup()
 
 # %% A figure: image, truth, and each method's labels.
 figure = comparison_figure(X_test, y_test, pred, colors=data.colors,
-                           names=[data.filenames[i] for i in test])
+                           names=[data.filenames[i] for i in test],
+                           class_names=data.class_names)
 out = Path(os.environ.get("HYBRIDSEG_GALLERY_OUT", "."))
 save_png(figure, out / "pipeline_gridsearch.png")

@@ -27,7 +27,7 @@ from PIL import Image
 import hybridseg
 from hybridseg.datasets import load_sample
 from hybridseg.deep import load_pretrained
-from hybridseg.viz import colorize, figure_grid, save_png, tile
+from hybridseg.viz import colorize, figure_grid, save_png, tile, with_legend
 
 root = Path(os.environ.get("HYBRIDSEG_GALLERY_OUT", ".")) / "segment-demo"
 shutil.rmtree(root, ignore_errors=True)
@@ -61,5 +61,6 @@ rows = [[(tile(np.asarray(Image.open(photos / p.relative_to(labels)).convert("RG
          (tile(colorize(m, data.colors), labels=True), "U-Net + dense CRF")]
         for p, m in zip(written, maps)]
 pairs = [rows[i] + rows[i + 1] for i in range(0, len(rows), 2)]
-save_png(figure_grid(pairs, ["image", "labels", "image", "labels"]),
+save_png(with_legend(figure_grid(pairs, ["image", "labels", "image", "labels"]),
+                     data.colors, data.class_names),
          Path(os.environ.get("HYBRIDSEG_GALLERY_OUT", ".")) / "segment_folder.png")

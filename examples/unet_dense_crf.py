@@ -50,6 +50,7 @@ for c, cls in enumerate(data.class_names):
     print(f"  {cls:<10}" + "".join(f"{100 * v[c]:18.1f}" for v in iou.values()))
 
 figure = comparison_figure(X_test, y_test, pred, colors=data.colors,
-                           names=[data.filenames[i] for i in test])
+                           names=[data.filenames[i] for i in test],
+                           class_names=data.class_names)
 out = Path(os.environ.get("HYBRIDSEG_GALLERY_OUT", "."))
 save_png(figure, out / "unet_dense_crf.png")

@@ -9,6 +9,7 @@
   comparison draws: each image, its truth and each method's labels with their mean IoU,
   and a legend of the class colours with ``class_names``;
 - ``legend(colors, class_names, width)``: that legend alone, a strip of named swatches;
+  ``with_legend(figure, colors, class_names)`` puts it under any figure;
 - ``save_png(image, path)``: write a PNG through a temporary file and a rename, so that a
   half-written file is never left behind and a link at ``path`` is replaced, not followed.
 """
@@ -20,7 +21,7 @@ import numpy as np
 from .utils._io import write_atomic
 
 __all__ = ["as_rgb", "colorize", "comparison_figure", "figure_grid", "legend", "overlay",
-           "save_png", "tile"]
+           "save_png", "tile", "with_legend"]
 
 TILE = (240, 180)  # default width, height of each tile
 _PAD = 8  # blank pixels between tiles
@@ -286,14 +287,30 @@ def comparison_figure(images, y_true, predictions, *, colors, names=None, titles
             row.append((draw(pred), f"mIoU {100 * miou:.1f}"))
         rows.append(row)
     grid = figure_grid(rows, ["image", "truth", *(titles.get(m, m) for m in predictions)])
-    if class_names is None:
-        return grid
+    return grid if class_names is None else with_legend(grid, colors, class_names)
+
+
+def with_legend(figure, colors, class_names, **kwargs):
+    """``figure`` with ``legend(colors, class_names)`` under it, as wide as it.
+
+    Parameters
+    ----------
+    figure : PIL.Image.Image
+    colors : (K, 3) array_like of uint8
+    class_names : sequence of str
+    **kwargs
+        Passed to ``legend`` (``void_color``, ``void_name``).
+
+    Returns
+    -------
+    figure : PIL.Image.Image
+    """
     from PIL import Image
 
-    strip = legend(colors, class_names, grid.width)
-    out = Image.new("RGB", (grid.width, grid.height + strip.height), "white")
-    out.paste(grid, (0, 0))
-    out.paste(strip, (0, grid.height))
+    strip = legend(colors, class_names, figure.width, **kwargs)
+    out = Image.new("RGB", (figure.width, figure.height + strip.height), "white")
+    out.paste(figure, (0, 0))
+    out.paste(strip, (0, figure.height))
     return out
 
 

@@ -101,3 +101,15 @@ def test_overlay_blends_the_colours_on_the_image_and_leaves_void_alone():
     assert not np.array_equal(np.asarray(flat), np.asarray(blended))
     with pytest.raises(ValueError, match="style"):
         comparison_figure([image], [label], {"m": [label]}, colors=colors, style="3d")
+
+
+def test_with_legend_puts_the_class_swatches_under_any_figure():
+    from hybridseg.viz import with_legend
+
+    colors = np.array([(200, 10, 10), (10, 200, 10)], np.uint8)
+    grid = figure_grid([[(tile(np.zeros((4, 6), np.uint8)), "x")]], ["a"])
+    out = with_legend(grid, colors, ["red", "green"])
+    assert out.width == grid.width and out.height > grid.height
+    strip = np.asarray(out)[grid.height:]
+    for c in colors:
+        assert (strip == c).all(-1).any()

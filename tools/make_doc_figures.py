@@ -29,7 +29,7 @@ import numpy as np
 from hybridseg.crf import DenseCRF
 from hybridseg.datasets import load_sample, make_noisy_scores
 from hybridseg.metrics import mean_iou, pixel_accuracy
-from hybridseg.viz import colorize, figure_grid, save_png, tile
+from hybridseg.viz import colorize, figure_grid, save_png, tile, with_legend
 
 # Every file build() writes. A literal, so that docs/hooks/figures.py can read it without
 # importing this script (and hybridseg) when the figures are up to date.
@@ -89,7 +89,7 @@ def dense_crf_two_lines(out_dir):
         scores.append(score)
     titles = ["image", "argmax of simulated logits", "argmax after DenseCRF", "truth"]
     path = Path(out_dir) / FIGURE
-    save_png(figure_grid(rows, titles), path)
+    save_png(with_legend(figure_grid(rows, titles), sample.colors, sample.class_names), path)
     return path, scores
 
 
@@ -141,7 +141,7 @@ def crfrnn_camvid(out_dir):
     titles = ["image", "U-Net", "U-Net + DenseCRF (post hoc)",
               "U-Net + CRF-as-RNN (end to end)", "truth"]
     path = Path(out_dir) / FIGURES[1]
-    save_png(figure_grid(rows, titles), path)
+    save_png(with_legend(figure_grid(rows, titles), sample.colors, sample.class_names), path)
     return path, scores
 
 
