@@ -74,13 +74,15 @@ def _per_class_md(rows, class_names):
 
 
 def _deltas(rows, class_names):
-    """Rows that refine another of the run: their per-class IoU minus the base's."""
+    """Rows that refine another of the run: their per-class IoU minus the base's (a
+    difference under 0.05 points is 0, not "-0.0")."""
     by_name = {r["method"]: r for r in rows}
     out = []
     for r in rows:
         base = by_name.get(r.get("base"))
         if base is not None:
-            out.append((r, [r[f"iou_{c}"] - base[f"iou_{c}"] for c in class_names]))
+            ds = [r[f"iou_{c}"] - base[f"iou_{c}"] for c in class_names]
+            out.append((r, [0.0 if abs(d) < 5e-4 else d for d in ds]))
     return out
 
 
