@@ -131,3 +131,21 @@ def test_any_split_roundtrips(n, k, data):
     assert len(sub) == len(idx)
     for j, i in enumerate(idx):
         assert sub.scores[j] is U.scores[i]
+
+
+def test_in_sample_survives_slicing_conversion_and_pickling():
+    import pickle
+
+    import numpy as np
+
+    from hybridseg import Unaries
+
+    U = Unaries([np.zeros((3, 4), np.uint8)] * 2, [np.full((3, 4, 2), 0.5)] * 2,
+                in_sample=True)
+    for V in (U[:1], U[[1]], U.to_logits(), U.to_logits().to_proba(),
+              pickle.loads(pickle.dumps(U))):
+        assert V.in_sample
+    assert not Unaries(U.images, U.scores).in_sample
+    old = object.__new__(Unaries)  # as unpickled from before the attribute existed
+    old.images, old.scores, old.kind = U.images, U.scores, "proba"
+    assert not old[:1].in_sample

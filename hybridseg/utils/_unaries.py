@@ -134,7 +134,7 @@ class Unaries:
             return self.images[key], self.scores[key]
         if isinstance(key, slice):
             return Unaries._from_checked(self.images[key], self.scores[key], self.kind,
-                                         self.in_sample)
+                                         getattr(self, "in_sample", False))
         idx = np.asarray(key)
         if idx.dtype == bool:
             if idx.shape != (len(self),):
@@ -150,7 +150,7 @@ class Unaries:
             raise IndexError(f"index out of range for Unaries of length {n}")
         return Unaries._from_checked(
             [self.images[i] for i in idx], [self.scores[i] for i in idx], self.kind,
-            self.in_sample,
+            getattr(self, "in_sample", False),
         )
 
     def to_proba(self):
@@ -159,7 +159,7 @@ class Unaries:
             return self
         return Unaries._from_checked(
             self.images, [to_proba(s, "logits") for s in self.scores], "proba",
-            self.in_sample,
+            getattr(self, "in_sample", False),
         )
 
     def to_logits(self):
@@ -168,7 +168,7 @@ class Unaries:
             return self
         return Unaries._from_checked(
             self.images, [to_logits(s, "proba") for s in self.scores], "logits",
-            self.in_sample,
+            getattr(self, "in_sample", False),
         )
 
     def __repr__(self):
