@@ -6,6 +6,8 @@
 - ``GridCRF``: the 4/8-connected (6/26 in 3-D) CRF with Potts, contrast-sensitive or any
   compatibility, by alpha-expansion or alpha-beta swap on a Boykov-Kolmogorov min cut,
   ICM, or mean field, in numba.
+- ``refine_tiles``: any refiner on an image of any size, tile by tile with a margin,
+  reading the image and scores by slices and writing the labels by slices.
 
 - ``mean_field_forward`` and ``mean_field_backward``: the dense CRF's mean field and its
   exact gradient on ``LatticeKernel`` s (``dense_kernels`` builds the two built-in ones),
@@ -20,10 +22,11 @@ from ._dense import DenseCRF, Kernel, MeanFieldTrace
 from ._engine import dense_kernels, mean_field_backward, mean_field_forward
 from ._grid import GridCRF
 from ._kernels import DENSE_CRF_DEFAULTS, compat_matrix
+from ._tiles import refine_tiles
 
 __all__ = ["DENSE_CRF_DEFAULTS", "DenseCRF", "GridCRF", "Kernel", "LatticeKernel",
            "MeanFieldTrace", "compat_matrix", "dense_kernels", "mean_field_backward",
-           "mean_field_forward"]
+           "mean_field_forward", "refine_tiles"]
 
 
 def __getattr__(name):
