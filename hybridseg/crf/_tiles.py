@@ -60,7 +60,7 @@ def _tiles(spatial, tile_size, overlap):
              for n in spatial]
     cores = [()]
     for axis in grids:
-        cores = [c + (s,) for c in cores for s in axis]
+        cores = [(*c, s) for c in cores for s in axis]
     return [(core, tuple(slice(max(0, s.start - overlap), min(n, s.stop + overlap))
                          for s, n in zip(core, spatial))) for core in cores]
 
