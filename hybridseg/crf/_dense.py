@@ -301,11 +301,12 @@ class DenseCRF(BaseRefiner):
     def _kernel_name(index):
         return ("gaussian", "bilateral")[index] if index < 2 else f"extra_kernels[{index - 2}]"
 
-    def _spec_features(self, index, spec, image, spatial_shape, features, device=None):
+    def _spec_features(self, index, spec, image, spatial_shape, features, device=None,
+                       origin=None):
         """``(N, d)`` float32 features of one kernel on one image (torch on ``device``)."""
         return kernel_features(spec, image, spatial_shape,
                                spacing=self._spacing(len(spatial_shape)), features=features,
-                               name=self._kernel_name(index), device=device)
+                               name=self._kernel_name(index), device=device, origin=origin)
 
     def _spacing(self, ndim):
         if self.spacing is None:
@@ -318,9 +319,9 @@ class DenseCRF(BaseRefiner):
             )
         return tuple(sp)
 
-    def _build_kernels(self, image, spatial_shape, features, weights):
-        """The unit-weight kernels with non-zero weight, built on this image:
-        ``[(index, kernel)]``."""
+    def _build_kernels(self, image, spatial_shape, features, weights, origin=None):
+        """The unit-weight kernels with non-zero weight, built on this image (at
+        ``origin`` in a larger one): ``[(index, kernel)]``."""
         if self.backend == "exact":
             from ._exact import ExactKernel as kernel_class
 
@@ -337,12 +338,14 @@ class DenseCRF(BaseRefiner):
         for index, spec in enumerate(self._kernel_specs()):
             if weights[index] <= 0:
                 continue
-            if spec.features is None and spec.sxy is not None and self.backend != "exact":
+            if (spec.features is None and spec.sxy is not None and self.backend != "exact"
+                    and origin is None):
                 # positions only: the same for every image of this shape (kept)
                 out.append((index, position_kernel(spatial_shape, spec.sxy,
                                                    self._spacing(len(spatial_shape)))))
                 continue
-            f = self._spec_features(index, spec, image, spatial_shape, features)
+            f = self._spec_features(index, spec, image, spatial_shape, features,
+                                    origin=origin)
             out.append((index, kernel_class(f)))
         return out
 
@@ -363,7 +366,8 @@ class DenseCRF(BaseRefiner):
         return compat_matrix(self.compat, n_classes)
 
     # ------------------------------------------------------------------ inference
-    def refine(self, image, scores, *, kind="proba", features=None, return_trace=False):
+    def refine(self, image, scores, *, kind="proba", features=None, return_trace=False,
+               origin=None):
         """Refine one image's (or volume's) class scores.
 
         Unfitted, the estimator uses the parameters as given; fitted with labels, the
@@ -385,6 +389,10 @@ class DenseCRF(BaseRefiner):
             ``(H, W, F)`` (``(D, H, W[, F])`` for a volume).
         return_trace : bool, default=False
             Also return a ``MeanFieldTrace`` (energy and time per iteration).
+        origin : tuple of int, optional
+            Index of the image's first pixel in a larger image it is a tile of
+            (``refine_tiles`` passes it): the kernels' positions are counted from there,
+            so that the lattice (backend ``"numba"``) is the whole image's.
 
         Returns
         -------
@@ -403,6 +411,14 @@ class DenseCRF(BaseRefiner):
         spatial = s.shape[:-1]
         k = s.shape[-1]
         n = int(np.prod(spatial))
+        if origin is not None:
+            if (len(origin) != len(spatial) or not all(
+                    isinstance(o, numbers.Integral) and o >= 0 for o in origin)):
+                raise ValueError(f"origin must be {len(spatial)} ints >= 0, got {origin!r}")
+            origin = None if not any(origin) else tuple(int(o) for o in origin)
+        if origin is not None and self.backend not in ("numba", "exact"):
+            raise ValueError(f"origin needs backend='numba' or 'exact', not "
+                             f"{self.backend!r}")
         mu = self._mu(k)
         if k == 1 and not return_trace:
             return np.ones((*spatial, 1), np.float32)
@@ -426,7 +442,7 @@ class DenseCRF(BaseRefiner):
         self._check_memory(spatial, k)
         start = time.perf_counter()
         weights = self._weights()
-        kernels = self._build_kernels(image, spatial, features, weights)
+        kernels = self._build_kernels(image, spatial, features, weights, origin)
         build = time.perf_counter() - start
         trace = {} if return_trace else None
         # The scores go in as they are (read only): no (N, K) intermediate arrays.

@@ -130,25 +130,28 @@ def compat_matrix(compat, n_classes):
     return 0.5 * (mu + mu.T)
 
 
-def positions(spatial_shape, sxy, spacing=None, *, device=None):
+def positions(spatial_shape, sxy, spacing=None, *, device=None, origin=None):
     """Per-point positions ``x, y[, z] * spacing / sxy``: ``(N, ndim)`` float64.
 
     Columns in pydensecrf's order (x first), rows over the row-major points of
-    ``spatial_shape``. A numpy array, or with ``device`` a torch tensor there, by the same
-    float64 arithmetic.
+    ``spatial_shape``, counted from ``origin`` (the index of the first point in a larger
+    image; 0 by default). A numpy array, or with ``device`` a torch tensor there, by the
+    same float64 arithmetic.
     """
     sp = (1.0,) * len(spatial_shape) if spacing is None else spacing
+    start = (0,) * len(spatial_shape) if origin is None else origin
     axes = range(len(spatial_shape) - 1, -1, -1)
     n = int(np.prod(spatial_shape))
     if device is None:
-        grids = np.meshgrid(*[np.arange(m, dtype=np.float64) for m in spatial_shape],
+        grids = np.meshgrid(*[np.arange(o, o + m, dtype=np.float64)
+                              for o, m in zip(start, spatial_shape)],
                             indexing="ij", sparse=True)
         return np.stack([np.broadcast_to(grids[a] * (sp[a] / sxy), spatial_shape).reshape(n)
                          for a in axes], 1)
     import torch
 
-    grids = torch.meshgrid(*[torch.arange(m, dtype=torch.float64, device=device)
-                             for m in spatial_shape], indexing="ij")
+    grids = torch.meshgrid(*[torch.arange(o, o + m, dtype=torch.float64, device=device)
+                             for o, m in zip(start, spatial_shape)], indexing="ij")
     return torch.stack([(grids[a] * (sp[a] / sxy)).reshape(n) for a in axes], 1)
 
 
@@ -193,7 +196,7 @@ def _source(spec, image, features, name):
 
 
 def kernel_features(spec, image, spatial_shape, *, spacing=None, features=None,
-                    name="kernel", device=None, dtype=None):
+                    name="kernel", device=None, dtype=None, origin=None):
     """The ``(N, d)`` features of one kernel on one image, divided by its deviations.
 
     Parameters
@@ -215,6 +218,8 @@ def kernel_features(spec, image, spatial_shape, *, spacing=None, features=None,
         lattice; a feature array that is not a tensor is moved there.
     dtype : dtype, optional
         Of the result: ``np.float32`` (numpy) or ``torch.float32`` (torch) by default.
+    origin : tuple of int, optional
+        Index of the first pixel in a larger image (``positions``).
 
     Returns
     -------
@@ -226,7 +231,8 @@ def kernel_features(spec, image, spatial_shape, *, spacing=None, features=None,
     n = int(np.prod(spatial_shape))
     cols = []
     if spec.sxy is not None:
-        cols.append(positions(spatial_shape, spec.sxy, spacing, device=device))
+        cols.append(positions(spatial_shape, spec.sxy, spacing, device=device,
+                              origin=origin))
     if spec.features is not None:
         values = _source(spec, image, features, name)
         if device is None:
