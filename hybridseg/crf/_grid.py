@@ -269,6 +269,7 @@ class GridCRF(BaseRefiner):
         settings in turn, alpha-expansion keeping its flows from one to the next; past
         ``deadline`` it starts no more, but the first setting is always finished.
         """
+        from ..metrics import _iou_from_cm, _nanmean
         from ._expansion import ExpansionFlows
         from ._grid_graph import grid_edges
 
@@ -296,9 +297,7 @@ class GridCRF(BaseRefiner):
                 out.append(None)
                 continue
             cm = np.sum([counts[j] for counts in per_image], axis=0).reshape(k, k)
-            inter = np.diag(cm).astype(np.float64)
-            union = cm.sum(0) + cm.sum(1) - inter
-            out.append(float(np.mean(inter[union > 0] / union[union > 0])))
+            out.append(_nanmean(_iou_from_cm(cm)))
         return out
 
     def fit(self, U, y=None):

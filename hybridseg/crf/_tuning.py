@@ -35,16 +35,7 @@ class Tuning:
                 and self.elapsed() > self.max_time)
 
     def __call__(self, key, compute, describe):
-        if key in self.scores:
-            return self.scores[key]
-        if self.out_of_time():
-            self.skipped.add(key)
-            return float("-inf")
-        t0 = time.perf_counter()
-        value = float(compute())
-        self.scores[key] = value
-        self.say(f"{describe}: mean IoU {100 * value:.2f} ({time.perf_counter() - t0:.1f} s)")
-        return value
+        return self.batch([key], lambda todo, deadline: [compute()], lambda _: describe)[0]
 
     def batch(self, keys, compute, describe):
         """Scores of ``keys``, computing those not known in one call
@@ -64,8 +55,9 @@ class Tuning:
                     self.skipped.add(key)
                     continue
                 self.scores[key] = float(value)
+                together = f" each, {len(todo)} scored together" if len(todo) > 1 else ""
                 self.say(f"{describe(key)}: mean IoU {100 * value:.2f} "
-                         f"({seconds:.1f} s each, {len(todo)} scored together)")
+                         f"({seconds:.1f} s{together})")
         return [self.scores.get(key, float("-inf")) for key in keys]
 
     def say(self, line):
