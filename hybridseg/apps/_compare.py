@@ -422,9 +422,9 @@ def _check_pairs(pairs, labels):
     for p in pairs:
         if isinstance(p, str):  # names hold colons too (crfrnn:unet): split where both fit
             cuts = [i for i, ch in enumerate(p) if ch == ":"]
-            fits = [(p[:i], p[i + 1:]) for i in cuts if p[:i] in labels and p[i + 1:] in labels]
-            a, b = fits[0] if fits else (p[:cuts[0]], p[cuts[0] + 1:]) if cuts else (None,
-                                                                                   None)
+            fits = [i for i in cuts if p[:i] in labels and p[i + 1:] in labels]
+            cut = (fits or cuts or [None])[0]
+            a, b = (None, None) if cut is None else (p[:cut], p[cut + 1:])
         else:
             a, b = tuple(p) if len(p) == 2 else (None, None)
         if a is None:
@@ -467,21 +467,25 @@ def _add_statistics(rows, items, out, seed):
     """Each row's bootstrap interval of its mIoU (over test images), and for a method
     that refines another of the run (``X+dense``, ``crfrnn:X``) the paired test against
     it: the mIoU difference, its interval and a permutation p-value. Empty where they do
-    not apply (one test image, a base not in the run, a result from an older run)."""
+    not apply (one test image, a base not in the run, a result from an older run).
+    Returns ``{method: base}`` for the refinements whose base is not in the run."""
     from .. import metrics
 
     registry = {label: reg for label, reg, _ in items}
     counts = {r["method"]: _load_counts(out, r["method"]) for r in rows}
+    missing = {}
     for r in rows:
         label = r["method"]
         r.update(miou_ci_low=None, miou_ci_high=None, base=None, delta_vs_base=None,
                  delta_ci_low=None, delta_ci_high=None, p_vs_base=None)
+        base = _base_of(registry.get(label))
+        if base is not None and base not in counts:
+            missing[label] = base
         c = counts[label]
         if c is None or len(c[0]) < 2:
             continue
         r["miou_ci_low"], r["miou_ci_high"] = metrics._interval_from_counts(
             c, CONFIDENCE, random_state=seed)
-        base = _base_of(registry.get(label))
         if base is None or base not in counts:
             continue
         r["base"] = base
@@ -490,6 +494,7 @@ def _add_statistics(rows, items, out, seed):
         test = metrics._paired_from_counts(counts[base], c, CONFIDENCE, random_state=seed)
         r.update(delta_vs_base=test["delta"], delta_ci_low=test["ci_low"],
                  delta_ci_high=test["ci_high"], p_vs_base=test["p_value"])
+    return missing
 
 
 def _prior_miou(data):
@@ -738,7 +743,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
                   f"{r['predict_seconds_per_image']:.3f} s/image, "
                   f"{r['peak_memory_mb']:.0f} MB", file=sys.stderr)
     rows = [records[label]["row"] for label, _, _ in items if label in records]
-    _add_statistics(rows, items, out, config["seed"])
+    missing = _add_statistics(rows, items, out, config["seed"])
     notes = {label: records[label].get("notes", {}) for label in records}
     data["prior_miou"] = _prior_miou(data) if rows else None
     _add_flags(rows, notes, data["prior_miou"])
@@ -748,14 +753,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     result = ComparisonResult(rows, failed, out, data["class_names"], notes)
     result.pairs = [dict(a=a, b=b, **result.paired_test(a, b, random_state=config["seed"]))
                     for a, b in pairs if a in records and b in records]
-    for r in rows:
-        missing = r.get("base") is None and _base_of(dict(
-            (label, reg) for label, reg, _ in items).get(r["method"]))
-        if missing and missing not in records:
-            result.missing_bases[r["method"]] = missing
-            if verbose:
-                print(f"  note: {r['method']} refines {missing}, which is not in this run: "
-                      f"add {missing} to the methods for the paired test", file=sys.stderr)
+    result.missing_bases = missing
+    for method, base in missing.items():
+        if verbose:
+            print(f"  note: {method} refines {base}, which is not in this run: add {base} "
+                  "to the methods for the paired test", file=sys.stderr)
     if rows:
         from ._report import write_report
 
