@@ -30,6 +30,16 @@ FEW_STEPS = 100
 N_SHOWN = 4
 
 
+def vs_base_text(row):
+    """A refinement's paired test against its base in words for the tables
+    (``+3.8 [+3.4, +4.2] vs pixel, p = 0.0005``); empty for a row without one."""
+    if row.get("delta_vs_base") is None:
+        return ""
+    return (f"{100 * row['delta_vs_base']:+.1f} [{100 * row['delta_ci_low']:+.1f}, "
+            f"{100 * row['delta_ci_high']:+.1f}] vs {row['base']}, p = "
+            f"{row['p_vs_base']:.3g}")
+
+
 def _slug(name):
     """A method's name as a file name: ``pixel+dense`` -> ``pixel-plus-dense``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "-plus-"))

@@ -31,6 +31,7 @@ from ._common import (
     _slug,
     _spread,
     _write_json,
+    vs_base_text,
 )
 from ._registry import _base_estimator, _parse, _refiner, describe, is_network
 
@@ -540,11 +541,7 @@ def _main_table(rows):
         miou = _pct(r["miou"])
         if r.get("miou_ci_low") is not None:
             miou += f" [{_pct(r['miou_ci_low'])}, {_pct(r['miou_ci_high'])}]"
-        vs = ""
-        if r.get("delta_vs_base") is not None:
-            vs = (f"{100 * r['delta_vs_base']:+.1f} [{100 * r['delta_ci_low']:+.1f}, "
-                  f"{100 * r['delta_ci_high']:+.1f}] vs {r['base']}, p = "
-                  f"{r['p_vs_base']:.3g}")
+        vs = vs_base_text(r)
         bands = " / ".join(_pct(r.get(f"boundary_miou_{w}px")) for w in BOUNDARY_WIDTHS)
         name = r["method"] + (" ⚠" if r.get("flag") else "")
         lines.append(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils._io import write_text_atomic as _write_text
-from ._common import N_SHOWN, _slug, _spread, _write_json, write_csv
+from ._common import N_SHOWN, _slug, _spread, _write_json, vs_base_text, write_csv
 from ._registry import _parse, describe
 
 __all__ = ["write_report"]
@@ -276,11 +276,7 @@ def _html_table(rows):
         cells = [
             f'<td class="num{" best" if r[key] == best[key] and len(rows) > 1 else ""}">'
             f"{scale * r[key]:.{digits}f}</td>" for _, key, scale, digits, _ in cols]
-        vs = ""
-        if r.get("delta_vs_base") is not None:
-            vs = (f"{100 * r['delta_vs_base']:+.1f} "
-                  f"{_interval(r, 'delta_ci_low', 'delta_ci_high')} vs "
-                  f"{html.escape(r['base'])}, p = {r['p_vs_base']:.3g}")
+        vs = html.escape(vs_base_text(r))
         name = html.escape(r["method"]) + (
             f' <span class="flag" title="{html.escape(r["flag"])}">⚠</span>'
             if r.get("flag") else "")
