@@ -188,14 +188,14 @@ def _difference_lines(result, alpha=0.05):
     """The refinements against their bases, the pairs asked for, and the refinements
     whose base is not in the run, in words."""
     lines = significance_lines(result.rows, alpha)
-    for t in getattr(result, "pairs", []):
+    for t in result.pairs:
         d, p = 100 * t["delta"], t["p_value"]
         verdict = (f"significant at {alpha:g}" if p < alpha else
                    "not significant; the test images cannot tell them apart")
         lines.append(f"{t['b']} against {t['a']} (asked for): {d:+.1f} mIoU points "
                      f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}], p = {p:.3g}, "
                      f"{verdict}")
-    for method, base in getattr(result, "missing_bases", {}).items():
+    for method, base in result.missing_bases.items():
         lines.append(f"{method} refines {base}, which is not in this run: add {base} to "
                      "the methods for its paired test")
     return lines
@@ -475,8 +475,8 @@ def write_report(result, data, config):
                    results=[{k: None if isinstance(v, float) and np.isnan(v) else v
                              for k, v in r.items()} for r in result.rows],
                    notes=result.notes, failed=result.failed,
-                   pairs=getattr(result, "pairs", []),
-                   missing_bases=getattr(result, "missing_bases", {}))
+                   pairs=result.pairs,
+                   missing_bases=result.missing_bases)
     _write_json(out / "results.json", summary)
     _write_text(out / "report.md", _markdown(result, data, config))
     shown = _shown(result, data)
