@@ -22,17 +22,21 @@ import time
 import numpy as np
 
 from ..base import labels_from_proba
+from ..datasets._raster import is_zarr_path, open_raster, raster_shape, read_raster
 from ..utils._io import write_atomic
 from ._common import add_python_path, check_device, place_on_device
+from ._segment_tiles import assemble, plan_tiled, tiled_extension
 
 __all__ = ["SegmentReport", "segment"]
 
 #: Image files that ``segment`` reads (case-insensitive suffixes).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".btf", ".tf8", ".bmp", ".ppm",
+                  ".pgm")
 _REFINE = ("none", "dense", "grid")
 # The temporary name of an output being written: ".<name>.png.<pid>.tmp" (never ends in
-# .png or .npy, so that no reader mistakes it for an output).
-_TMP_RE = re.compile(r"^\.(?P<name>.+\.(?:png|npy))\.(?P<pid>[0-9]+)\.tmp$")
+# .png or .npy, so that no reader mistakes it for an output); a zarr output's folder is
+# ".<name>.zarr.<pid>.tmp" (and ".old" for the one it replaces).
+_TMP_RE = re.compile(r"^\.(?P<name>.+\.(?:png|npy|tif|zarr))\.(?P<pid>[0-9]+)\.(?:tmp|old)$")
 _MAX_MESSAGE = 300
 _NO_MODEL = "cannot load the model: "
 
@@ -129,6 +133,10 @@ def _is_image_name(name):
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
+def _is_zarr_input(path):
+    return path.lower().rstrip(os.sep).endswith(".zarr") and is_zarr_path(path)
+
+
 def _has_magic(text):
     return re.search(r"[*?[]", text) is not None
 
@@ -149,7 +157,11 @@ def _list_inputs(input, output):
     text = os.path.expanduser(os.fspath(input))
     out_real = os.path.realpath(output)
     pairs = []
-    if os.path.isdir(text):
+    if _is_zarr_input(text):
+        path = os.path.abspath(text.rstrip(os.sep))
+        pairs.append((path, os.path.basename(path)))
+        where = text
+    elif os.path.isdir(text):
         root = os.path.abspath(text)
         if os.path.realpath(root) == out_real:
             raise ValueError(f"OUTPUT must not be the INPUT folder ({text}): the label maps "
@@ -158,6 +170,11 @@ def _list_inputs(input, output):
             dirnames[:] = sorted(
                 d for d in dirnames if not d.startswith(".")
                 and os.path.realpath(os.path.join(dirpath, d)) != out_real)
+            stores = [d for d in dirnames if _is_zarr_input(os.path.join(dirpath, d))]
+            dirnames[:] = [d for d in dirnames if d not in stores]  # a zarr is one image
+            for name in stores:
+                path = os.path.join(dirpath, name)
+                pairs.append((path, os.path.relpath(path, root)))
             for name in filenames:
                 if name.startswith(".") or not _is_image_name(name):
                     continue
@@ -181,7 +198,8 @@ def _list_inputs(input, output):
         base = os.sep.join(lead) or (os.sep if lead else os.curdir)
         base = os.path.abspath(base)
         for path in glob.glob(text, recursive=True):
-            if not _is_image_name(path) or os.path.isdir(path):
+            if not ((_is_image_name(path) and not os.path.isdir(path))
+                    or _is_zarr_input(path)):
                 continue
             path = os.path.abspath(path)
             if _inside(os.path.realpath(path), out_real) or _through_dir_link(path, base):
@@ -210,23 +228,26 @@ def _through_dir_link(path, base):
     return False
 
 
-def _output_name(rel):
-    return os.path.splitext(rel)[0] + ".png"
+def _output_name(rel, ext=".png"):
+    return os.path.splitext(rel.rstrip(os.sep))[0] + ext
 
 
-def _plan(pairs, output, *, save_proba, overwrite):
-    """Tasks ``(source, relative .png, write png, write npy)``, the number skipped, and
-    the ``(input path, message)`` of images whose output path is taken by something
-    that is not a file (a folder, a dangling link): failures, never skips.
+def _plan(pairs, output, *, save_proba, overwrite, tiled=None):
+    """Tasks ``(source, relative .png, write png, write npy)``, the ``(source, relative
+    output)`` of the images segmented by tiles (``tiled``: their output suffixes by
+    source) that need it, the number skipped, and the ``(input path, message)`` of
+    images whose output path is taken by something that is not a file (a folder, a
+    dangling link): failures, never skips.
 
     Refuses, before anything runs, two inputs that would write the same output, and an
     output that would be one of the inputs.
     """
     seen = {}
+    tiled = tiled or {}
     inputs = {os.path.realpath(src) for src, _ in pairs}
-    tasks, skipped, blocked = [], 0, []
+    tasks, big, skipped, blocked = [], [], 0, []
     for src, rel in pairs:
-        rel_png = _output_name(rel)
+        rel_png = _output_name(rel, tiled.get(src, ".png"))
         key = os.path.normcase(rel_png)
         if key in seen:
             raise ValueError(f"{seen[key]} and {rel} would both be written to "
@@ -238,6 +259,19 @@ def _plan(pairs, output, *, save_proba, overwrite):
         if os.path.realpath(png) in inputs or (save_proba and os.path.realpath(npy) in inputs):
             raise ValueError(f"the output {png} would replace the input image {src}; "
                              "choose another OUTPUT")
+        if src in tiled:
+            if png.endswith(".zarr") and os.path.isfile(png):
+                blocked.append((src, f"the output path {png} is a file, not a zarr store: "
+                                     "move it away and run again"))
+            elif png.endswith(".zarr") or not os.path.lexists(png) or os.path.isfile(png):
+                if overwrite or not os.path.lexists(png):
+                    big.append((src, rel_png))
+                else:
+                    skipped += 1
+            else:
+                blocked.append((src, f"the output path {png} is not a file: move it away "
+                                     "and run again"))
+            continue
         taken = [p for p in (png, npy if save_proba else None)
                  if p is not None and os.path.lexists(p) and not os.path.isfile(p)]
         if taken:
@@ -251,7 +285,24 @@ def _plan(pairs, output, *, save_proba, overwrite):
             tasks.append((src, rel_png, write_png, write_npy))
         else:
             skipped += 1
-    return tasks, skipped, blocked
+    return tasks, big, skipped, blocked
+
+
+def _tiled_inputs(pairs, tile_above):
+    """The suffix of the output of each input above ``tile_above`` pixels, by source
+    (headers only; an unreadable file is left to the whole-image path, which reports
+    it)."""
+    if tile_above is None:
+        return {}
+    tiled = {}
+    for src, _ in pairs:
+        try:
+            shape = raster_shape(src)
+        except (ValueError, OSError, ImportError):
+            continue
+        if shape[0] * shape[1] > tile_above:
+            tiled[src] = tiled_extension(src)
+    return tiled
 
 
 def _pid_alive(pid):
@@ -269,26 +320,33 @@ def _pid_alive(pid):
 
 
 def _remove_stale_temps(output, outputs):
-    """Delete ``.<name>.png.<pid>.tmp`` / ``.npy`` temporaries a killed run left in
-    ``output``: only those of outputs this run writes (``outputs``, relative ``.png``
-    paths), never a user's file that merely looks like one, and not those of a live
-    process on this machine."""
+    """Delete ``.<name>.png.<pid>.tmp`` / ``.npy`` / ``.tif`` temporaries (and zarr
+    temporary folders) a killed run left in ``output``: only those of outputs this run
+    writes (``outputs``, relative paths), never a user's file that merely looks like one,
+    and not those of a live process on this machine."""
+    import shutil
+
     wanted = set()
     for rel in outputs:
         stem = os.path.normcase(os.path.normpath(rel))
         wanted.update((stem, os.path.splitext(stem)[0] + ".npy"))
     removed = 0
-    for dirpath, _dirnames, filenames in os.walk(output):
-        for name in filenames:
+    for dirpath, dirnames, filenames in os.walk(output):
+        for name in [*filenames, *dirnames]:
             m = _TMP_RE.match(name)
             if m is None or _pid_alive(int(m.group("pid"))):
                 continue
             rel = os.path.relpath(os.path.join(dirpath, m.group("name")), output)
             if os.path.normcase(os.path.normpath(rel)) not in wanted:
                 continue
+            path = os.path.join(dirpath, name)
             with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(dirpath, name))
+                if name in dirnames:
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed += 1
+        dirnames[:] = [d for d in dirnames if not _TMP_RE.match(d)]
     return removed
 
 
@@ -432,10 +490,8 @@ def _numba_guard():
 
 
 def _read_image(path):
-    from ..datasets._base import read_image
-
     try:
-        image = read_image(path)
+        image = read_raster(path)
     except ValueError as exc:  # the report names the file: keep the reason only
         raise (exc.__cause__ or exc) from None
     if image.ndim not in (2, 3) or image.size == 0:
@@ -493,6 +549,15 @@ def _one_line(exc):
     return first
 
 
+_FAILED = {
+    "model": _NO_MODEL,
+    "read": "cannot be read: ",
+    "check": "",
+    "predict": "failed in the model: ",
+    "write": "cannot be written: ",
+}
+
+
 def _segment_one(task, cfg):
     """Segment one image and write its outputs; never raises (but on interrupts).
 
@@ -523,15 +588,74 @@ def _segment_one(task, cfg):
         if write_png:
             write_atomic(png, _save_png(labels))
     except Exception as exc:
-        what = {
-            "model": _NO_MODEL,
-            "read": "cannot be read: ",
-            "check": "",
-            "predict": "failed in the model: ",
-            "write": "cannot be written: ",
-        }[stage]
-        return src, what + _one_line(exc), time.perf_counter() - t0
+        return src, _FAILED[stage] + _one_line(exc), time.perf_counter() - t0
     return src, None, time.perf_counter() - t0
+
+
+# Rasters open in this process (a worker reads many tiles of one image), by path.
+_RASTERS = {}
+
+
+def _raster(path):
+    stamp = os.stat(path).st_mtime_ns
+    held = _RASTERS.get(path)
+    if held is not None and held[0] == stamp:
+        return held[1]
+    while len(_RASTERS) >= 2 or path in _RASTERS:
+        _, (_, old) = _RASTERS.popitem()
+        if hasattr(old, "close"):
+            old.close()
+    raster = open_raster(path)
+    if raster.ndim not in (2, 3) or 0 in raster.shape:
+        raise ValueError(f"is not a 2-D image (array of shape {raster.shape})")
+    _RASTERS[path] = (stamp, raster)
+    return raster
+
+
+def _predict_tile(model, refiner, window, core, halo):
+    """The labels of one tile's core, from the model's (and the CRF's) view of the tile
+    with its margin; the CRF's tile sits at its place in the whole image."""
+    from ..crf import refine_tile
+
+    with _numba_guard():
+        proba = np.asarray(model.predict_proba([window])[0])
+        h, w = window.shape[:2]
+        if proba.ndim != 3 or proba.shape[:2] != (h, w):
+            raise ValueError(f"the model returned scores of shape {proba.shape} for a "
+                             f"{h}x{w} tile; expected (H, W, K)")
+        if refiner is not None:
+            return refine_tile(refiner, window, proba, core, halo, kind="proba")
+    inner = tuple(slice(c.start - h.start, c.stop - h.start) for c, h in zip(core, halo))
+    return labels_from_proba(proba[inner], wide_dtype=np.uint16)
+
+
+def _segment_tile(task, cfg):
+    """Segment one tile of a large image into its file of the image's parts; never
+    raises (but on interrupts). Returns ``(input path, message or None, seconds)``."""
+    _, src, path, core, halo = task
+    t0 = time.perf_counter()
+    stage = "model"
+    try:
+        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device,
+                                     cfg.python_path)
+        _die_with_parent(cfg)
+        _limit_threads(cfg)
+        stage = "read"
+        window = _raster(src)[halo]
+        stage = "check"
+        _check_image_fits(model, window)
+        stage = "predict"
+        labels = _predict_tile(model, refiner, window, core, halo)
+        stage = "write"
+        write_atomic(path, lambda f: np.save(f, labels, allow_pickle=False))
+    except Exception as exc:
+        where = f" (tile at row {core[0].start}, column {core[1].start})"
+        return src, _FAILED[stage] + _one_line(exc) + where, time.perf_counter() - t0
+    return src, None, time.perf_counter() - t0
+
+
+def _run_task(task, cfg):
+    return _segment_tile(task, cfg) if task[0] == "tile" else _segment_one(task, cfg)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -608,7 +732,8 @@ def _host_threads(client):
 
 
 def segment(input, output, model, *, refine="none", overwrite=False, save_proba=False,
-            n_jobs=None, scheduler=None, device=None, python_path=(), verbose=True):
+            n_jobs=None, scheduler=None, device=None, python_path=(), verbose=True,
+            tile_size=1024, tile_above=4096 * 4096):
     """Segment every image under ``input`` with a saved model; write label maps to
     ``output``.
 
@@ -701,20 +826,26 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     """
     t0 = time.perf_counter()
     _check_args(refine, overwrite, save_proba, n_jobs, verbose)
+    _check_tiling(tile_size, tile_above, refine)
     check_device(device)
     python_path = tuple(os.path.abspath(os.fspath(d)) for d in python_path)
     add_python_path(python_path)
     output, model_path = _check_paths(input, output, model)
     pairs = _list_inputs(input, output)
-    tasks, skipped, blocked = _plan(pairs, output, save_proba=bool(save_proba),
-                                    overwrite=bool(overwrite))
+    tiled = _tiled_inputs(pairs, tile_above)
+    tasks, big, skipped, blocked = _plan(pairs, output, save_proba=bool(save_proba),
+                                         overwrite=bool(overwrite), tiled=tiled)
     stamp = _model_stamp(model_path)
+    shapes = {src: raster_shape(src) for src, _ in big}
+    n_tasks = len(tasks) + sum(  # an upper bound until the parts are read
+        len(range(0, h, tile_size)) * len(range(0, w, tile_size))
+        for h, w, *_ in shapes.values())
     import joblib
 
     active = None
     if scheduler is None:
         jobs = joblib.effective_n_jobs(n_jobs)
-        in_process = jobs == 1 or len(tasks) <= 1
+        in_process = jobs == 1 or n_tasks <= 1
         active = None if in_process else _active_dask_client()  # a parallel_config
     else:
         jobs = -1 if n_jobs is None else int(n_jobs)
@@ -727,9 +858,28 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     else:
         _check_model_file(model_path, stamp, refine, device)
     os.makedirs(output, exist_ok=True)
-    _remove_stale_temps(output, [_output_name(rel) for _, rel in pairs])
+    _remove_stale_temps(output, [_output_name(rel, tiled.get(src, ".png"))
+                                 for src, rel in pairs])
     report = SegmentReport(output=output, n_inputs=len(pairs), skipped=skipped,
                            failed=list(blocked))
+    # Large images: their tiles not done by an earlier run become tasks; one whose tiles
+    # are all done (a run killed while writing it) is written now.
+    images, left, notes = {}, {}, []
+    for src, rel_out in big:
+        image, restarted = plan_tiled(src, rel_out, output, shapes[src],
+                                      model_stamp=list(stamp), refine=refine,
+                                      tile_size=tile_size, overwrite=bool(overwrite))
+        images[src] = image
+        left[src] = len(image.todo)
+        if restarted:
+            notes.append(f"{src}: the tiles of an earlier run with other settings were "
+                         "discarded")
+        if len(image.tiles) > len(image.todo):
+            notes.append(f"{src}: {len(image.tiles) - len(image.todo)} of "
+                         f"{len(image.tiles)} tiles done already (kept)")
+        tasks.extend(("tile", src, image.tile_path(i), *image.tiles[i]) for i in image.todo)
+    for src in [s for s, n in left.items() if n == 0]:
+        _finish_tiled(images.pop(src), output, report)
 
     from ..utils._progress import ProgressBar
 
@@ -753,18 +903,36 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
                       parent=None if in_process or host_threads is not None
                       else os.getpid(), device=device, python_path=python_path)
         if verbose:
+            n_tiles = sum(len(image.todo) for image in images.values())
+            by_tiles = (f" ({len(images)} by tiles of {tile_size} pixels: {n_tiles} "
+                        "tiles)" if images else "")
             print(f"segment: {len(pairs)} images, {skipped} done already (kept), "
-                  f"{len(tasks)} to segment {where}", file=err, flush=True)
+                  f"{len(tasks) - n_tiles + len(images)} to segment{by_tiles} {where}",
+                  file=err, flush=True)
+            for note in notes:
+                print(f"segment: {note}", file=err, flush=True)
+            if save_proba and images:
+                print("segment: --save-proba writes no probabilities for the images "
+                      "segmented by tiles", file=err, flush=True)
         bar = stack.enter_context(ProgressBar(len(tasks), "segment", file=err,
                                               enabled=verbose and bool(tasks)))
+        failed_tiles = {}
         if in_process:
-            results = (_segment_one(t, cfg) for t in tasks)
+            results = (_run_task(t, cfg) for t in tasks)
         else:
             results = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                joblib.delayed(_segment_one)(t, cfg) for t in tasks)
+                joblib.delayed(_run_task)(t, cfg) for t in tasks)
         try:
             for rel, message, _seconds in results:
-                if message is None:
+                if rel in images and (message is None or not message.startswith(_NO_MODEL)):
+                    left[rel] -= 1
+                    if message is not None and rel not in failed_tiles:
+                        failed_tiles[rel] = message
+                        report.failed.append((rel, message))
+                        bar.write(f"{rel}: {message}")
+                    if left[rel] == 0 and rel not in failed_tiles:
+                        _finish_tiled(images.pop(rel), output, report, bar)
+                elif message is None:
                     report.written += 1
                 elif message.startswith(_NO_MODEL) and not in_process:
                     raise RuntimeError(
@@ -794,6 +962,34 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     if verbose:
         print(f"segment: {report.summary()}", file=err, flush=True)
     return report
+
+
+def _check_tiling(tile_size, tile_above, refine):
+    from ._segment_tiles import tile_margin
+
+    if (isinstance(tile_size, (bool, np.bool_)) or not isinstance(tile_size, (int, np.integer))
+            or tile_size < 64):
+        raise ValueError(f"tile_size must be an int of at least 64 pixels, got {tile_size!r}")
+    if tile_above is not None and (isinstance(tile_above, (bool, np.bool_)) or not isinstance(
+            tile_above, (int, np.integer)) or tile_above < 0):
+        raise ValueError(f"tile_above must be None (never tile) or a number of pixels >= 0, "
+                         f"got {tile_above!r}")
+    if isinstance(refine, str) and refine in _REFINE and tile_size <= tile_margin(refine):
+        raise ValueError(f"tile_size ({tile_size}) must be larger than the tiles' margin "
+                         f"({tile_margin(refine)} pixels with refine={refine!r})")
+
+
+def _finish_tiled(image, output, report, bar=None):
+    """Write a large image's output from its tiles; a failure is the image's."""
+    try:
+        assemble(image, output, _save_png)
+    except Exception as exc:
+        message = "cannot be written: " + _one_line(exc)
+        report.failed.append((image.src, message))
+        if bar is not None:
+            bar.write(f"{image.src}: {message}")
+        return
+    report.written += 1
 
 
 def _active_dask_client():

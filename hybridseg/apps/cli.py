@@ -242,6 +242,15 @@ def _configure_segment(parser):
                              "scheduler (its workers must see INPUT, OUTPUT and the model "
                              "at the same paths), or local:N to start N worker processes "
                              "here; needs pip install 'hybridseg[dask]'")
+    parser.add_argument("--tile-above", type=_pixels, default=4096 * 4096, metavar="PIXELS",
+                        help="segment images of more pixels than this tile by tile, reading "
+                             "TIFF and zarr inputs by windows, and write a tiled TIFF "
+                             "(zarr for a zarr input) that a killed run resumes by tile; "
+                             "'none': never (default: 16777216, 4096^2)")
+    parser.add_argument("--tile-size", type=int, default=1024, metavar="N",
+                        help="side of those tiles' cores; each is predicted and refined "
+                             "with a margin (240 pixels with --refine dense, else 128) and "
+                             "peak memory follows N + 2 * margin (default: 1024)")
     parser.add_argument("--report", default=None, metavar="JSON",
                         help="also write the run's report (counts, failures with their "
                              "messages, seconds, images/s) to this JSON file")
@@ -249,6 +258,19 @@ def _configure_segment(parser):
                         help="no progress bar (failures and the summary are still "
                              "printed)")
     _device_and_path_options(parser)
+
+
+def _pixels(text):
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)  # 1e8 and 100000000 alike
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels >= 0 or "
+                                         f"'none', got {text!r}")
+    return int(value)
 
 
 @command("segment", help="label every image of a folder with a saved model",
@@ -269,6 +291,14 @@ def _segment(args):
       hybridseg segment 'scans/**/*.tif' out/ --model pixel.hseg --save-proba
       hybridseg segment photos/ labels/ --model unet.hseg --scheduler tcp://head:8786
       hybridseg segment photos/ labels/ --model mine.hseg --device cuda --python-path src/
+      hybridseg segment slides/ labels/ --model unet.hseg --refine dense --scheduler local:4
+
+    Images above --tile-above pixels (TIFF, BigTIFF, OME-TIFF, zarr; others are read
+    whole) are segmented tile by tile: each tile is read with a margin, predicted and
+    refined, and kept in OUTPUT/.<name>.parts/ until the last tile is done; then the label
+    map is written as a tiled TIFF (a zarr store for a zarr input, a PNG for other
+    images) and the parts are removed. A killed run, run again, resumes by tile; the
+    tiles of one image are spread over --n-jobs or the --scheduler's workers.
 
     A model whose network class (or output function) lives in your own module needs that
     module importable: install it, run from its folder, or pass --python-path DIR."""
@@ -289,7 +319,8 @@ def _segment(args):
                          overwrite=args.overwrite, save_proba=args.save_proba,
                          n_jobs=args.n_jobs, scheduler=args.scheduler,
                          device=args.device, python_path=args.python_path,
-                         verbose=not args.quiet)
+                         verbose=not args.quiet, tile_size=args.tile_size,
+                         tile_above=args.tile_above)
     except (ImportError, RuntimeError) as exc:
         print(f"hybridseg segment: error: {exc}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@
   compatibility, by alpha-expansion or alpha-beta swap on a Boykov-Kolmogorov min cut,
   ICM, or mean field, in numba.
 - ``refine_tiles``: any refiner on an image of any size, tile by tile with a margin,
-  reading the image and scores by slices and writing the labels by slices.
+  reading the image and scores by slices and writing the labels by slices;
+  ``tile_grid``, ``refine_tile`` and ``default_overlap``, its parts, for a tile loop of
+  your own.
 
 - ``mean_field_forward`` and ``mean_field_backward``: the dense CRF's mean field and its
   exact gradient on ``LatticeKernel`` s (``dense_kernels`` builds the two built-in ones),
@@ -22,11 +24,12 @@ from ._dense import DenseCRF, Kernel, MeanFieldTrace
 from ._engine import dense_kernels, mean_field_backward, mean_field_forward
 from ._grid import GridCRF
 from ._kernels import DENSE_CRF_DEFAULTS, compat_matrix
-from ._tiles import refine_tiles
+from ._tiles import default_overlap, refine_tile, refine_tiles, tile_grid
 
 __all__ = ["DENSE_CRF_DEFAULTS", "DenseCRF", "GridCRF", "Kernel", "LatticeKernel",
-           "MeanFieldTrace", "compat_matrix", "dense_kernels", "mean_field_backward",
-           "mean_field_forward", "refine_tiles"]
+           "MeanFieldTrace", "compat_matrix", "default_overlap", "dense_kernels",
+           "mean_field_backward", "mean_field_forward", "refine_tile", "refine_tiles",
+           "tile_grid"]
 
 
 def __getattr__(name):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..utils._validation import check_kind
 
-__all__ = ["default_overlap", "refine_tiles"]
+__all__ = ["default_overlap", "places_tiles", "refine_tile", "refine_tiles", "tile_grid"]
 
 
 def default_overlap(refiner):
@@ -52,8 +52,29 @@ def _check_out(out, spatial, k):
     return out
 
 
-def _tiles(spatial, tile_size, overlap):
-    """``(core, halo)`` slice tuples covering ``spatial`` with cores of ``tile_size``."""
+def tile_grid(shape, tile_size, overlap):
+    """The tiles ``refine_tiles`` cuts an image into, for a tile loop of your own.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's spatial shape, ``(H, W)`` or ``(D, H, W)``.
+    tile_size : int
+        Side of each tile's core.
+    overlap : int
+        Margin around each core (less at the image's borders).
+
+    Returns
+    -------
+    tiles : list of (core, halo)
+        Tuples of slices, one per axis: the cores cover the image once, row by row; each
+        halo is its core grown by ``overlap``, clipped to the image.
+    """
+    spatial = tuple(int(n) for n in shape)
+    tile_size, overlap = int(tile_size), int(overlap)
+    if tile_size < 1 or overlap < 0:
+        raise ValueError(f"tile_size must be >= 1 and overlap >= 0, got {tile_size} and "
+                         f"{overlap}")
     grids = [[slice(a, min(a + tile_size, n)) for a in range(0, n, tile_size)]
              for n in spatial]
     cores = [()]
@@ -63,13 +84,98 @@ def _tiles(spatial, tile_size, overlap):
                          for s, n in zip(core, spatial))) for core in cores]
 
 
+def places_tiles(refiner):
+    """Whether ``refiner.refine`` takes ``origin=`` (the dense CRF on the numba or exact
+    backend): its tiles then sit on the whole image's lattice."""
+    import inspect
+
+    try:
+        params = inspect.signature(refiner.refine).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return "origin" in params and getattr(refiner, "backend", "numba") in ("numba", "exact")
+
+
+def refine_tile(refiner, image, scores, core, halo, *, kind="proba", return_proba=False):
+    """Refine one tile of ``tile_grid`` and keep its core: the step of ``refine_tiles``,
+    for a loop of your own (scores made tile by tile by a network, say).
+
+    Parameters
+    ----------
+    refiner : DenseCRF, GridCRF or any refiner with ``refine(image, scores, kind=)``
+    image : (h, w[, C]) or (d, h, w[, C]) ndarray
+        The image read over ``halo``.
+    scores : (h, w, K) or (d, h, w, K) ndarray
+        The class scores over ``halo``.
+    core, halo : tuple of slice
+        One tile of ``tile_grid``. A dense CRF gets ``origin=`` the halo's start, so that
+        its lattice is the whole image's.
+    kind : {"proba", "logits"}, default="proba"
+    return_proba : bool, default=False
+        Also return the core's float32 marginals.
+
+    Returns
+    -------
+    labels : ndarray
+        The core's labels, uint8 (uint16 when K > 255).
+    proba : ndarray of float32
+        The core's marginals ``(..., K)``, only with ``return_proba``.
+    """
+    extra = {"origin": tuple(h.start for h in halo)} if places_tiles(refiner) else {}
+    q = refiner.refine(image, scores, kind=kind, **extra)
+    inner = tuple(slice(c.start - h.start, c.stop - h.start) for c, h in zip(core, halo))
+    q = np.asarray(q[inner])
+    labels = q.argmax(-1).astype(np.uint8 if q.shape[-1] <= 255 else np.uint16)
+    return (labels, q.astype(np.float32, copy=False)) if return_proba else labels
+
+
+def _release(array):
+    """Drop the pages a numpy memmap has mapped from this process's resident set (they
+    stay in the page cache; a shared mapping's writes are kept), so that reading or
+    writing a memmap tile by tile does not grow the resident set to the file's size."""
+    mm = getattr(array, "_mmap", None)
+    if not isinstance(array, np.memmap) or mm is None or getattr(array, "mode", "") == "c":
+        return
+    import mmap
+
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None:  # not Linux/macOS: leave the pages to the OS
+        return
+    try:
+        if array.mode != "r":
+            mm.flush()
+        mm.madvise(advice)
+    except (OSError, ValueError):
+        pass
+
+
+def _check_proba_out(proba_out, spatial, k):
+    if proba_out is None:
+        return None
+    shape = tuple(getattr(proba_out, "shape", ()))
+    dtype = np.dtype(getattr(proba_out, "dtype", np.int64))
+    if shape != (*spatial, k) or dtype.kind != "f":
+        raise ValueError(f"proba_out must be a float array of shape {(*spatial, k)}, got "
+                         f"{dtype.name} of shape {shape}")
+    return proba_out
+
+
 def refine_tiles(refiner, image, scores, *, kind="proba", tile_size=1024, overlap=None,
-                 out=None, n_jobs=None):
+                 out=None, n_jobs=None, proba_out=None):
     """Refine an image of any size tile by tile and return (or write) its labels.
 
     Each tile is refined with a margin of ``overlap`` pixels on every side (less at the
     image's borders) and only its core is kept, so that every pixel is labelled from a
-    window that reaches ``overlap`` pixels around it; nothing is read whole.
+    window that reaches ``overlap`` pixels around it; nothing is read whole. Peak memory
+    is set by ``tile_size + 2 * overlap`` and K, not by the image's size.
+
+    How the result differs from the whole-image refine: a pixel's label depends on the
+    scores and colours within ``overlap`` of it only, where the whole-image mean field
+    lets every pixel reach every other (the dense CRF's Gaussian kernels make that reach
+    negligible beyond a few kernel widths, and the dense CRF's tiles sit on the whole
+    image's lattice). A grid CRF's graph cut is global: a tile's cut can differ from the
+    whole image's near its margin's edge, and the margin holds such changes away from
+    the core.
 
     Parameters
     ----------
@@ -92,12 +198,27 @@ def refine_tiles(refiner, image, scores, *, kind="proba", tile_size=1024, overla
     n_jobs : int, optional
         Tiles refined in parallel through joblib (``joblib.parallel_config(backend=
         "dask")`` sends them to a Dask cluster); each task returns only its core's
-        labels.
+        labels (and marginals).
+    proba_out : array-like that takes slice assignment, optional
+        Where to write the marginals too: float, of shape ``(H, W, K)`` (or
+        ``(D, H, W, K)``); float16 halves the disk.
 
     Returns
     -------
     labels : ndarray or ``out``
         uint8 labels (uint16 when K > 255), or ``out`` filled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridseg.crf import DenseCRF, refine_tiles
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    >>> logits = rng.normal(size=(300, 400, 4)).astype(np.float32)
+    >>> labels = refine_tiles(DenseCRF(n_iter=2), image, logits, kind="logits",
+    ...                       tile_size=256, overlap=60)
+    >>> labels.shape, labels.dtype
+    ((300, 400), dtype('uint8'))
     """
     check_kind(kind)
     spatial, k = _spatial_shape(image, scores)
@@ -112,25 +233,18 @@ def refine_tiles(refiner, image, scores, *, kind="proba", tile_size=1024, overla
         raise ValueError(f"tile_size ({tile_size}) must be larger than overlap ({overlap}): "
                          "otherwise each tile refines more margin than core")
     out = _check_out(out, spatial, k)
-    dtype = np.uint8 if k <= 255 else np.uint16
-
-    import inspect
-
-    try:  # a refiner that places its tiles in the whole image (DenseCRF's lattice)
-        at_origin = "origin" in inspect.signature(refiner.refine).parameters and getattr(
-            refiner, "backend", "numba") in ("numba", "exact")
-    except (TypeError, ValueError):
-        at_origin = False
+    proba_out = _check_proba_out(proba_out, spatial, k)
+    with_proba = proba_out is not None
 
     def run(core, halo):
         im = np.asarray(image[halo])
         sc = np.asarray(scores[(*halo, slice(None))], dtype=np.float32)
-        extra = {"origin": tuple(h.start for h in halo)} if at_origin else {}
-        proba = refiner.refine(im, sc, kind=kind, **extra)
-        inner = tuple(slice(c.start - h.start, c.stop - h.start) for c, h in zip(core, halo))
-        return core, np.asarray(proba[inner]).argmax(-1).astype(dtype)
+        _release(image)
+        _release(scores)
+        got = refine_tile(refiner, im, sc, core, halo, kind=kind, return_proba=with_proba)
+        return (core, *got) if with_proba else (core, got, None)
 
-    tiles = _tiles(spatial, tile_size, overlap)
+    tiles = tile_grid(spatial, tile_size, overlap)
     if n_jobs in (None, 1) or len(tiles) < 2:
         results = (run(core, halo) for core, halo in tiles)
     else:
@@ -138,6 +252,10 @@ def refine_tiles(refiner, image, scores, *, kind="proba", tile_size=1024, overla
 
         results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
             delayed(run)(core, halo) for core, halo in tiles)
-    for core, labels in results:
+    for core, labels, proba in results:
         out[core] = labels
+        _release(out)
+        if with_proba:
+            proba_out[(*core, slice(None))] = proba
+            _release(proba_out)
     return out

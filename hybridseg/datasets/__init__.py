@@ -14,6 +14,9 @@ terms allow a direct download).
 stack, the embedded samples, a folder), defined once for compare, the pipeline scripts and
 the benchmarks.
 
+``open_raster`` opens a large image on disk (TIFF, BigTIFF, OME-TIFF, zarr) for reading
+by windows, as ``refine_tiles`` and ``segment`` read it.
+
 ``make_noisy_scores`` simulates a mediocre model's logits from label maps, for
 experiments with refiners.
 """
@@ -35,6 +38,7 @@ from ._camvid import CAMVID_CLASSES, fetch_camvid, load_camvid
 from ._fetch import fetch_dataset
 from ._folder import load_folder
 from ._isbi import ISBI_CLASSES, load_isbi_membrane
+from ._raster import Raster, open_raster
 from ._sample import load_sample
 from ._splits import load_splits
 from ._synthetic import make_noisy_scores
@@ -48,6 +52,7 @@ __all__ = [
     "PASCAL_CONTEXT_CLASSES",
     "VOC_CLASSES",
     "Dataset",
+    "Raster",
     "clear_data_home",
     "fetch_camvid",
     "fetch_dataset",
@@ -63,4 +68,5 @@ __all__ = [
     "load_splits",
     "load_voc",
     "make_noisy_scores",
+    "open_raster",
 ]

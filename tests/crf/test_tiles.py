@@ -4,8 +4,14 @@ out arrays, joblib, bad input."""
 import numpy as np
 import pytest
 
-from hybridseg.crf import DenseCRF, GridCRF, refine_tiles
-from hybridseg.crf._tiles import _tiles, default_overlap
+from hybridseg.crf import (
+    DenseCRF,
+    GridCRF,
+    default_overlap,
+    refine_tile,
+    refine_tiles,
+    tile_grid,
+)
 from hybridseg.datasets import load_sample, make_noisy_scores
 
 
@@ -28,7 +34,7 @@ def problem():
 
 
 def test_tiles_cover_the_image_once():
-    tiles = _tiles((10, 25), 8, 3)
+    tiles = tile_grid((10, 25), 8, 3)
     cover = np.zeros((10, 25), int)
     for core, halo in tiles:
         cover[core] += 1
@@ -96,3 +102,64 @@ def test_a_tile_placed_at_its_origin_is_refined_on_the_whole_image_lattice(probl
     assert np.abs(tile[inner] - whole[core]).max() < np.abs(moved[inner] - whole[core]).max()
     with pytest.raises(ValueError, match="origin must be 2 ints"):
         crf.refine(image, logits, kind="logits", origin=(1,))
+
+
+def test_marginals_into_a_second_out(problem):
+    image, logits = problem
+    crf = DenseCRF(n_iter=2, bilateral_sxy=20)
+    proba = np.zeros(logits.shape, np.float16)
+    labels = refine_tiles(crf, image, logits, kind="logits", tile_size=128, proba_out=proba)
+    assert np.allclose(proba.astype(np.float32).sum(-1), 1, atol=5e-3)
+    # the labels are the argmax of the kept marginals (up to float16 ties)
+    assert (proba.argmax(-1) == labels).mean() > 0.999
+    with pytest.raises(ValueError, match="proba_out must be a float array of shape"):
+        refine_tiles(crf, image, logits, kind="logits", proba_out=np.zeros(logits.shape[:2]))
+
+
+def test_volumes_are_cut_in_three_dimensions():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((12, 40, 40), int)
+    truth[:, 10:30, 5:25] = 1
+    truth[4:, 20:, 20:] = 2
+    volume = (truth * 80 + rng.normal(0, 10, truth.shape)).clip(0, 255)
+    logits = (2.0 * np.eye(3)[truth] + rng.normal(0, 1.5, (*truth.shape, 3))).astype(
+        np.float32)
+    crf = DenseCRF(n_iter=3, bilateral_sxy=4, gaussian_sxy=1, bilateral_srgb=20)
+    assert len(tile_grid(truth.shape, 16, 12)) == 1 * 3 * 3
+    whole = crf.refine(volume, logits, kind="logits").argmax(-1)
+    tiled = refine_tiles(crf, volume, logits, kind="logits", tile_size=16, overlap=12)
+    assert tiled.shape == truth.shape
+    assert (tiled == whole).mean() > 0.995
+    assert (tiled == truth).mean() > (logits.argmax(-1) == truth).mean()
+
+
+def test_memmaps_in_and_out_keep_every_label(problem, tmp_path):
+    image, logits = problem
+    path = tmp_path / "scores.f16"
+    scores = np.memmap(path, np.float16, "w+", shape=logits.shape)
+    scores[:] = logits
+    scores.flush()
+    scores = np.memmap(path, np.float16, "r", shape=logits.shape)
+    out = np.lib.format.open_memmap(tmp_path / "labels.npy", mode="w+", dtype=np.uint8,
+                                    shape=logits.shape[:2])
+    crf = GridCRF(weight=2.0)
+    refine_tiles(crf, image, scores, kind="logits", tile_size=128, out=out)
+    del out  # the labels reached the file, not only this process's pages
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "labels.npy"),
+        refine_tiles(crf, image, logits, kind="logits", tile_size=128))
+
+
+def test_a_tile_loop_of_ones_own_gives_refine_tiles_labels(problem):
+    image, logits = problem
+    crf = DenseCRF(n_iter=2, bilateral_sxy=20)
+    want = refine_tiles(crf, image, logits, kind="logits", tile_size=128, overlap=60)
+    got = np.zeros(image.shape[:2], np.uint8)
+    for core, halo in tile_grid(image.shape[:2], 128, 60):
+        labels, proba = refine_tile(crf, image[halo], logits[halo], core, halo,
+                                    kind="logits", return_proba=True)
+        assert proba.shape == (*labels.shape, 11) and proba.dtype == np.float32
+        got[core] = labels
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="tile_size must be >= 1"):
+        tile_grid((10, 10), 0, 2)
