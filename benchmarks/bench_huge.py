@@ -156,6 +156,9 @@ def main():
         runs += [(4096, "dense", "tiled", t) for t in tiles if t != 1024]
     rows = []
     try:
+        make_problem(root / str(sizes[0]), sizes[0])
+        for name in ("dense", "grid"):  # numba's compile (or cache check) on these shapes
+            run_child(root / str(sizes[0]), sizes[0], name, "tiled", 512)
         for n, name, how, tile in runs:
             folder = root / str(n)
             make_problem(folder, n)

@@ -289,20 +289,19 @@ def _plan(pairs, output, *, save_proba, overwrite, tiled=None):
 
 
 def _tiled_inputs(pairs, tile_above):
-    """The suffix of the output of each input above ``tile_above`` pixels, by source
-    (headers only; an unreadable file is left to the whole-image path, which reports
-    it)."""
+    """The shape of each input above ``tile_above`` pixels, by source (headers only; an
+    unreadable file is left to the whole-image path, which reports it)."""
     if tile_above is None:
         return {}
-    tiled = {}
+    shapes = {}
     for src, _ in pairs:
         try:
             shape = raster_shape(src)
         except (ValueError, OSError, ImportError):
             continue
         if shape[0] * shape[1] > tile_above:
-            tiled[src] = tiled_extension(src)
-    return tiled
+            shapes[src] = shape
+    return shapes
 
 
 def _pid_alive(pid):
@@ -797,6 +796,20 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
         worker before the model is loaded.
     verbose : bool, default=True
         Print a progress bar, each failure as it happens and a summary on stderr.
+    tile_size : int, default=1024
+        Side of the tiles' cores for the images above ``tile_above``.
+    tile_above : int or None, default=4096 * 4096
+        Images of more pixels than this are segmented tile by tile: TIFF, BigTIFF,
+        OME-TIFF and zarr inputs are read by windows (other images whole); each tile is
+        read with a margin (240 pixels with ``refine="dense"``, 128 otherwise), predicted,
+        refined at its place in the whole image, and its core's labels kept in
+        ``output/.<name>.parts/``; once every tile is done the label map is written, as a
+        tiled, zlib-compressed (Big)TIFF ``<rel>.tif`` with the VOC palette (a zarr store
+        ``<rel>.zarr`` for a zarr input, a PNG for other images), and the parts are
+        removed. A killed run resumes by tile; the tiles of one image are tasks of their
+        own, so ``n_jobs`` and ``scheduler`` spread them. Peak memory per worker follows
+        ``tile_size + 2 * margin``, not the image's size (``docs/guide/large-images.md``).
+        ``save_proba`` writes nothing for these images. None: every image whole.
 
     Returns
     -------
@@ -832,14 +845,14 @@ def segment(input, output, model, *, refine="none", overwrite=False, save_proba=
     add_python_path(python_path)
     output, model_path = _check_paths(input, output, model)
     pairs = _list_inputs(input, output)
-    tiled = _tiled_inputs(pairs, tile_above)
+    shapes = _tiled_inputs(pairs, tile_above)
+    tiled = {src: tiled_extension(src) for src in shapes}
     tasks, big, skipped, blocked = _plan(pairs, output, save_proba=bool(save_proba),
                                          overwrite=bool(overwrite), tiled=tiled)
     stamp = _model_stamp(model_path)
-    shapes = {src: raster_shape(src) for src, _ in big}
     n_tasks = len(tasks) + sum(  # an upper bound until the parts are read
-        len(range(0, h, tile_size)) * len(range(0, w, tile_size))
-        for h, w, *_ in shapes.values())
+        len(range(0, shapes[src][0], tile_size)) * len(range(0, shapes[src][1], tile_size))
+        for src, _ in big)
     import joblib
 
     active = None
