@@ -548,6 +548,16 @@ def _one_line(exc):
     return first
 
 
+def _worker_model(cfg):
+    """The model and refiner of this process, which ends with the run and uses its share
+    of the cores."""
+    model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device,
+                                 cfg.python_path)
+    _die_with_parent(cfg)
+    _limit_threads(cfg)
+    return model, refiner
+
+
 _FAILED = {
     "model": _NO_MODEL,
     "read": "cannot be read: ",
@@ -569,10 +579,7 @@ def _segment_one(task, cfg):
     t0 = time.perf_counter()
     stage = "model"
     try:
-        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device,
-                                     cfg.python_path)
-        _die_with_parent(cfg)
-        _limit_threads(cfg)
+        model, refiner = _worker_model(cfg)
         stage = "read"
         image = _read_image(src)
         stage = "check"
@@ -635,10 +642,7 @@ def _segment_tile(task, cfg):
     t0 = time.perf_counter()
     stage = "model"
     try:
-        model, refiner = _load_model(cfg.model, cfg.model_stamp, cfg.refine, cfg.device,
-                                     cfg.python_path)
-        _die_with_parent(cfg)
-        _limit_threads(cfg)
+        model, refiner = _worker_model(cfg)
         stage = "read"
         window = _raster(src)[halo]
         stage = "check"
