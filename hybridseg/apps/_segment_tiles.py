@@ -85,10 +85,7 @@ def plan_tiled(src, rel_out, output, shape, *, model_stamp, refine, tile_size, o
     """
     from ..crf import tile_grid
 
-    margin = tile_margin(refine)
-    if tile_size <= margin:
-        raise ValueError(f"tile_size ({tile_size}) must be larger than the tiles' margin "
-                         f"({margin} pixels with refine={refine!r})")
+    margin = tile_margin(refine)  # segment checked that tile_size exceeds it
     out_path = os.path.join(output, rel_out)
     folder, name = os.path.split(out_path)
     parts = os.path.join(folder, f".{name}.parts")

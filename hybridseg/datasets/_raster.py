@@ -36,15 +36,17 @@ class Raster:
     ndim : int
     """
 
-    def __init__(self, path, array, order, close=None):
+    def __init__(self, path, array, order, close=None, lut=None):
         self.path = os.fspath(path)
-        self._array, self._order, self._close = array, order, close
+        self._array, self._order, self._close, self._lut = array, order, close, lut
         full = tuple(int(n) for n in array.shape)
         self.shape = tuple(full[i] for i in order)
         self._alpha = len(self.shape) == 3 and self.shape[2] == 4  # RGBA: alpha dropped
         if self._alpha:
             self.shape = (*self.shape[:2], 3)
-        self.dtype = np.dtype(array.dtype)
+        if lut is not None:  # a palette image: its indices' colours
+            self.shape = (*self.shape[:2], 3)
+        self.dtype = np.dtype(array.dtype if lut is None else lut.dtype)
         self.ndim = len(self.shape)
 
     def __len__(self):
@@ -58,6 +60,11 @@ class Raster:
         if len(key) > self.ndim or not all(isinstance(k, slice) for k in key):
             raise IndexError(f"a Raster reads windows: up to {self.ndim} slices, got {key!r}")
         key = key + (slice(None),) * (self.ndim - len(key))
+        if self._lut is not None:
+            return np.ascontiguousarray(self._lut[self._read(key[:2])][..., key[2]])
+        return self._read(key)
+
+    def _read(self, key):
         file_key = [slice(None)] * len(self._array.shape)
         for axis, k in zip(self._order, key):
             file_key[axis] = k
@@ -126,9 +133,20 @@ def _tiff(path):
         raise
 
 
+def _photometric(series):
+    return getattr(getattr(series.keyframe, "photometric", None), "name", "MINISBLACK")
+
+
 def _open_tiff(path):
     tif, series, order = _tiff(path)
     try:
+        photometric, lut = _photometric(series), None
+        if photometric == "PALETTE":
+            colormap = np.asarray(series.keyframe.colormap)  # (3, 2**bits) of uint16
+            lut = np.ascontiguousarray((colormap.T >> 8).astype(np.uint8))
+        elif photometric not in ("MINISBLACK", "RGB"):
+            raise ValueError(f"{path} is a {photometric} TIFF: windows are read from gray, "
+                             "RGB and palette TIFFs; convert it to RGB first")
         try:
             import zarr
         except ImportError as exc:
@@ -137,7 +155,7 @@ def _open_tiff(path):
     except BaseException:
         tif.close()
         raise
-    return Raster(path, array, order, close=tif.close)
+    return Raster(path, array, order, close=tif.close, lut=lut)
 
 
 def _ngff_axes(group):
@@ -239,6 +257,10 @@ def read_raster(path):
 
             return read_image(path)
         with tif:
+            if _photometric(series) not in ("MINISBLACK", "RGB"):  # palette, CMYK, ...
+                from ._base import read_image
+
+                return read_image(path)  # Pillow converts them to RGB
             try:
                 array = series.asarray()
             except Exception as exc:

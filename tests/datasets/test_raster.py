@@ -88,3 +88,24 @@ def test_bad_input(tmp_path, image):
     with open_raster(tmp_path / "a.tif") as raster, pytest.raises(IndexError,
                                                                    match="reads windows"):
         raster[3]
+
+
+def test_palette_tiffs_give_their_colours(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    index = rng.integers(0, 4, (80, 90), dtype=np.uint8)
+    colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 99, 199]], np.uint8)
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[:, :4] = colors.T.astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "p.tif", index, photometric="palette", colormap=cmap,
+                     tile=(32, 32))
+    with open_raster(tmp_path / "p.tif") as raster:
+        assert raster.shape == (80, 90, 3) and raster.dtype == np.uint8
+        np.testing.assert_array_equal(raster[10:50, 5:77], colors[index][10:50, 5:77])
+        np.testing.assert_array_equal(raster[:, :, 1:2], colors[index][:, :, 1:2])
+    from hybridseg.datasets._raster import read_raster
+
+    np.testing.assert_array_equal(read_raster(tmp_path / "p.tif"), colors[index])
+    Image.fromarray(index, mode="P").save(tmp_path / "pil.tif")  # Pillow's palette TIFF
+    assert read_raster(tmp_path / "pil.tif").shape == (80, 90, 3)
