@@ -192,13 +192,16 @@ def test_cli_tile_options(tmp_path, model, big, capsys):
 
 
 @pytest.mark.slow
-def test_tiles_of_one_image_on_a_dask_cluster(tmp_path, model, big):
+def test_tiles_of_one_image_on_a_dask_cluster_and_local_processes(tmp_path, model, big):
     pytest.importorskip("distributed")
     root, _ = big
     local = segment(root / "scene.tif", tmp_path / "local", model, tile_above=0,
                     tile_size=200, verbose=False)
     dist = segment(root / "scene.tif", tmp_path / "dask", model, tile_above=0,
                    tile_size=200, scheduler="local:2", verbose=False)
-    assert local.ok and dist.ok
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "local" / "scene.tif"),
-                                  tifffile.imread(tmp_path / "dask" / "scene.tif"))
+    procs = segment(root / "scene.tif", tmp_path / "procs", model, tile_above=0,
+                    tile_size=200, n_jobs=2, verbose=False)
+    assert local.ok and dist.ok and procs.ok
+    want = tifffile.imread(tmp_path / "local" / "scene.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "dask" / "scene.tif"), want)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "procs" / "scene.tif"), want)
