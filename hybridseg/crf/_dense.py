@@ -282,7 +282,8 @@ class DenseCRF(BaseRefiner):
             need, how = 8 * n * n, "use backend='numba' (the exact backend is for tiny images)"
         else:
             need = n * (36 * k + 240)
-            how = "refine the image in overlapping tiles, or with fewer classes"
+            how = ("refine it tile by tile with hybridseg.crf.refine_tiles (memory set by the "
+                   "tile, not the image), or with fewer classes")
         check_memory(need, f"a dense CRF on a {size} image with {k} classes", how)
 
     def _weights(self):

@@ -341,7 +341,7 @@ def test_an_image_beyond_the_machine_gets_a_memory_plan(monkeypatch):
     im = np.zeros((600, 600, 3), np.uint8)
     p = np.full((600, 600, 21), 1 / 21, np.float32)
     with pytest.raises(MemoryError, match="a dense CRF on a 600x600 image with 21 classes "
-                                          r"needs 3[0-9.]+ MiB.*overlapping tiles"):
+                                          r"needs 3[0-9.]+ MiB.*refine_tiles"):
         DenseCRF().refine(im, p)
     with pytest.raises(MemoryError, match="backend='numba'"):
         DenseCRF(backend="exact").refine(im[:64, :64], p[:64, :64])
