@@ -163,3 +163,19 @@ def test_a_tile_loop_of_ones_own_gives_refine_tiles_labels(problem):
     np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="tile_size must be >= 1"):
         tile_grid((10, 10), 0, 2)
+
+
+def test_dask_and_zarr_arrays_in_a_zarr_array_out(problem, tmp_path):
+    da = pytest.importorskip("dask.array")
+    zarr = pytest.importorskip("zarr")
+    image, logits = problem
+    crf = GridCRF(weight=2.0)
+    want = refine_tiles(crf, image, logits, kind="logits", tile_size=128)
+    scores = zarr.open_array(tmp_path / "scores.zarr", mode="w", shape=logits.shape,
+                             chunks=(64, 64, logits.shape[-1]), dtype="f2")
+    scores[:] = logits
+    out = zarr.open_array(tmp_path / "labels.zarr", mode="w", shape=image.shape[:2],
+                          chunks=(100, 100), dtype="u1")
+    refine_tiles(crf, da.from_array(image, chunks=(50, 70, 3)), scores, kind="logits",
+                 tile_size=128, out=out)
+    np.testing.assert_array_equal(out[:], want)
