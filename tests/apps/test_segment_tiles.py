@@ -205,3 +205,24 @@ def test_tiles_of_one_image_on_a_dask_cluster_and_local_processes(tmp_path, mode
     want = tifffile.imread(tmp_path / "local" / "scene.tif")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "dask" / "scene.tif"), want)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "procs" / "scene.tif"), want)
+
+
+def test_a_run_killed_while_writing_the_output_writes_it_at_the_next_start(
+        tmp_path, model, big, monkeypatch):
+    root, image = big
+    out = tmp_path / "out"
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seg_module, "assemble", killed)
+    with pytest.raises(KeyboardInterrupt):
+        segment(root / "scene.tif", out, model, tile_above=0, tile_size=256, verbose=False)
+    assert len(list((out / ".scene.tif.parts").glob("r*.npy"))) == 3 * 3
+    monkeypatch.undo()
+    monkeypatch.setattr(seg_module, "_predict_tile", killed)  # no tile is recomputed
+    report = segment(root / "scene.tif", out, model, tile_above=0, tile_size=256,
+                     verbose=False)
+    assert report.ok and report.written == 1
+    np.testing.assert_array_equal(tifffile.imread(out / "scene.tif"), _whole(model, image))
+    assert [p.name for p in out.iterdir()] == ["scene.tif"]
