@@ -54,7 +54,7 @@ class InSampleScoresWarning(UserWarning):
 
 
 def _in_sample(U):
-    return bool(getattr(U, "in_sample", False))  # Unaries pickled before it existed
+    return bool(getattr(U, "in_sample", False))  # U: a Unaries, or images and scores
 
 
 def labels_from_proba(proba, *, wide_dtype=np.int32):

@@ -147,5 +147,5 @@ def test_in_sample_survives_slicing_conversion_and_pickling():
         assert V.in_sample
     assert not Unaries(U.images, U.scores).in_sample
     old = object.__new__(Unaries)  # as unpickled from before the attribute existed
-    old.images, old.scores, old.kind = U.images, U.scores, "proba"
+    old.__setstate__((None, {"images": U.images, "scores": U.scores, "kind": "proba"}))
     assert not old[:1].in_sample

@@ -97,6 +97,13 @@ class Unaries:
         self.kind = kind
         self.in_sample = bool(in_sample)
 
+    def __setstate__(self, state):
+        """Unpickling: a Unaries pickled before ``in_sample`` existed gets False."""
+        slots = state[1] if isinstance(state, tuple) else state
+        self.in_sample = False
+        for name, value in (slots or {}).items():
+            setattr(self, name, value)
+
     @classmethod
     def _from_checked(cls, images, scores, kind, in_sample=False):
         # Internal: build from parts that are already validated (slicing, conversion).
@@ -134,7 +141,7 @@ class Unaries:
             return self.images[key], self.scores[key]
         if isinstance(key, slice):
             return Unaries._from_checked(self.images[key], self.scores[key], self.kind,
-                                         getattr(self, "in_sample", False))
+                                         self.in_sample)
         idx = np.asarray(key)
         if idx.dtype == bool:
             if idx.shape != (len(self),):
@@ -150,7 +157,7 @@ class Unaries:
             raise IndexError(f"index out of range for Unaries of length {n}")
         return Unaries._from_checked(
             [self.images[i] for i in idx], [self.scores[i] for i in idx], self.kind,
-            getattr(self, "in_sample", False),
+            self.in_sample,
         )
 
     def to_proba(self):
@@ -159,7 +166,7 @@ class Unaries:
             return self
         return Unaries._from_checked(
             self.images, [to_proba(s, "logits") for s in self.scores], "proba",
-            getattr(self, "in_sample", False),
+            self.in_sample,
         )
 
     def to_logits(self):
@@ -168,7 +175,7 @@ class Unaries:
             return self
         return Unaries._from_checked(
             self.images, [to_logits(s, "proba") for s in self.scores], "logits",
-            getattr(self, "in_sample", False),
+            self.in_sample,
         )
 
     def __repr__(self):
