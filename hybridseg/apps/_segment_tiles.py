@@ -22,7 +22,7 @@ import shutil
 
 import numpy as np
 
-from ..datasets._raster import is_zarr_path
+from ..datasets._raster import TIFF_SUFFIXES, is_zarr_path
 from ..utils._io import write_atomic, write_text_atomic
 
 __all__ = ["TiledImage", "assemble", "plan_tiled", "tile_margin", "tiled_extension"]
@@ -38,7 +38,7 @@ def tiled_extension(src):
     tiled TIFF for a TIFF, a PNG (assembled in memory) for any other image."""
     if is_zarr_path(src):
         return ".zarr"
-    if src.lower().endswith((".tif", ".tiff", ".btf", ".tf8")):
+    if src.lower().endswith(TIFF_SUFFIXES):
         return ".tif"
     return ".png"
 

@@ -7,11 +7,12 @@ import os
 
 import numpy as np
 
-__all__ = ["RASTER_SUFFIXES", "Raster", "is_zarr_path", "open_raster", "raster_shape",
-           "read_raster"]
+__all__ = ["RASTER_SUFFIXES", "TIFF_SUFFIXES", "Raster", "is_zarr_path", "open_raster",
+           "raster_shape", "read_raster"]
 
 #: Files read by windows (every other image is read whole through Pillow).
-RASTER_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".zarr")
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
+RASTER_SUFFIXES = (*TIFF_SUFFIXES, ".zarr")
 _ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
 _NEEDS = "reading {what} by windows needs {pkg}: pip install 'hybridseg[raster]'"
 
@@ -249,7 +250,7 @@ def read_raster(path):
     tifffile (a stack is refused instead of read as its first page), zarr stores through
     zarr, other images through Pillow."""
     path = os.fspath(path)
-    if path.lower().endswith(RASTER_SUFFIXES[:-1]) and not os.path.isdir(path):
+    if path.lower().endswith(TIFF_SUFFIXES) and not os.path.isdir(path):
         try:
             tif, series, order = _tiff(path)
         except ImportError:  # without tifffile, Pillow reads the first page
