@@ -48,6 +48,7 @@ from ..utils._validation import (
 )
 from . import _training
 from ._inference import (
+    amp_supported,
     n_channels,
     output_channels,
     predict_logits,
@@ -187,7 +188,8 @@ class _NetworkSegmenter(BaseSegmenter):
         return predict_logits(self.model_, xs, [im.shape[:2] for im in images],
                               stride=self.stride_, tile_size=s.tile_size,
                               batch_size=s.batch_size, tta=s.tta, device=self.device_,
-                              use_amp=self._use_amp, output=self._output())
+                              use_amp=amp_supported(self.device_, s.amp, training=False),
+                              output=self._output())
 
     def predict_proba(self, X):
         """Class probabilities of every pixel, at each image's own size.
@@ -339,7 +341,7 @@ class _NetworkSegmenter(BaseSegmenter):
         settings = self._settings()
         settings.set_params(device=device)
         self.device_ = self._resolve_device()
-        self._use_amp = _amp_on(settings.amp, self.device_)
+        self._use_amp = amp_supported(self.device_, settings.amp)
         self.model_ = self.model_.to(self.device_)
         if settings is not self:  # its network is part of this one: same device
             settings.device_, settings._use_amp = self.device_, self._use_amp
@@ -396,7 +398,7 @@ class _NetworkSegmenter(BaseSegmenter):
                               "put on the CPU", UserWarning, stacklevel=2)
                 self.device_ = torch.device("cpu")
             self.model_ = self.model_.to(self.device_)
-            self._use_amp = _amp_on(self._settings().amp, self.device_)
+            self._use_amp = amp_supported(self.device_, self._settings().amp)
 
 
 class CNNSegmenter(_NetworkSegmenter):
@@ -535,8 +537,13 @@ class CNNSegmenter(_NetworkSegmenter):
     device : str or torch.device, default="auto"
         ``"auto"`` is CUDA where a GPU is available, else the CPU.
     amp : {"auto"} or bool, default="auto"
-        Mixed precision (float16 autocast with gradient scaling); ``"auto"`` turns it on
-        on CUDA only. It has no effect on the CPU.
+        Mixed precision: float16 autocast with gradient scaling on CUDA, bfloat16
+        autocast on channels-last batches on the CPU. ``"auto"`` turns it on on CUDA,
+        and for training on CPUs that compute bfloat16 in hardware (Intel AMX: training
+        steps 1.3 to 2.6 times as fast, so more epochs in a ``max_time`` budget);
+        predictions on the CPU stay float32. ``True`` turns it on for prediction on the
+        CPU too (2 to 4 times as fast, probabilities within about 1e-2) and on CPUs
+        without AMX, where bfloat16 is emulated and slower. The weights stay float32.
     tta : bool, default=False
         Test-time augmentation: average the logits of each image and of its mirror image
         (twice the prediction time).
@@ -989,7 +996,7 @@ class CNNSegmenter(_NetworkSegmenter):
         split (the same split for every run from the same settings)."""
         torch = require_torch()
         self.device_ = self._resolve_device()
-        self._use_amp = _amp_on(self.amp, self.device_)
+        self._use_amp = amp_supported(self.device_, self.amp)
         self._void = -100 if self.ignore_index is None else int(self.ignore_index)
         seed = _seed(self.random_state)
         devices = [self.device_] if self.device_.type == "cuda" else []
@@ -1096,12 +1103,6 @@ class CNNSegmenter(_NetworkSegmenter):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
-
-
-def _amp_on(amp, device):
-    """Whether mixed precision runs: ``amp`` (``"auto"``: on CUDA), and only on CUDA."""
-    amp = amp if amp != "auto" else device.type == "cuda"
-    return bool(amp) and device.type == "cuda"
 
 
 def _seed(random_state):

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from ..utils._progress import ProgressBar
-from ._inference import autocast, network_logits
+from ._inference import autocast, batch_layout, network_logits
 from ._interop import backbone_prefixes
 from ._torch import require_torch
 
@@ -220,6 +220,8 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
         Label of void pixels in ``ys``.
     device : torch.device
     use_amp : bool
+        Mixed precision (``_inference.autocast``); on the CPU, the network trains in
+        channels-last memory format and is given back contiguous.
     stride : int
         The network's stride (crops are multiples of it).
     epochs : int
@@ -249,6 +251,25 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     history : History
     """
     torch = require_torch()
+    layout = batch_layout(device, use_amp)
+    if layout is not None:  # in place: the parameters stay the same objects
+        model.to(memory_format=layout)
+    try:
+        return _train(model, xs, ys, settings=settings, rng=rng, weight=weight, void=void,
+                      device=device, use_amp=use_amp, stride=stride, epochs=epochs, lr=lr,
+                      param_groups=param_groups, validate=validate, desc=desc,
+                      score_start=score_start, output=output, on_epoch=on_epoch,
+                      adversary=adversary, time_spent=time_spent, layout=layout)
+    finally:
+        if layout is not None:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride, epochs,
+           lr, param_groups, validate, desc, score_start, output, on_epoch, adversary,
+           time_spent, layout):
+    """``train``'s loop, on batches in ``layout`` (a memory format, or None)."""
+    torch = require_torch()
     from .losses import make_loss
 
     loss_fn = make_loss(settings.loss, weight=weight, ignore_index=void)
@@ -260,7 +281,7 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
     if param_groups is None:
         param_groups = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(settings.optimizer, param_groups, lr, settings.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
     spec = getattr(settings, "crop_size_", settings.crop_size)
     ch, cw = crop_size(xs, None if spec == "auto" else spec, stride)
     n = len(xs)
@@ -306,6 +327,8 @@ def train(model, xs, ys, *, settings, rng, weight, void, device, use_amp, stride
                                      color_jitter=settings.color_jitter)
                          for i in order[b:b + bs]]
                 xb = torch.stack([p[0] for p in pairs]).to(device)
+                if layout is not None:
+                    xb = xb.contiguous(memory_format=layout)
                 yb = torch.stack([p[1] for p in pairs]).to(device)
                 progress = step / total_steps
                 if max_time is not None:

@@ -63,6 +63,26 @@ def test_a_smaller_budget_crops_first_then_lowers_the_scale(pixel_clock):
     assert small.crop is None or small.crop[0] >= 0.5 * round(small.scale * 360)
 
 
+def test_a_steps_fixed_cost_does_not_lower_the_scale(monkeypatch):
+    """A step costs 0.1 s whatever its size, plus its pixels: extrapolated in proportion
+    to the pixels, the tiny first probe makes full resolution look 8 times as dear as it
+    is. The plan times the smallest crop allowed at full scale before it gives it up."""
+    def clock(self, crop):
+        for c, t in self.timings:
+            if c == tuple(crop):
+                return t
+        t = 0.1 + self.bs * crop[0] * crop[1] * 1e-6
+        self.probes += 1
+        self.timings.append((tuple(crop), t))
+        return t
+
+    monkeypatch.setattr(_budget._StepTimer, "time", clock)
+    want = _budget.target_steps(100, 8)
+    plan = _plan(want * (0.1 + 8 * 200 * 260 * 1e-6) / _budget.STEP_SHARE)
+    assert plan.scale == 1.0 and plan.crop is not None
+    assert plan.crop[0] >= 0.5 * 360 and plan.step_time <= 1.1 * (0.1 + 8 * 200 * 260e-6)
+
+
 def test_a_budget_too_small_for_anything_takes_the_smallest_work_and_says_so(pixel_clock):
     plan = _plan(1.0)
     assert plan.scale == min(s for s in _budget.SCALES if s * 360 >= 64)

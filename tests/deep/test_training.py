@@ -114,3 +114,53 @@ def test_a_time_budget_that_allows_few_epochs_is_said():
     with pytest.warns(UserWarning, match=r"max_time 0.001 s allowed 1 of 50 epochs"):
         seg.fit(X, y)
     assert seg.n_epochs_ == 1
+
+
+# --------------------------------------------------------------------------- mixed precision
+def test_amp_auto_is_bfloat16_training_on_cpus_with_amx_only(monkeypatch):
+    from hybridseg.deep._inference import amp_supported
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for amx in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert amp_supported(cpu, "auto") is amx
+        assert amp_supported(cpu, "auto", training=False) is False  # predictions: float32
+    assert amp_supported(cuda, "auto") and amp_supported(cuda, "auto", training=False)
+    assert amp_supported(cpu, True, training=False) and not amp_supported(cuda, False)
+    assert not amp_supported(torch.device("meta"), True)
+
+
+def test_amp_on_the_cpu_trains_channels_last_and_gives_the_network_back_contiguous():
+    from hybridseg.deep import CNNSegmenter
+
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 255, (32, 48, 3), dtype=np.uint8) for _ in range(4)]
+    y = [(x[..., 0] > 127).astype(np.uint8) for x in X]
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.head = torch.nn.Conv2d(8, 2, 1)
+
+        def forward(self, x):
+            z = self.conv(x)
+            seen.append((self.training, x.is_contiguous(memory_format=torch.channels_last),
+                         z.dtype))
+            return self.head(torch.relu(z))
+
+    seg = CNNSegmenter(Spy(), epochs=2, batch_size=2, amp=True, device="cpu",
+                       early_stopping=False, random_state=0)
+    seg.fit(X, y)
+    assert seen and all(cl and dt == torch.bfloat16 for tr, cl, dt in seen if tr)
+    params = dict(seg.model_.named_parameters())
+    assert all(p.is_contiguous() and p.dtype == torch.float32 for p in params.values())
+    seen.clear()
+    p_amp = seg.predict_proba(X[:1])[0]
+    assert seen[-1][1:] == (True, torch.bfloat16)
+    seg.set_params(amp="auto")
+    p32 = seg.predict_proba(X[:1])[0]
+    assert seen[-1][1:] == (False, torch.float32)  # "auto" predicts in float32 on the CPU
+    np.testing.assert_allclose(p_amp, p32, atol=0.05)
+    assert np.allclose(p_amp.sum(-1), 1, atol=1e-3)
