@@ -164,3 +164,19 @@ def test_amp_on_the_cpu_trains_channels_last_and_gives_the_network_back_contiguo
     assert seen[-1][1:] == (False, torch.float32)  # "auto" predicts in float32 on the CPU
     np.testing.assert_allclose(p_amp, p32, atol=0.05)
     assert np.allclose(p_amp.sum(-1), 1, atol=1e-3)
+
+
+def test_amp_on_the_cpu_is_reproducible():
+    from hybridseg.deep import CNNSegmenter
+
+    rng = np.random.default_rng(1)
+    X = [rng.integers(0, 255, (32, 48, 3), dtype=np.uint8) for _ in range(4)]
+    y = [(x[..., 1] > 127).astype(np.uint8) for x in X]
+
+    def fit():
+        return CNNSegmenter("unet", epochs=2, batch_size=2, amp=True, device="cpu",
+                            model_options=dict(widths=(4, 8)), random_state=0).fit(X, y)
+
+    a, b = fit(), fit()
+    for (name, pa), pb in zip(a.model_.named_parameters(), b.model_.parameters()):
+        assert torch.equal(pa, pb), name
