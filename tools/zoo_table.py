@@ -9,13 +9,14 @@ CRF and with CRF-as-RNN, where the run has those rows).
 
 ``--runs`` prints instead where each network's budget went in that run: the working scale
 and crop its training plan chose, the seconds a step took, the epochs run and the one kept,
-the best val and the test mIoU (read from the run's ``methods/*.json`` and, for the plan,
-its saved models).
+the best val and the test mIoU (read from the run's ``methods/*.json``: its records keep the
+plan's note, so the table needs no saved model).
 """
 
 import argparse
 import csv
 import os
+import re
 
 import torch
 
@@ -38,12 +39,16 @@ def camvid(path):
         return {r["method"]: 100 * float(r["miou"]) for r in csv.DictReader(f) if r["miou"]}
 
 
+#: A training plan's note (``TrainingPlan.note``): its scale, crop and step time.
+PLAN = re.compile(r"scale (?P<scale>[\d.]+) \((?P<size>\d+x\d+)\), "
+                  r"(?:(?P<crop>\d+x\d+) crops|whole images), batch \d+: "
+                  r"(?P<step>[\d.]+) s per step")
+
+
 def runs(results):
     """Where each network's budget went: one table row per network of the run."""
     import glob
     import json
-
-    import hybridseg
 
     folder = os.path.dirname(results)
     print("| network | scale | crop | s per step | epochs (kept) | val mIoU | test mIoU |")
@@ -53,12 +58,11 @@ def runs(results):
         name, notes = record["spec"], record.get("notes", {})
         if name not in MODELS:
             continue
-        plan = getattr(hybridseg.load(os.path.join(folder, "models", f"{name}.hseg")),
-                       "training_plan_", None)
-        crop = "whole" if plan is None or plan.crop is None else "x".join(map(str, plan.crop))
-        step = f"{plan.step_time:.2f}" if plan else "-"
-        print(f"| `{name}` | {plan.scale if plan else '-'} | {crop} | "
-              f"{step} | {notes.get('epochs')} ({notes.get('best_epoch')}) | "
+        plan = PLAN.search(notes.get("training_plan", ""))
+        scale, crop, step = ((plan["scale"], plan["crop"] or "whole", plan["step"]) if plan
+                             else ("-", "-", "-"))
+        print(f"| `{name}` | {scale} | {crop} | {step} | "
+              f"{notes.get('epochs')} ({notes.get('best_epoch')}) | "
               f"{100 * notes.get('best_val_miou', float('nan')):.1f} | "
               f"{100 * record['row']['miou']:.1f} |")
 

@@ -192,3 +192,22 @@ def test_no_plan_without_training():
     X, y = _data(n=2)
     seg = _seg(epochs=0, max_time=5.0).fit(X, y)
     assert seg.training_plan_ is None and seg.scale_ == 1.0 and seg.n_epochs_ == 0
+
+
+def test_the_zoo_tables_reading_of_a_plans_note(pixel_clock):
+    """tools/zoo_table.py reads scale, crop and step time back from a run's records."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "tools" / "zoo_table.py"
+    spec = importlib.util.spec_from_file_location("zoo_table", path)
+    zoo_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo_table)
+    want = _budget.target_steps(100, 8)
+    ample = want * 8 * 360 * 480 * 1e-6 / _budget.STEP_SHARE * 1.05
+    for budget, crop in ((ample, "whole"), (60.0, None)):
+        plan = _plan(budget)
+        m = zoo_table.PLAN.search(plan.note)
+        assert m and float(m["scale"]) == plan.scale
+        assert (m["crop"] or "whole") == (crop or "x".join(map(str, plan.crop)))
+        assert float(m["step"]) == pytest.approx(plan.step_time, rel=1e-2)
