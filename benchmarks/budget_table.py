@@ -6,7 +6,8 @@ machine: the table of the deep guide's "Training under a budget".
 A network trained from scratch by ``CNNSegmenter`` under ``max_time`` asks for about 30
 passes over the training images (``_budget.target_steps``: 300 to 3000 steps of 8 crops).
 For each network, one training step (forward, backward, optimiser step; batch 8, K = 11)
-is timed at 360x480 and at 180x240 by ``_budget._StepTimer`` (the timer the plan uses);
+is timed at 360x480 and at 180x240 by ``_budget._StepTimer`` (the timer the plan uses),
+in the precision ``CNNSegmenter(amp="auto")`` trains in here (``--amp``);
 step time is taken in proportion to pixels between and beyond those sizes (an estimate:
 measured steps of some networks grow faster than their pixels). The table gives the
 minutes that many steps take, with the plan's share of the budget for steps (85%), at full
@@ -26,6 +27,7 @@ import platform
 import torch
 
 from hybridseg.deep import _budget
+from hybridseg.deep._inference import amp_supported
 from hybridseg.deep.models import build_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,14 +40,21 @@ def main():
     parser.add_argument("--networks", default="unet,enet,fpn,deeplabv3plus,segnet,"
                         "fcdensenet56")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                        help="mixed precision as CNNSegmenter's amp (auto: bfloat16 on "
+                             "CPUs with AMX)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    cpu = torch.device("cpu")
+    amp = amp_supported(cpu, {"auto": "auto", "on": True, "off": False}[args.amp])
+    print(f"torch {torch.__version__}, {args.threads} threads, "
+          f"{'bfloat16' if amp else 'float32'} steps")
     rows = []
     for name in args.networks.split(","):
         torch.manual_seed(0)
         net = build_model(name, 3, 11)
         stride = 32
-        timer = _budget._StepTimer(net, 8, 3, torch.device("cpu"), None, False)
+        timer = _budget._StepTimer(net, 8, 3, cpu, None, amp)
         big = timer.time((_round(360, stride), _round(480, stride)))
         small = timer.time((_round(180, stride), _round(240, stride)))
         per_pixel = big / (_round(360, stride) * _round(480, stride))
@@ -73,7 +82,7 @@ def main():
         writer.writerows(rows)
     with open(out + ".json", "w") as f:
         json.dump({"machine": platform.processor() or platform.machine(),
-                   "cpus": os.cpu_count(), "threads": args.threads,
+                   "cpus": os.cpu_count(), "threads": args.threads, "bfloat16": amp,
                    "torch": torch.__version__, "rows": rows}, f, indent=1)
     print(f"\nminutes: least work (half scale, half-side crops) - full resolution; "
           f"wrote {out}.csv and .json")
