@@ -6,9 +6,10 @@ U-Net's probabilities and labels move under bfloat16 on CamVid val images.
     python benchmarks/bench_amp.py [--names pspnet,unet] [--repeat 3] [--threads 2]
 
 Training step: batch 8 of 224x288 crops, AdamW, cross-entropy over K = 11, the network at
-its default preset. Prediction: a batch of 4 images at 360x480 (CamVid's test size),
-no gradients. Medians of ``--repeat`` runs after two warm-ups (oneDNN builds its kernels
-for a new shape at the first calls). Prints a table; writes
+its default preset. Prediction: a batch of 4 images at 360x480 (CamVid's test size,
+padded to the network's stride), no gradients. Medians of ``--repeat`` runs after two
+warm-ups (oneDNN builds its kernels for a new shape at the first calls). Prints a table;
+writes
 benchmarks/results/bench_amp.csv and .json. On a CPU without AMX, bfloat16 is emulated:
 the table then shows what ``amp="auto"`` avoids by leaving it off.
 """
@@ -68,7 +69,8 @@ def _step_time(name, bf16, repeat, crop=(224, 288)):
 def _predict_time(name, bf16, repeat):
     torch.manual_seed(0)
     net = build_model(name, 3, K).eval()
-    x = torch.randn(4, 3, 360, 480)
+    s = net.stride  # padded to the stride, as predict_logits pads
+    x = torch.randn(4, 3, -(-360 // s) * s, -(-480 // s) * s)
     if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
 
