@@ -94,7 +94,7 @@ def amp_supported(device, amp="auto", *, training=True):
 
     ``True`` turns it on on CUDA (float16) and on the CPU (bfloat16), ``False`` off.
     ``"auto"`` turns it on on CUDA, and on a CPU that computes bfloat16 in hardware
-    (Intel AMX, where oneDNN's bfloat16 convolutions train 1.3 to 2.6 times as fast as
+    (Intel AMX, where oneDNN's bfloat16 convolutions train 1.2 to 2.9 times as fast as
     float32: ``benchmarks/bench_amp.py``) for ``training`` only: predictions on the CPU
     stay the network's float32 output unless ``amp=True``. Where bfloat16 is emulated it
     is slower than float32, so ``"auto"`` leaves it off.
