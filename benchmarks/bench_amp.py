@@ -16,12 +16,12 @@ the table then shows what ``amp="auto"`` avoids by leaving it off.
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from _heldout import write_results
+from _timing import median_time
 
 from hybridseg.deep.models import MODELS, build_model
 
@@ -31,14 +31,9 @@ K = 11
 
 
 def _median(func, repeat):
+    """``median_time`` after one more warm-up: two in all."""
     func()
-    func()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return median_time(func, repeat)
 
 
 def _logits(out):
