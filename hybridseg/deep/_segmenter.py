@@ -542,7 +542,7 @@ class CNNSegmenter(_NetworkSegmenter):
         and for training on CPUs that compute bfloat16 in hardware (Intel AMX: training
         steps 1.2 to 2.9 times as fast, so larger crops or more epochs in a ``max_time``
         budget); predictions on the CPU stay float32. ``True`` turns it on for
-        prediction on the CPU too (1.3 to 4.3 times as fast; the shipped CamVid U-Net's
+        prediction on the CPU too (1.2 to 4.3 times as fast; the shipped CamVid U-Net's
         labels change on 0.5% of the pixels) and on CPUs without AMX, where bfloat16 is
         emulated and slower. The weights stay float32.
     tta : bool, default=False
