@@ -537,14 +537,10 @@ class CNNSegmenter(_NetworkSegmenter):
     device : str or torch.device, default="auto"
         ``"auto"`` is CUDA where a GPU is available, else the CPU.
     amp : {"auto"} or bool, default="auto"
-        Mixed precision: float16 autocast with gradient scaling on CUDA, bfloat16
-        autocast on channels-last batches on the CPU. ``"auto"`` turns it on on CUDA,
-        and for training on CPUs that compute bfloat16 in hardware (Intel AMX: training
-        steps 1.2 to 2.9 times as fast, so larger crops or more epochs in a ``max_time``
-        budget); predictions on the CPU stay float32. ``True`` turns it on for
-        prediction on the CPU too (1.2 to 4.3 times as fast; the shipped CamVid U-Net's
-        labels change on 0.5% of the pixels) and on CPUs without AMX, where bfloat16 is
-        emulated and slower. The weights stay float32.
+        Mixed precision: float16 on CUDA, bfloat16 on channels-last batches on the
+        CPU. ``"auto"``: on CUDA, and for training on CPUs with AMX (see
+        ``_inference.amp_supported``); CPU predictions stay float32. ``True``: also
+        for CPU predictions, and on CPUs without AMX (emulated, slower).
     tta : bool, default=False
         Test-time augmentation: average the logits of each image and of its mirror image
         (twice the prediction time).
