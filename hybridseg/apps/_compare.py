@@ -14,6 +14,7 @@ The methods and the stages each builds are in ``_registry``; the report is ``_re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -365,6 +366,7 @@ class ComparisonResult:
         self.notes = notes
         self.pairs = []
         self.missing_bases = {}
+        self.without_arrays = []
 
     def paired_test(self, a, b, *, confidence=CONFIDENCE, n_boot=2000, random_state=0):
         """Paired test of two methods of the run on the same test images.
@@ -452,6 +454,13 @@ def _base_of(name):
     except ValueError:
         return None
     return base if refine else None
+
+
+def _has_arrays(out, label):
+    """Whether a finished method's per-image counts are on disk (its record may have
+    been kept without them: a folder copied without its ``.npz`` files, or a result of
+    an older version)."""
+    return _load_counts(out, label) is not None
 
 
 def _load_counts(out, label):
@@ -751,6 +760,11 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     result.pairs = [dict(a=a, b=b, **result.paired_test(a, b, random_state=config["seed"]))
                     for a, b in pairs if a in records and b in records]
     result.missing_bases = missing
+    result.without_arrays = [r["method"] for r in rows if not _has_arrays(out, r["method"])]
+    if result.without_arrays and verbose:
+        print(f"  note: {', '.join(result.without_arrays)}: kept without their per-image "
+              "arrays (methods/*.npz): no interval, paired test or figure panel",
+              file=sys.stderr)
     for method, base in missing.items():
         if verbose:
             print(f"  note: {method} refines {base}, which is not in this run: add {base} "
@@ -841,6 +855,29 @@ def _claim(out, config):
         _write_json(run, config)
 
 
+@contextlib.contextmanager
+def _terminate_raises():
+    """While a method's process runs, SIGTERM to this one raises ``SystemExit(143)``
+    here, so that the method's process is ended with it (a ``kill`` of the parent alone
+    would leave the child training on). Only the main thread can set a handler; in
+    another the signal keeps its own."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def _launch(label, name, est, config, out, verbose, isolate, data):
     """Run one method in a fresh Python process (``isolate``), else in this one.
 
@@ -872,12 +909,13 @@ def _launch(label, name, est, config, out, verbose, isolate, data):
     code = "import sys; from hybridseg.apps._compare import _child; sys.exit(_child(sys.argv[1]))"
     try:
         proc = subprocess.Popen([sys.executable, "-c", code, str(job_file)], env=env)
-        try:
-            status = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait()
-            raise
+        with _terminate_raises():
+            try:
+                status = proc.wait()
+            except BaseException:  # Ctrl-C, SIGTERM: the method's process ends too
+                proc.terminate()
+                proc.wait()
+                raise
     finally:
         job_file.unlink(missing_ok=True)
     done = out / "methods" / f"{_slug(label)}.json"

@@ -39,7 +39,7 @@ def _shown(result, data):
 def _figure(result, data, shown, path, style="flat"):
     from ..viz import comparison_figure, save_png
 
-    methods = [r["method"] for r in result.rows]
+    methods = [r["method"] for r in result.rows if r["method"] not in result.without_arrays]
     figure = comparison_figure(
         [s[0] for s in shown], [s[1] for s in shown],
         {m: [s[3].get(m) for s in shown] for m in methods}, colors=data["colors"],
@@ -201,6 +201,16 @@ def _difference_lines(result, alpha=0.05):
     return lines
 
 
+def _without_arrays_line(result):
+    """In words, the kept results whose per-image arrays are gone; None when none."""
+    if not result.without_arrays:
+        return None
+    return (f"{', '.join(result.without_arrays)}: kept from an earlier process without "
+            "their per-image arrays (methods/<name>.npz, not found in the out folder), so "
+            "their rows have no interval and no paired test, and they are left out of the "
+            "figures; run them into a fresh --out to have them")
+
+
 def _significance_md(result):
     lines = _difference_lines(result)
     return (["## Differences", "", *(f"- {line}" for line in lines), ""] if lines else [])
@@ -220,6 +230,8 @@ def _markdown(result, data, config):
     flagged = _warnings(result.rows)
     if flagged:
         parts += ["## Warnings", "", *(f"- ⚠ **{m}**: {flag}" for m, flag in flagged), ""]
+    if result.without_arrays:
+        parts += [f"Without statistics: {_without_arrays_line(result)}.", ""]
     parts += [*_significance_md(result), "## IoU per class", "",
               _per_class_md(result.rows, result.class_names),
               *_deltas_md(result.rows, result.class_names), "## Methods", ""]
@@ -386,21 +398,23 @@ def _html_grid(result, data, shown):
     from ..viz import as_rgb, colorize
 
     colors = data["colors"]
-    heads = ["image", "truth"] + [r["method"] for r in result.rows]
+    methods = [r["method"] for r in result.rows if r["method"] not in result.without_arrays]
+    heads = ["image", "truth", *methods]
     width = max(120, min(240, 1360 // len(heads)))  # the grid fits a wide screen
     out = ['<table class="grid"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
            + "</tr>"]
     for im, lab, name, preds in shown:
         cells = [(_thumb(as_rgb(im), width=width), name),
                  (_thumb(colorize(lab, colors), labels=True, width=width), "truth")]
-        for r in result.rows:
-            p = preds.get(r["method"])
-            if p is not None:
-                cells.append((_thumb(colorize(p, colors), labels=True, width=width),
-                              r["method"]))
+        for m in methods:
+            p = preds.get(m)
+            cells.append(None if p is None else
+                         (_thumb(colorize(p, colors), labels=True, width=width), m))
         out.append("<tr>" + "".join(
-            f'<td><img src="{_png_uri(t)}" width="{t.shape[1]}" height="{t.shape[0]}" '
-            f'alt="{html.escape(alt)}"></td>' for t, alt in cells) + "</tr>")
+            "<td></td>" if c is None else
+            f'<td><img src="{_png_uri(c[0])}" width="{c[0].shape[1]}" '
+            f'height="{c[0].shape[0]}" alt="{html.escape(c[1])}"></td>' for c in cells)
+            + "</tr>")
     swatches = [(tuple(int(v) for v in c), name)
                 for c, name in zip(colors, data["class_names"])] + [((0, 0, 0), "void")]
     legend = '<div class="classes">' + "".join(
@@ -423,6 +437,9 @@ def _html(result, data, config, shown):
         body += [f"<li>⚠ <b>{html.escape(m)}</b>: {html.escape(flag)}</li>"
                  for m, flag in flagged]
         body.append("</ul>")
+    if result.without_arrays:
+        body.append(f"<p>Without statistics: {html.escape(_without_arrays_line(result))}."
+                    "</p>")
     body += ["<h2>mIoU with 95% intervals</h2>",
              "<p>Dots: mIoU on the test split; bars: 95% bootstrap intervals over the "
              "test images.</p>", _svg_intervals(result.rows)]
@@ -476,7 +493,8 @@ def write_report(result, data, config):
                              for k, v in r.items()} for r in result.rows],
                    notes=result.notes, failed=result.failed,
                    pairs=result.pairs,
-                   missing_bases=result.missing_bases)
+                   missing_bases=result.missing_bases,
+                   without_arrays=result.without_arrays)
     _write_json(out / "results.json", summary)
     _write_text(out / "report.md", _markdown(result, data, config))
     shown = _shown(result, data)

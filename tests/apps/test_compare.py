@@ -261,6 +261,61 @@ def test_other_settings_in_the_same_folder_are_refused(run):
         hybridseg.compare(FAST, "sample", out=out, seed=1, isolate=False)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_the_run_ends_the_methods_process(tmp_path):
+    """``kill`` of the compare process (SIGTERM, not Ctrl-C to the process group) ends
+    the method's process too, rather than leaving it training on."""
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "hybridseg", "compare", "--dataset", "sample:membrane",
+           "--methods", "unet", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    kids, deadline = [], time.monotonic() + 120
+    while not kids and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        kids = children.read_text().split() if children.exists() else []
+    try:
+        assert kids, "the method's process did not start"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        for pid in map(int, kids):
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_kept_records_without_their_arrays_are_named(run, tmp_path):
+    """A finished folder copied without its ``.npz`` files (per-image counts, shown
+    labels) keeps its rows; the report names the methods that lost their statistics,
+    and the figures leave them out rather than drawing empty panels."""
+    import shutil
+
+    _, out = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.npz", "models"))
+    (copy / "methods" / "split.npz").write_bytes((out / "methods" / "split.npz").read_bytes())
+    result = hybridseg.compare(FAST, "sample", out=copy, isolate=False, verbose=False)
+    assert result.without_arrays == ["prior"]
+    assert result["prior"]["miou_ci_low"] is None
+    assert result["split"]["miou_ci_low"] is not None
+    report = (copy / "report.md").read_text()
+    assert "Without statistics: prior: kept from an earlier process" in report
+    assert _strict_json(copy / "results.json")["without_arrays"] == ["prior"]
+    page = (copy / "report.html").read_text()
+    grid = page[page.index('<table class="grid">'):]
+    assert "<th>prior</th>" not in grid and "<th>split</th>" in grid
+    full = Image.open(out / "figure.png").size
+    fewer = Image.open(copy / "figure.png").size
+    assert fewer[0] * fewer[1] < full[0] * full[1]  # one column fewer
+    assert hybridseg.compare(FAST, "sample", out=out, isolate=False,
+                             verbose=False).without_arrays == []
+
+
 def test_the_command_line(tmp_path, capsys):
     out = tmp_path / "o"
     rc = main(["compare", "--dataset", "sample:membrane", "--methods", "splitmerge",
