@@ -356,6 +356,12 @@ class ComparisonResult:
     out : pathlib.Path
         The folder holding the report and the fitted models.
     class_names : tuple of str
+    missing_bases : dict
+        ``{method: base}`` for the refinements whose base is not in the run (no paired
+        test).
+    without_arrays : list of str
+        Finished methods kept without their per-image arrays (``methods/*.npz``): no
+        interval, no paired test, no panel in the figures.
     """
 
     def __init__(self, rows, failed, out, class_names, notes):
