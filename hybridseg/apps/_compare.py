@@ -462,13 +462,6 @@ def _base_of(name):
     return base if refine else None
 
 
-def _has_arrays(out, label):
-    """Whether a finished method's per-image counts are on disk (its record may have
-    been kept without them: a folder copied without its ``.npz`` files, or a result of
-    an older version)."""
-    return _load_counts(out, label) is not None
-
-
 def _load_counts(out, label):
     f = Path(out) / "methods" / f"{_slug(label)}.npz"
     if not f.is_file():
@@ -484,7 +477,9 @@ def _add_statistics(rows, items, out, seed):
     that refines another of the run (``X+dense``, ``crfrnn:X``) the paired test against
     it: the mIoU difference, its interval and a permutation p-value. Empty where they do
     not apply (one test image, a base not in the run, a result from an older run).
-    Returns ``{method: base}`` for the refinements whose base is not in the run."""
+    Returns ``{method: base}`` for the refinements whose base is not in the run, and
+    the methods whose per-image counts are not on disk (a record kept without its
+    ``.npz``: a folder copied without them, or a result of an older version)."""
     from .. import metrics
 
     registry = {label: reg for label, reg, _ in items}
@@ -510,7 +505,7 @@ def _add_statistics(rows, items, out, seed):
         test = metrics._paired_from_counts(counts[base], c, CONFIDENCE, random_state=seed)
         r.update(delta_vs_base=test["delta"], delta_ci_low=test["ci_low"],
                  delta_ci_high=test["ci_high"], p_vs_base=test["p_value"])
-    return missing
+    return missing, [label for label, c in counts.items() if c is None]
 
 
 def _prior_miou(data):
@@ -755,7 +750,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
                   f"{r['predict_seconds_per_image']:.3f} s/image, "
                   f"{r['peak_memory_mb']:.0f} MB", file=sys.stderr)
     rows = [records[label]["row"] for label, _, _ in items if label in records]
-    missing = _add_statistics(rows, items, out, config["seed"])
+    missing, without_arrays = _add_statistics(rows, items, out, config["seed"])
     notes = {label: records[label].get("notes", {}) for label in records}
     data["prior_miou"] = _prior_miou(data) if rows else None
     _add_flags(rows, notes, data["prior_miou"])
@@ -766,7 +761,7 @@ def compare(methods, dataset, *, data_root=None, out=None, limit_train=None,
     result.pairs = [dict(a=a, b=b, **result.paired_test(a, b, random_state=config["seed"]))
                     for a, b in pairs if a in records and b in records]
     result.missing_bases = missing
-    result.without_arrays = [r["method"] for r in rows if not _has_arrays(out, r["method"])]
+    result.without_arrays = without_arrays
     if result.without_arrays and verbose:
         print(f"  note: {', '.join(result.without_arrays)}: kept without their per-image "
               "arrays (methods/*.npz): no interval, paired test or figure panel",

@@ -36,10 +36,15 @@ def _shown(result, data):
             for i in idx]
 
 
+def _pictured(result):
+    """The methods the figures show: those whose labels of the shown images are kept."""
+    return [r["method"] for r in result.rows if r["method"] not in result.without_arrays]
+
+
 def _figure(result, data, shown, path, style="flat"):
     from ..viz import comparison_figure, save_png
 
-    methods = [r["method"] for r in result.rows if r["method"] not in result.without_arrays]
+    methods = _pictured(result)
     figure = comparison_figure(
         [s[0] for s in shown], [s[1] for s in shown],
         {m: [s[3].get(m) for s in shown] for m in methods}, colors=data["colors"],
@@ -202,9 +207,7 @@ def _difference_lines(result, alpha=0.05):
 
 
 def _without_arrays_line(result):
-    """In words, the kept results whose per-image arrays are gone; None when none."""
-    if not result.without_arrays:
-        return None
+    """In words, the kept results whose per-image arrays are gone."""
     return (f"{', '.join(result.without_arrays)}: kept from an earlier process without "
             "their per-image arrays (methods/<name>.npz, not found in the out folder), so "
             "their rows have no interval and no paired test, and they are left out of the "
@@ -398,7 +401,7 @@ def _html_grid(result, data, shown):
     from ..viz import as_rgb, colorize
 
     colors = data["colors"]
-    methods = [r["method"] for r in result.rows if r["method"] not in result.without_arrays]
+    methods = _pictured(result)
     heads = ["image", "truth", *methods]
     width = max(120, min(240, 1360 // len(heads)))  # the grid fits a wide screen
     out = ['<table class="grid"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
